@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: Apache-2.0
+// The streaming seams between capture/restore (ckptlib) and the HDF5 image (this folder):
+// capture pushes memory bytes into an ImageSink while the process is frozen and hands the
+// metadata at the end; restore pulls them from an ImageSource. Neither side buffers a whole
+// image: pages move in batches of a few MiB.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "ferry/common/result.hpp"
+#include "ferry/image/model.hpp"
+
+namespace ferry::image {
+
+class ImageSink {
+public:
+  virtual ~ImageSink() = default;
+  // Appends the bytes of consecutive pages starting at addr (addr and size page aligned).
+  // Successive calls may continue one run (addr == previous end); the sink merges them.
+  virtual Result<void> append_pages(uint64_t addr, std::span<const std::byte> data) = 0;
+  // Starts a new blob of the given total size; returns its id. Its bytes follow in
+  // append_blob_data calls, in order, exactly `size` bytes in total.
+  virtual Result<uint32_t> begin_blob(uint64_t size, const std::string& name) = 0;
+  virtual Result<void> append_blob_data(uint32_t id, std::span<const std::byte> data) = 0;
+  // Writes the metadata (image.page_runs and image.blobs are ignored: the sink fills them
+  // from what was appended), the checksums, flushes and fsyncs. Nothing may follow.
+  virtual Result<void> finish(const ProcessImage& image) = 0;
+};
+
+class ImageSource {
+public:
+  virtual ~ImageSource() = default;
+  // The whole metadata including page_runs and blobs.
+  virtual const ProcessImage& image() const = 0;
+  // Reads bytes of pages covered by page runs: [addr, addr+out.size()) must lie inside one
+  // run. Verifies the checksum of every chunk it touches (image_corrupt on mismatch).
+  virtual Result<void> read_pages(uint64_t addr, std::span<std::byte> out) = 0;
+  // Reads blob bytes [offset, offset+out.size()).
+  virtual Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) = 0;
+  // Reads every chunk of pages and blobs and checks its checksum, without keeping them.
+  virtual Result<void> verify_all() = 0;
+};
+
+// Values written to SelfCheckpoint::flag_addr (kept in sync with ckptlib/include/ferry/ferry.h).
+inline constexpr int32_t kSelfResumed = 1;
+inline constexpr int32_t kSelfRestarted = 2;
+inline constexpr int32_t kSelfFailed = 3;
+
+}  // namespace ferry::image

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0
+// The in-memory model of one process image: everything ferry records about a checkpointed
+// process except the bytes of its memory and of saved file contents, which stream through
+// ImageSink / ImageSource (image_io.hpp). Capture fills it, the writer stores it, the reader
+// returns it, the restorer consumes it. SCHEMA.md says how each field is stored in HDF5.
+//
+// Conventions: addresses and sizes are bytes; times are nanoseconds since the Unix epoch;
+// register blocks are raw little-endian x86-64 kernel layouts (arch tag in ImageHeader::abi).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ferry::image {
+
+// Bits of ImageHeader::record_kinds: which kinds of records the image holds. A reader that
+// meets a bit it does not know refuses the image (a record it cannot restore would be lost);
+// adding a kind never changes the meaning of an existing one.
+enum RecordKind : uint64_t {
+  kRecMemory = 1u << 0,         // /memory: regions, page runs, pages
+  kRecThreads = 1u << 1,        // /threads: registers and XSAVE per thread
+  kRecSignals = 1u << 2,        // /signals: dispositions
+  kRecFiles = 1u << 3,          // /files: open file descriptors
+  kRecMappedFiles = 1u << 4,    // /mapped_files: identities of file-backed mappings
+  kRecBlobs = 1u << 5,          // /blobs: saved file contents (deleted files, memfd, shm)
+  kRecSelfCheckpoint = 1u << 6, // a ferry_checkpoint() call was waiting at checkpoint time
+};
+inline constexpr uint64_t kKnownRecordKinds = (1u << 7) - 1;
+
+struct ImageHeader {
+  std::string schema_version;   // "MAJOR.MINOR.PATCH" of SCHEMA.md this image follows
+  uint64_t record_kinds = 0;    // RecordKind bits present
+  std::string abi;              // "x86_64" (a 64-bit process); "i386"/"x32" are refused
+  uint64_t xfeatures = 0;       // OR of xstate_bv over all threads (XSAVE components in use)
+  uint64_t cpu_xcr0 = 0;        // XCR0 of the checkpointing CPU
+  uint32_t xsave_size = 0;      // bytes of the XSAVE area per thread (standard format)
+  uint32_t page_size = 4096;
+  std::string kernel;           // uname -r of the checkpointing host
+  std::string host;             // hostname
+  std::string job;              // job id
+  uint32_t rank = 0;            // process index within the job
+  uint64_t generation = 0;
+  int64_t time_ns = 0;          // when the process was frozen
+  int32_t pid = 0;              // pid at checkpoint (namespace of the launcher)
+  std::string ferry_version;
+};
+
+// Identity of a file mapped into memory or open at checkpoint time.
+struct FileIdentity {
+  std::string path;             // absolute path at checkpoint (without " (deleted)")
+  uint64_t dev = 0, ino = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string hash;             // XXH3-128 hex of the whole content; empty if not hashed
+};
+
+enum class RegionKind : uint32_t {
+  anon_private = 0,   // private anonymous memory (malloc arenas, mmap'd buffers, guard pages)
+  heap = 1,           // [heap], the brk area
+  stack = 2,          // [stack] of the main thread (MAP_GROWSDOWN)
+  file_private = 3,   // private file mapping: text/rodata/data of binaries and libraries
+  file_shared = 4,    // MAP_SHARED of a regular file (not tmpfs): the file is the state
+  anon_shared = 5,    // MAP_SHARED|MAP_ANONYMOUS ("/dev/zero (deleted)")
+  shm_shared = 6,     // MAP_SHARED of a tmpfs file (/dev/shm/...), content saved
+  memfd_shared = 7,   // MAP_SHARED of a memfd ("/memfd:NAME (deleted)"), content saved
+  vdso = 8,           // [vdso]: not saved; the live kernel's is moved here at restore
+  vvar = 9,           // [vvar]: not saved
+  vvar_vclock = 10,   // [vvar_vclock]: not saved
+  vsyscall = 11,      // [vsyscall]: fixed by the kernel, ignored
+};
+
+struct Region {
+  uint64_t start = 0, end = 0;  // [start, end), page aligned
+  uint32_t prot = 0;            // PROT_READ|PROT_WRITE|PROT_EXEC
+  uint32_t flags = 0;           // MAP_PRIVATE or MAP_SHARED, | MAP_GROWSDOWN for the stack
+  RegionKind kind = RegionKind::anon_private;
+  uint64_t pgoff = 0;           // file offset in bytes (file and shm/memfd kinds)
+  int32_t mapped_file = -1;     // index into ProcessImage::mapped_files, or -1
+  int32_t blob = -1;            // shm/memfd/anon_shared: index of the blob holding the whole
+                                //   backing object, or -1 when the pages are in page runs
+  std::string name;             // as in /proc/PID/maps: "[heap]", "/usr/lib/.../libc.so.6"
+};
+
+// A run of consecutive pages whose bytes are stored in the image; written by the ImageSink
+// as pages are appended, so it is not filled by capture.
+struct PageRun {
+  uint64_t addr = 0;            // first page's virtual address
+  uint64_t npages = 0;
+  uint64_t offset = 0;          // byte offset into /memory/pages
+};
+
+// One thread's CPU state. For issue-2 images there is exactly one thread (the main one).
+struct Thread {
+  int32_t tid = 0;
+  // struct user_regs_struct as PTRACE_GETREGSET NT_PRSTATUS returns it (27 u64: r15 r14 r13
+  // r12 rbp rbx r11 r10 r9 r8 rax rcx rdx rsi rdi orig_rax rip cs eflags rsp ss fs_base
+  // gs_base ds es fs gs). A thread stopped in a restartable system call is stored already
+  // rewound (rip -= 2, rax = the syscall number, orig_rax = -1) so restore re-executes it.
+  std::array<uint64_t, 27> regs{};
+  std::vector<uint8_t> xsave;   // standard-format XSAVE area (NT_X86_XSTATE), xsave_size bytes
+  uint64_t sigmask = 0;         // blocked signals, bit (signo-1)
+  uint64_t altstack_sp = 0, altstack_size = 0;
+  int32_t altstack_flags = 0;   // SS_DISABLE when none
+  uint64_t rseq_addr = 0;       // 0 = not registered
+  uint32_t rseq_len = 0, rseq_sig = 0;
+  uint64_t clear_tid_addr = 0;  // set_tid_address value (PR_GET_TID_ADDRESS)
+  uint64_t robust_list = 0, robust_list_len = 0;
+};
+
+struct SignalAction {
+  int32_t signo = 0;
+  uint64_t handler = 0;         // SIG_DFL=0, SIG_IGN=1, or an address
+  uint64_t flags = 0;           // SA_* (kernel sa_flags)
+  uint64_t restorer = 0;        // sa_restorer
+  uint64_t mask = 0;            // sa_mask, bit (signo-1)
+};
+
+enum class FdKind : uint32_t {
+  regular = 0,        // regular file reopened by path, offset and flags restored
+  deleted = 1,        // regular file unlinked while open: content in a blob
+  inherit = 2,        // fd 0-2 that was a tty, pipe, socket or /dev/null: the restarting
+                      //   command's own fd of the same number is used instead
+  memfd = 3,          // memfd: content in a blob (shared with a mapping if both exist)
+  devnull = 4,        // /dev/null, /dev/zero, /dev/urandom, /dev/random at fd > 2: reopened
+  directory = 5,      // an open directory (opendir): reopened by path
+};
+
+struct FdRecord {
+  int32_t fd = -1;
+  FdKind kind = FdKind::regular;
+  uint32_t flags = 0;           // open flags from fdinfo (O_ACCMODE|O_APPEND|O_NONBLOCK|...)
+  bool cloexec = false;
+  uint64_t offset = 0;
+  uint32_t mode = 0;            // st_mode of the file
+  FileIdentity file;            // path, identity and size at checkpoint
+  int32_t blob = -1;            // deleted/memfd: the blob with the content
+};
+
+// Saved contents of objects that may not exist at restart (deleted files, memfd, /dev/shm,
+// shared anonymous memory). Bytes stream through ImageSink::append_blob.
+struct Blob {
+  uint32_t id = 0;
+  uint64_t size = 0;
+  std::string name;             // what it held, e.g. "memfd:ring", "/dev/shm/x", "fd 4"
+};
+
+struct Rlimit {
+  int32_t resource = 0;
+  uint64_t soft = 0, hard = 0;  // RLIM_INFINITY = ~0
+};
+
+struct ProcessInfo {
+  std::string exe;              // readlink /proc/PID/exe
+  std::vector<std::string> argv;
+  std::string comm;
+  std::string cwd;
+  uint32_t umask = 022;
+  uint32_t personality = 0;
+  std::vector<Rlimit> rlimits;
+  // mm fields for prctl(PR_SET_MM_MAP) (from /proc/PID/stat and brk(0))
+  uint64_t start_code = 0, end_code = 0, start_data = 0, end_data = 0;
+  uint64_t start_brk = 0, brk = 0, start_stack = 0;
+  uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  std::vector<uint64_t> auxv;   // /proc/PID/auxv as u64 pairs, AT_NULL-terminated
+};
+
+// A ferry_checkpoint() call in progress: the word the caller waits on. Restore writes
+// kSelfRestarted there; a checkpoint that lets the process continue writes kSelfResumed.
+struct SelfCheckpoint {
+  uint64_t flag_addr = 0;
+};
+
+struct ProcessImage {
+  ImageHeader header;
+  ProcessInfo process;
+  std::vector<Region> regions;          // sorted by start, non-overlapping
+  std::vector<FileIdentity> mapped_files;
+  std::vector<Thread> threads;          // threads[0] is the thread group leader
+  std::vector<SignalAction> signals;    // signals 1..64 except SIGKILL/SIGSTOP
+  std::vector<FdRecord> fds;            // sorted by fd
+  std::vector<Blob> blobs;
+  std::vector<PageRun> page_runs;       // filled by the writer / read back by the reader
+  std::optional<SelfCheckpoint> self_checkpoint;
+};
+
+inline constexpr const char* kSchemaVersion = "1.0.0";
+
+}  // namespace ferry::image
