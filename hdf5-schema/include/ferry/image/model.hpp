@@ -46,6 +46,8 @@ struct ImageHeader {
   int64_t time_ns = 0;          // when the process was frozen
   int32_t pid = 0;              // pid at checkpoint (namespace of the launcher)
   std::string ferry_version;
+  std::string vdso_hash;        // XXH3-128 hex of the [vdso] bytes: restore needs an identical
+                                //   vDSO (same symbol offsets) and refuses otherwise
 };
 
 // Identity of a file mapped into memory or open at checkpoint time.
@@ -79,8 +81,9 @@ struct Region {
   RegionKind kind = RegionKind::anon_private;
   uint64_t pgoff = 0;           // file offset in bytes (file and shm/memfd kinds)
   int32_t mapped_file = -1;     // index into ProcessImage::mapped_files, or -1
-  int32_t blob = -1;            // shm/memfd/anon_shared: index of the blob holding the whole
-                                //   backing object, or -1 when the pages are in page runs
+  int32_t blob = -1;            // shm_shared/memfd_shared: id of the blob holding the whole
+                                //   backing file (its size at checkpoint); -1 otherwise.
+                                //   anon_shared and private kinds keep their bytes in page runs
   std::string name;             // as in /proc/PID/maps: "[heap]", "/usr/lib/.../libc.so.6"
 };
 
