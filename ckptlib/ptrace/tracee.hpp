@@ -66,10 +66,19 @@ public:
   Result<void> read_memory(uint64_t addr, std::span<std::byte> out) const;
   Result<void> write_memory(uint64_t addr, std::span<const std::byte> in) const;
 
+  // Signals dequeued by signal-delivery-stops while held (suppressed, not lost): detach()
+  // re-queues them with tgkill before letting the thread go.
+  const std::vector<int>& deferred_signals() const noexcept { return deferred_signals_; }
+
 private:
   explicit Tracee(pid_t tid) noexcept : tid_(tid) {}
+  // Waits for the next syscall stop (syscall_stop) or PTRACE_EVENT_STOP (!syscall_stop),
+  // deferring signal-delivery-stops met on the way.
   Result<void> wait_stop(bool syscall_stop);
+  Result<void> resume_for(bool syscall_stop);
+  static pid_t tgid_of(pid_t tid);
   pid_t tid_ = -1;
+  std::vector<int> deferred_signals_;
 };
 
 // Saves the tracee's registers and signal mask, blocks all signals, and restores both when
