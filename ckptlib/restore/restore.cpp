@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: Apache-2.0
+// restore_process: orchestration of a restore driven from outside by ptrace. The steps live in
+// child_builder.cpp (regions, pages), files_restore.cpp (fds) and ponr.cpp (PONR and after).
+//
+// Algorithm:
+//   0. validate_for_restore (unless the caller already did): every check that can fail.
+//   1. Plan (address_plan.cpp) against our own /proc/self/maps, which the child inherits: a
+//      free 2-page gadget G (page 0 `syscall; int3` RX, page 1 scratch RW) outside the image's
+//      regions and our layout; for each region its final address if that range is free in
+//      our layout, else a staging spot free in both; a parking spot for the vDSO if needed.
+//   2. fork(). The child (raw async-signal-safe calls only) blocks all signals, asks for
+//      SIGKILL on parent death, maps G with MAP_FIXED_NOREPLACE, writes the gadget, reports
+//      one status byte on a pipe, closes every fd >= 3 (close_range) and sits in pause().
+//      The parent reads the status, waits for EOF (close_range done) and PTRACE_SEIZEs it
+//      (exit-kill on). A watchdog thread SIGKILLs the child if the whole restore overruns
+//      opt.timeout, which also unblocks any ptrace wait: nothing here can hang.
+//      (Not SIGSTOP as first designed: a group stop survives PTRACE_DETACH, since
+//      __ptrace_unlink re-arms it, and the SIGCONT needed to end it would stay queued for
+//      the restored program.)
+//   3. Pre-PONR, by remote syscalls through G (ChildBuilder): all signals blocked; the
+//      inherited rseq registration dropped (the kernel would write into memory we unmap);
+//      RLIMIT_NOFILE soft raised to hard; regions built writable at their planned
+//      addresses; page bytes copied (kCopyBatch at a time, process_vm_writev); fds reopened
+//      at their numbers (regular, deleted, memfd, directory, /dev/*; writable regular
+//      files truncated back to their checkpoint size); dispositions of all 64 signals,
+//      umask, cwd, comm, personality; the image's XSAVE and registers are loaded once as a
+//      trial, so the kernel refuses a bad register set before anything is torn down.
+//      Any failure: SIGKILL the child, reap it, return the step's error unchanged.
+//   4. PONR (ponr.cpp): munmap everything but G, the live vDSO triple and the built regions;
+//      mremap the triple onto the image's addresses (via the parking spot if they
+//      overlap); mremap staged regions home; mprotect to final protections; PR_SET_MM_MAP
+//      (brk, arg/env, auxv with AT_SYSINFO_EHDR = image vdso; exe best effort);
+//      sigaltstack, robust list, tid address, rseq; soft rlimits; the self-checkpoint flag.
+//   5. munmap(G) is the last remote syscall; at its syscall-exit stop set XSAVE (padded to
+//      the kernel's size, xstate_bv unchanged), registers (orig_rax = -1) and the signal
+//      mask; disarm the watchdog; PTRACE_DETACH. The thread returns to user space at the
+//      checkpointed rip. Any failure in 4-5: SIGKILL, reap, errc::restore_failed.
+#include "restore/restore.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "arch/x86_64/regs.hpp"
+#include "ferry/common/unique_fd.hpp"
+#include "restore/address_plan.hpp"
+#include "restore/child_builder.hpp"
+#include "restore/steps.hpp"
+
+namespace ferry::restore {
+
+namespace {
+
+constexpr int kBootstrapTimeoutMs = 10000;
+
+// Kills the child if restore takes longer than allowed. The child is not reaped until we
+// waitpid() it, so its pid cannot be reused while the watchdog may fire.
+class Watchdog {
+public:
+  Watchdog(pid_t pid, std::chrono::seconds timeout)
+      : thread_([this, pid, timeout] {
+          std::unique_lock lk(mu_);
+          if (!cv_.wait_for(lk, timeout, [this] { return done_; })) {
+            ::kill(pid, SIGKILL);
+            fired_ = true;
+          }
+        }) {}
+  ~Watchdog() { disarm(); }
+  // Returns true if the watchdog fired before it was disarmed.
+  bool disarm() {
+    {
+      std::lock_guard lk(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return fired_;
+  }
+
+private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  bool fired_ = false;
+  std::thread thread_;
+};
+
+// The forked child before it is seized. Async-signal-safe raw system calls only: the
+// parent may be multi-threaded (HDF5, logging) and its locks may be held.
+[[noreturn]] void bootstrap_child(int status_fd, uint64_t gadget, uint64_t page, pid_t parent) {
+  uint64_t all = ~uint64_t{0};
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
+  ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (::syscall(SYS_getppid) != parent) ::syscall(SYS_exit_group, 127);
+  long at = ::syscall(SYS_mmap, gadget, kGadgetPages * page, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  unsigned char status = 0;
+  if (at != static_cast<long>(gadget)) {
+    status = static_cast<unsigned char>(at == -1 ? errno : EEXIST);
+  } else {
+    volatile unsigned char* code = reinterpret_cast<unsigned char*>(gadget);
+    code[0] = 0x0f;  // syscall
+    code[1] = 0x05;
+    code[2] = 0xcc;  // int3: a stray return to user space traps instead of running on
+    if (::syscall(SYS_mprotect, gadget, page, PROT_READ | PROT_EXEC) != 0)
+      status = static_cast<unsigned char>(errno);
+  }
+  ::syscall(SYS_write, status_fd, &status, 1);
+  if (status != 0) ::syscall(SYS_exit_group, 127);
+  ::syscall(SYS_close_range, 3, ~0U, 0);  // also closes status_fd: the parent sees EOF
+  for (;;) ::syscall(SYS_pause);
+}
+
+// Waits for fd to become readable; false on timeout.
+bool wait_readable(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  for (;;) {
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    return r > 0;
+  }
+}
+
+// SIGKILL and reap, bounded: a killed child goes away promptly (a ptrace wait in Tracee
+// may already have reaped it, then waitpid says ECHILD).
+void kill_and_reap(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  for (int i = 0; i < 1000; ++i) {
+    int st = 0;
+    pid_t r = ::waitpid(pid, &st, WNOHANG | __WALL);
+    if (r == pid || (r < 0 && errno != EINTR)) return;
+    ::usleep(10000);
+  }
+}
+
+Result<pid_t> spawn_child(uint64_t gadget, uint64_t page) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("create bootstrap pipe");
+  UniqueFd rd(p[0]), wr(p[1]);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return fail_errno("fork restore child");
+  if (pid == 0) bootstrap_child(wr.get(), gadget, page, parent);
+  wr.reset();
+  auto bail = [&](Error e) -> Result<pid_t> {
+    kill_and_reap(pid);
+    return fail(std::move(e));
+  };
+  unsigned char status = 0;
+  if (!wait_readable(rd.get(), kBootstrapTimeoutMs) || ::read(rd.get(), &status, 1) != 1)
+    return bail(Error(errc::restore_failed, "start restore child " + std::to_string(pid) + ": no status"));
+  if (status != 0)
+    return bail(Error::from_errno("map restore gadget at " + hex(gadget) + " in the child", status));
+  char dummy;
+  if (!wait_readable(rd.get(), kBootstrapTimeoutMs) || ::read(rd.get(), &dummy, 1) != 0)
+    return bail(Error(errc::restore_failed, "start restore child " + std::to_string(pid) + ": fds not closed"));
+  return pid;
+}
+
+Result<void> pre_ponr(ChildBuilder& b, image::ImageSource& src, const AddressPlan& plan, uint64_t page,
+                      const RestoreOptions& opt) {
+  const auto& img = src.image();
+  auto& t = b.tracee();
+  FERRY_TRY_VOID(t.set_sigmask(~0ull));
+  // Park the stack pointer in the scratch page: the child's own stack goes away at the PONR,
+  // and sigaltstack() refuses (EPERM) while sp lies on the stack being installed.
+  FERRY_TRY(regs, t.get_regs());
+  user_regs_struct own = regs;
+  own.rsp = plan.gadget + kGadgetPages * page - 64;
+  FERRY_TRY_VOID(t.set_regs(own));
+  // fork() kept our rseq registration; the kernel writes to it on return to user space,
+  // and the memory goes away at the PONR.
+  FERRY_TRY(rseq, t.get_rseq());
+  if (rseq.addr != 0)
+    FERRY_TRY_VOID(b.call("unregister inherited rseq", SYS_rseq, {rseq.addr, rseq.len, 1, rseq.sig}));
+  // Room for every fd number of the image, and temporaries above them.
+  struct rlimit nofile {};
+  if (::prlimit(b.pid(), RLIMIT_NOFILE, nullptr, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    if (::prlimit(b.pid(), RLIMIT_NOFILE, &nofile, nullptr) != 0) return fail_errno("raise fd limit of the child");
+  }
+  int max_fd = 2;
+  for (const auto& f : img.fds) max_fd = std::max(max_fd, f.fd);
+  b.set_temp_base(max_fd + 1);
+
+  FERRY_TRY_VOID(build_regions(b, src, plan, opt));
+  FERRY_TRY_VOID(write_pages(b, src, plan, page));
+  if (opt.log) opt.log("restore: wrote " + std::to_string(img.page_runs.size()) + " page runs");
+  FERRY_TRY_VOID(restore_fds(b, src, opt));
+  FERRY_TRY_VOID(restore_process_attrs(b, img));
+
+  // Trial load of the final CPU state: the kernel checks XSAVE headers and segment/base
+  // values now, while a refusal still leaves nothing behind. The remote calls that follow
+  // overwrite only rip/rax/args; the FPU state is not touched by system calls.
+  const auto& th = img.threads[0];
+  FERRY_TRY(host, t.get_xstate());
+  FERRY_TRY(xs, xstate_for_host(th.xsave, host));
+  if (auto r = t.set_xstate(xs); !r) return fail(r.error().wrap("load XSAVE state of the image"));
+  user_regs_struct want = arch::from_array(th.regs);
+  want.orig_rax = ~0ull;
+  if (auto r = t.set_regs(want); !r) return fail(r.error().wrap("load registers of the image"));
+  FERRY_TRY_VOID(t.set_regs(own));
+  return {};
+}
+
+}  // namespace
+
+Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt) {
+  if (opt.validate) FERRY_TRY_VOID(validate_for_restore(src, opt));
+  const auto& img = src.image();
+  uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  FERRY_TRY(maps, read_maps(0));
+  FERRY_TRY(plan, plan_addresses(img.regions, maps, page));
+  if (opt.log) opt.log("restore: gadget at " + hex(plan.gadget));
+
+  FERRY_TRY(pid, spawn_child(plan.gadget, page));
+  Watchdog dog(pid, opt.timeout);
+  auto timed_out = [&](Error e) {
+    if (dog.disarm())
+      return Error(e.code(), "restore timed out after " + std::to_string(opt.timeout.count()) +
+                                 " s (" + e.message() + ")");
+    return e;
+  };
+
+  auto seized = ptrace::Tracee::seize(pid, /*exit_kill=*/true);
+  if (!seized) {
+    kill_and_reap(pid);
+    return fail(timed_out(seized.error().wrap("seize restore child " + std::to_string(pid))));
+  }
+  ptrace::Tracee& t = *seized;
+  ChildBuilder b(t, plan.gadget, page);
+
+  if (auto r = pre_ponr(b, src, plan, page, opt); !r) {
+    t.release();
+    kill_and_reap(pid);
+    return fail(timed_out(r.error().wrap("restore")));
+  }
+  auto post = [&]() -> Result<void> {
+    FERRY_TRY_VOID(tear_down_and_place(b, img, plan, page, opt));
+    FERRY_TRY_VOID(finish_thread(b, img, plan.gadget, page));
+    return {};
+  }();
+  if (!post) {
+    t.release();
+    kill_and_reap(pid);
+    Error e = timed_out(post.error());
+    return fail(errc::restore_failed, "restore (after the point of no return, process killed): " + e.message());
+  }
+  if (dog.disarm()) {
+    t.release();
+    kill_and_reap(pid);
+    return fail(errc::restore_failed, "restore timed out after " + std::to_string(opt.timeout.count()) + " s");
+  }
+  if (auto r = t.detach(); !r) {
+    kill_and_reap(pid);
+    return fail(errc::restore_failed, "restore: " + r.error().message());
+  }
+  if (opt.log) opt.log("restore: process " + std::to_string(pid) + " running");
+  return pid;
+}
+
+}  // namespace ferry::restore

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: Apache-2.0
+// The steps restore.cpp strings together (internal to ckptlib/restore). Pre-PONR steps only
+// add to the child; the PONR steps in ponr.cpp tear its old address space down.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "ferry/common/result.hpp"
+#include "ferry/image/image_io.hpp"
+#include "restore/address_plan.hpp"
+#include "restore/child_builder.hpp"
+#include "restore/restore.hpp"
+
+namespace ferry::restore {
+
+// Pre-PONR (child_builder.cpp): every non-special region at plan.build_addr, writable.
+Result<void> build_regions(ChildBuilder& b, image::ImageSource& src, const AddressPlan& plan,
+                           const RestoreOptions& opt);
+// Pre-PONR: page-run bytes into the regions just built, kCopyBatch bytes at a time.
+Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const AddressPlan& plan, uint64_t page);
+// Where image address addr lives in the child before the PONR (0 if in no built region).
+uint64_t child_address(const image::ProcessImage& img, const AddressPlan& plan, uint64_t addr);
+
+// Pre-PONR (files_restore.cpp): every fd of the image at its number, with flags and offset;
+// fds 0-2 not in the image are closed, inherit ones left alone.
+Result<void> restore_fds(ChildBuilder& b, image::ImageSource& src, const RestoreOptions& opt);
+
+// Pre-PONR (ponr.cpp): signal dispositions, umask, cwd, comm, personality, parent-death signal.
+Result<void> restore_process_attrs(ChildBuilder& b, const image::ProcessImage& img);
+
+// The point of no return and after (ponr.cpp). Any failure here is fatal for the child.
+Result<void> tear_down_and_place(ChildBuilder& b, const image::ProcessImage& img, const AddressPlan& plan,
+                                 uint64_t page, const RestoreOptions& opt);
+// The image's standard-format XSAVE area padded to the live kernel's size (PTRACE_SETREGSET
+// NT_X86_XSTATE takes exactly that size); xstate_bv unchanged.
+Result<std::vector<uint8_t>> xstate_for_host(std::span<const uint8_t> image_xsave,
+                                             std::span<const uint8_t> host_xsave);
+// Last steps: munmap the gadget, then registers, XSAVE and signal mask; the thread is left
+// stopped at its syscall-exit stop, ready to be detached.
+Result<void> finish_thread(ChildBuilder& b, const image::ProcessImage& img, uint64_t gadget, uint64_t page);
+
+}  // namespace ferry::restore
