@@ -48,6 +48,7 @@ struct ImageHeader {
   std::string ferry_version;
   std::string vdso_hash;        // XXH3-128 hex of the [vdso] bytes: restore needs an identical
                                 //   vDSO (same symbol offsets) and refuses otherwise
+  bool operator==(const ImageHeader&) const = default;
 };
 
 // Identity of a file mapped into memory or open at checkpoint time.
@@ -57,6 +58,7 @@ struct FileIdentity {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   std::string hash;             // XXH3-128 hex of the whole content; empty if not hashed
+  bool operator==(const FileIdentity&) const = default;
 };
 
 enum class RegionKind : uint32_t {
@@ -85,6 +87,7 @@ struct Region {
                                 //   backing file (its size at checkpoint); -1 otherwise.
                                 //   anon_shared and private kinds keep their bytes in page runs
   std::string name;             // as in /proc/PID/maps: "[heap]", "/usr/lib/.../libc.so.6"
+  bool operator==(const Region&) const = default;
 };
 
 // A run of consecutive pages whose bytes are stored in the image; written by the ImageSink
@@ -93,6 +96,7 @@ struct PageRun {
   uint64_t addr = 0;            // first page's virtual address
   uint64_t npages = 0;
   uint64_t offset = 0;          // byte offset into /memory/pages
+  bool operator==(const PageRun&) const = default;
 };
 
 // One thread's CPU state. For issue-2 images there is exactly one thread (the main one).
@@ -111,6 +115,7 @@ struct Thread {
   uint32_t rseq_len = 0, rseq_sig = 0;
   uint64_t clear_tid_addr = 0;  // set_tid_address value (PR_GET_TID_ADDRESS)
   uint64_t robust_list = 0, robust_list_len = 0;
+  bool operator==(const Thread&) const = default;
 };
 
 struct SignalAction {
@@ -119,6 +124,7 @@ struct SignalAction {
   uint64_t flags = 0;           // SA_* (kernel sa_flags)
   uint64_t restorer = 0;        // sa_restorer
   uint64_t mask = 0;            // sa_mask, bit (signo-1)
+  bool operator==(const SignalAction&) const = default;
 };
 
 enum class FdKind : uint32_t {
@@ -140,6 +146,7 @@ struct FdRecord {
   uint32_t mode = 0;            // st_mode of the file
   FileIdentity file;            // path, identity and size at checkpoint
   int32_t blob = -1;            // deleted/memfd: the blob with the content
+  bool operator==(const FdRecord&) const = default;
 };
 
 // Saved contents of objects that may not exist at restart (deleted files, memfd, /dev/shm,
@@ -148,11 +155,13 @@ struct Blob {
   uint32_t id = 0;
   uint64_t size = 0;
   std::string name;             // what it held, e.g. "memfd:ring", "/dev/shm/x", "fd 4"
+  bool operator==(const Blob&) const = default;
 };
 
 struct Rlimit {
   int32_t resource = 0;
   uint64_t soft = 0, hard = 0;  // RLIM_INFINITY = ~0
+  bool operator==(const Rlimit&) const = default;
 };
 
 struct ProcessInfo {
@@ -168,12 +177,14 @@ struct ProcessInfo {
   uint64_t start_brk = 0, brk = 0, start_stack = 0;
   uint64_t arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
   std::vector<uint64_t> auxv;   // /proc/PID/auxv as u64 pairs, AT_NULL-terminated
+  bool operator==(const ProcessInfo&) const = default;
 };
 
 // A ferry_checkpoint() call in progress: the word the caller waits on. Restore writes
 // kSelfRestarted there; a checkpoint that lets the process continue writes kSelfResumed.
 struct SelfCheckpoint {
   uint64_t flag_addr = 0;
+  bool operator==(const SelfCheckpoint&) const = default;
 };
 
 struct ProcessImage {
@@ -187,6 +198,7 @@ struct ProcessImage {
   std::vector<Blob> blobs;
   std::vector<PageRun> page_runs;       // filled by the writer / read back by the reader
   std::optional<SelfCheckpoint> self_checkpoint;
+  bool operator==(const ProcessImage&) const = default;
 };
 
 inline constexpr const char* kSchemaVersion = "1.0.0";

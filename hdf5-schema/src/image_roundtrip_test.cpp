@@ -1,0 +1,236 @@
+// SPDX-License-Identifier: Apache-2.0
+// Round trip of a ProcessImage with every field set through ImageWriter and ImageReader:
+// pages spanning several chunks and runs, blobs, mode 0600, and the writer's protocol errors.
+#include <sys/stat.h>
+
+#include <chrono>
+
+#include "chunk_store.hpp"
+#include "ferry/image/reader.hpp"
+#include "ferry/image/writer.hpp"
+#include "test_fixture.hpp"
+
+namespace ferry::image {
+namespace {
+
+using testing::fill_pages;
+using testing::full_image;
+using testing::kPage;
+using testing::TempFile;
+
+struct Written {
+  ProcessImage expected;  // what the reader must return
+  std::vector<std::pair<uint64_t, uint64_t>> runs;  // (addr, bytes) appended
+  std::vector<std::vector<std::byte>> blobs;
+};
+
+// Writes full_image() with three page runs (one of 10 MiB, appended in 1 MiB + odd pieces so
+// it spans three chunks) and two blobs (64 KiB; 5 MiB + 100 bytes, in uneven pieces).
+Written write_full(const std::string& path) {
+  Written w;
+  w.expected = full_image();
+  auto writer = ImageWriter::create(path);
+  EXPECT_TRUE(writer) << writer.error().message();
+  auto& wr = **writer;
+  // run 1: heap, 33 pages in one call
+  // run 2: anon, 10 MiB in pieces: 1 MiB x 9, then 3 pages, then the rest
+  // run 3: stack, 5 pages, appended as 2 + 3 (merged)
+  auto put = [&](uint64_t addr, uint64_t bytes) {
+    std::vector<std::byte> buf(bytes);
+    fill_pages(addr, buf);
+    auto r = wr.append_pages(addr, buf);
+    EXPECT_TRUE(r) << r.error().message();
+  };
+  put(0x500000, 33 * kPage);
+  uint64_t a = 0x7f0000000000;
+  for (int i = 0; i < 9; ++i, a += 1 << 20) put(a, 1 << 20);
+  put(a, 3 * kPage);
+  a += 3 * kPage;
+  uint64_t rest = (10u << 20) - 9 * (1u << 20) - 3 * kPage;
+  put(a, rest);
+  put(0x7ffc00000000, 2 * kPage);
+  put(0x7ffc00000000 + 2 * kPage, 3 * kPage);
+  w.runs = {{0x500000, 33 * kPage}, {0x7f0000000000, 10u << 20}, {0x7ffc00000000, 5 * kPage}};
+  w.expected.page_runs = {{0x500000, 33, 0},
+                          {0x7f0000000000, (10u << 20) / kPage, 33 * kPage},
+                          {0x7ffc00000000, 5, 33 * kPage + (10u << 20)}};
+
+  std::vector<std::pair<std::string, size_t>> blobs = {{"memfd:ring", 65536},
+                                                       {"fd 5 (deleted /tmp/x)", (5u << 20) + 100}};
+  for (auto& [name, size] : blobs) {
+    std::vector<std::byte> data(size);
+    fill_pages(size * 31, data);
+    for (size_t i = data.size() & ~size_t{7}; i < data.size(); ++i) data[i] = std::byte{0x5a};
+    auto id = wr.begin_blob(size, name);
+    EXPECT_TRUE(id) << id.error().message();
+    size_t off = 0, piece = 777777;
+    while (off < size) {
+      size_t n = std::min(piece, size - off);
+      auto r = wr.append_blob_data(*id, std::span<const std::byte>(data).subspan(off, n));
+      EXPECT_TRUE(r) << r.error().message();
+      off += n;
+    }
+    w.expected.blobs.push_back({*id, size, name});
+    w.blobs.push_back(std::move(data));
+  }
+  auto r = wr.finish(w.expected);
+  EXPECT_TRUE(r) << r.error().message();
+  EXPECT_GE(wr.bytes_written(), 33 * kPage + (10u << 20) + 5 * kPage + (5u << 20));
+  w.expected.header.schema_version = kSchemaVersion;
+  w.expected.header.record_kinds = kKnownRecordKinds;  // the fixture holds every kind
+  return w;
+}
+
+TEST(ImageRoundTrip, EveryFieldAndAllBytes) {
+  TempFile tmp("roundtrip");
+  Written w = write_full(tmp.path);
+
+  struct stat st {};
+  ASSERT_EQ(::stat(tmp.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_TRUE(reader) << reader.error().message();
+  auto& rd = **reader;
+  const ProcessImage& got = rd.image();
+  EXPECT_EQ(got.header, w.expected.header);
+  EXPECT_EQ(got.process, w.expected.process);
+  EXPECT_EQ(got.regions, w.expected.regions);
+  EXPECT_EQ(got.mapped_files, w.expected.mapped_files);
+  EXPECT_EQ(got.threads, w.expected.threads);
+  EXPECT_EQ(got.signals, w.expected.signals);
+  EXPECT_EQ(got.fds, w.expected.fds);
+  EXPECT_EQ(got.blobs, w.expected.blobs);
+  EXPECT_EQ(got.page_runs, w.expected.page_runs);
+  EXPECT_EQ(got.self_checkpoint, w.expected.self_checkpoint);
+  EXPECT_EQ(got, w.expected);
+  EXPECT_EQ(rd.page_chunks(), 3u);
+  EXPECT_EQ(rd.blob_chunks(), 2u);
+
+  // Whole runs, then reads that straddle chunk boundaries.
+  for (auto [addr, bytes] : w.runs) {
+    std::vector<std::byte> want(bytes), have(bytes);
+    fill_pages(addr, want);
+    ASSERT_TRUE(rd.read_pages(addr, have));
+    EXPECT_EQ(want, have) << "run at " << addr;
+  }
+  {
+    uint64_t base = 0x7f0000000000;
+    std::vector<std::byte> all(10u << 20);
+    fill_pages(base, all);
+    // Pages were filled per append call, so compare against what was appended: re-read run 2
+    // piecewise and check each piece equals the same slice of a whole-run read.
+    std::vector<std::byte> whole(10u << 20);
+    ASSERT_TRUE(rd.read_pages(base, whole));
+    for (uint64_t off : {uint64_t{0}, uint64_t{4 << 20} - 100, uint64_t{8 << 20} - 1,
+                         uint64_t{(10 << 20) - 5}}) {
+      std::vector<std::byte> piece(std::min<uint64_t>(3000000, (10u << 20) - off));
+      ASSERT_TRUE(rd.read_pages(base + off, piece));
+      EXPECT_TRUE(std::equal(piece.begin(), piece.end(), whole.begin() + off));
+    }
+  }
+  for (size_t id = 0; id < w.blobs.size(); ++id) {
+    std::vector<std::byte> have(w.blobs[id].size());
+    ASSERT_TRUE(rd.read_blob(static_cast<uint32_t>(id), 0, have));
+    EXPECT_EQ(have, w.blobs[id]);
+    std::vector<std::byte> tail(50);
+    ASSERT_TRUE(rd.read_blob(static_cast<uint32_t>(id), have.size() - 50, tail));
+    EXPECT_TRUE(std::equal(tail.begin(), tail.end(), have.end() - 50));
+  }
+  EXPECT_TRUE(rd.verify_all());
+
+  // Out-of-range reads are refused, not served.
+  std::vector<std::byte> buf(kPage);
+  EXPECT_FALSE(rd.read_pages(0x600000, buf));
+  EXPECT_FALSE(rd.read_pages(0x7ffc00000000 + 4 * kPage + 1, buf));
+  EXPECT_FALSE(rd.read_blob(0, 65536 - 10, buf));
+  EXPECT_FALSE(rd.read_blob(7, 0, buf));
+}
+
+TEST(ImageRoundTrip, MinimalImageHasOnlyMemory) {
+  TempFile tmp("minimal");
+  auto writer = ImageWriter::create(tmp.path);
+  ASSERT_TRUE(writer);
+  ProcessImage im;
+  im.header.abi = "x86_64";
+  im.header.page_size = static_cast<uint32_t>(kPage);
+  ASSERT_TRUE((*writer)->finish(im));
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_TRUE(reader) << reader.error().message();
+  EXPECT_EQ((*reader)->image().header.record_kinds, uint64_t{kRecMemory});
+  EXPECT_TRUE((*reader)->image().page_runs.empty());
+  EXPECT_EQ((*reader)->page_bytes(), 0u);
+  EXPECT_TRUE((*reader)->verify_all());
+}
+
+TEST(ImageWriter, RefusesMisuse) {
+  TempFile tmp("misuse");
+  auto writer = ImageWriter::create(tmp.path);
+  ASSERT_TRUE(writer);
+  auto& wr = **writer;
+  std::vector<std::byte> page(kPage);
+  EXPECT_TRUE(wr.append_pages(0x1001, page).error().is(errc::protocol));
+  EXPECT_TRUE(wr.append_pages(0x1000, std::span(page).first(100)).error().is(errc::protocol));
+  auto id = wr.begin_blob(10, "b");
+  ASSERT_TRUE(id);
+  EXPECT_TRUE(wr.append_blob_data(*id, page).error().is(errc::protocol));  // overflow
+  EXPECT_TRUE(wr.begin_blob(5, "c").error().is(errc::protocol));           // 0 of 10 bytes
+  ProcessImage im = full_image();
+  EXPECT_TRUE(wr.finish(im).error().is(errc::protocol));  // blob incomplete
+}
+
+TEST(ImageWriter, RefusesWrongXsaveSize) {
+  TempFile tmp("xsave");
+  auto writer = ImageWriter::create(tmp.path);
+  ASSERT_TRUE(writer);
+  ProcessImage im = full_image();
+  im.threads[0].xsave.resize(100);
+  auto r = (*writer)->finish(im);
+  ASSERT_FALSE(r);
+  EXPECT_TRUE(r.error().is(errc::protocol));
+  EXPECT_NE(r.error().message().find("XSAVE"), std::string::npos);
+}
+
+TEST(ImageWriter, UnfinishedImageIsRefused) {
+  TempFile tmp("unfinished");
+  {
+    auto writer = ImageWriter::create(tmp.path);
+    ASSERT_TRUE(writer);
+    std::vector<std::byte> page(kPage);
+    ASSERT_TRUE((*writer)->append_pages(0x1000, page));
+  }  // destroyed without finish()
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_FALSE(reader);
+  EXPECT_TRUE(reader.error().is(errc::image_foreign) || reader.error().is(errc::image_corrupt))
+      << reader.error().message();
+}
+
+// Not a correctness test: prints the write rate of 256 MiB of pages to /tmp.
+TEST(ImageThroughput, Write256MiB) {
+  TempFile tmp("throughput");
+  constexpr uint64_t kTotal = uint64_t{256} << 20, kBatch = uint64_t{4} << 20;
+  std::vector<std::byte> batch(kBatch);
+  fill_pages(1, batch);
+  auto t0 = std::chrono::steady_clock::now();
+  auto writer = ImageWriter::create(tmp.path);
+  ASSERT_TRUE(writer);
+  for (uint64_t off = 0; off < kTotal; off += kBatch)
+    ASSERT_TRUE((*writer)->append_pages(0x7f0000000000 + off, batch));
+  ProcessImage im;
+  im.header.abi = "x86_64";
+  im.header.page_size = static_cast<uint32_t>(kPage);
+  ASSERT_TRUE((*writer)->finish(im));
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[throughput] wrote %llu MiB of pages (incl. fsync) in %.3f s: %.0f MB/s\n",
+              static_cast<unsigned long long>(kTotal >> 20), s, kTotal / s / 1e6);
+  auto t1 = std::chrono::steady_clock::now();
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_TRUE(reader);
+  ASSERT_TRUE((*reader)->verify_all());
+  s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  std::printf("[throughput] verify_all of %llu MiB (page cache warm): %.3f s: %.0f MB/s\n",
+              static_cast<unsigned long long>(kTotal >> 20), s, kTotal / s / 1e6);
+}
+
+}  // namespace
+}  // namespace ferry::image

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+// The schema as code: which model field goes to which stored name and type, in the canonical
+// (checksum) order of SCHEMA.md. Writer and reader both use these lists and nothing else.
+#pragma once
+
+#include <vector>
+
+#include "ferry/image/model.hpp"
+#include "tables.hpp"
+
+namespace ferry::image::schema {
+
+// A row of /blobs/table: the model's Blob plus where its bytes start in /blobs/data.
+struct BlobRow {
+  Blob blob;
+  uint64_t offset = 0;
+};
+
+const std::vector<tables::Field<ImageHeader>>& header_fields();   // root attributes
+const std::vector<tables::Field<ProcessInfo>>& process_fields();  // /process attributes
+const std::vector<tables::Field<SelfCheckpoint>>& self_checkpoint_fields();
+const std::vector<tables::Field<Rlimit>>& rlimit_fields();
+const std::vector<tables::Field<Region>>& region_fields();
+const std::vector<tables::Field<PageRun>>& page_run_fields();
+const std::vector<tables::Field<FileIdentity>>& file_identity_fields();
+const std::vector<tables::Field<Thread>>& thread_fields();  // without regs and xsave
+const std::vector<tables::Field<SignalAction>>& signal_fields();
+const std::vector<tables::Field<FdRecord>>& fd_fields();
+const std::vector<tables::Field<BlobRow>>& blob_fields();
+
+}  // namespace ferry::image::schema

@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: Apache-2.0
+// ImageWriter: streams pages and blob bytes into chunk streams, then writes the metadata
+// tables and attributes of SCHEMA.md with their checksums, flushes, closes and fsyncs.
+#include "ferry/image/writer.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chunk_store.hpp"
+#include "ferry/common/fs.hpp"
+#include "ferry/common/unique_fd.hpp"
+#include "ferry/image/names.hpp"
+#include "h5_support.hpp"
+#include "schema_fields.hpp"
+#include "tables.hpp"
+
+namespace ferry::image {
+
+namespace n = names;
+
+struct ImageWriter::Impl {
+  std::string path;
+  h5::Id file;
+  uint64_t page_size = 4096;
+  std::unique_ptr<ChunkWriter> pages;
+  std::unique_ptr<ChunkWriter> blob_data;  // created by the first begin_blob
+  std::vector<PageRun> runs;
+  std::vector<schema::BlobRow> blobs;
+  uint64_t blob_filled = 0;  // bytes received by blobs.back()
+  uint64_t stored_total = 0; // bytes_written() once the chunk writers are gone
+  bool finished = false;
+  bool failed = false;       // a write failed: the file is unusable
+
+  Result<void> check_usable(const char* what) const {
+    if (finished) return fail(errc::protocol, "image " + path + ": " + what + " after finish");
+    if (failed)
+      return fail(errc::protocol, "image " + path + ": " + what + " after an earlier write error");
+    return {};
+  }
+  Result<void> finish(const ProcessImage& image);
+  Result<void> write_groups(const ProcessImage& image, uint64_t kinds);
+};
+
+ImageWriter::ImageWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ImageWriter::~ImageWriter() = default;
+
+Result<std::unique_ptr<ImageWriter>> ImageWriter::create(const std::string& path) {
+  h5::silence_errors();
+  {
+    // Create with 0600 first: H5Fcreate would use 0666 & ~umask. H5F_ACC_TRUNC keeps the mode.
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) return fail_errno("create image " + path);
+    if (::fchmod(fd.get(), 0600) != 0) return fail_errno("chmod image " + path);
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  long ps = ::sysconf(_SC_PAGESIZE);
+  impl->page_size = ps > 0 ? static_cast<uint64_t>(ps) : 4096;
+
+  h5::Id fapl(H5Pcreate(H5P_FILE_ACCESS));
+  // 1.10 format: extensible-array chunk index for the unlimited pages dataset (O(1) appends).
+  H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110);
+  H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+  impl->file = h5::Id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
+  if (!impl->file) return fail(h5::write_error(path, "H5Fcreate"));
+  h5::Id g(H5Gcreate2(impl->file.get(), std::string(n::kMemory).c_str(), H5P_DEFAULT,
+                      H5P_DEFAULT, H5P_DEFAULT));
+  if (!g) return fail(h5::write_error(path, "create group " + std::string(n::kMemory)));
+  FERRY_TRY(pages, ChunkWriter::create(impl->file.get(), std::string(n::kPages),
+                                       std::string(n::kPagesXxh3), path));
+  impl->pages = std::move(pages);
+  return std::unique_ptr<ImageWriter>(new ImageWriter(std::move(impl)));
+}
+
+Result<void> ImageWriter::append_pages(uint64_t addr, std::span<const std::byte> data) {
+  Impl& m = *impl_;
+  FERRY_TRY_VOID(m.check_usable("append_pages"));
+  if (addr % m.page_size != 0 || data.size() % m.page_size != 0)
+    return fail(errc::protocol, "image " + m.path + ": append_pages at " + std::to_string(addr) +
+                                    " of " + std::to_string(data.size()) +
+                                    " bytes is not page aligned");
+  if (data.empty()) return {};
+  uint64_t npages = data.size() / m.page_size;
+  if (!m.runs.empty() && m.runs.back().addr + m.runs.back().npages * m.page_size == addr)
+    m.runs.back().npages += npages;
+  else
+    m.runs.push_back({addr, npages, m.pages->size()});
+  auto r = m.pages->append(data);
+  if (!r) m.failed = true;
+  return r;
+}
+
+Result<uint32_t> ImageWriter::begin_blob(uint64_t size, const std::string& name) {
+  Impl& m = *impl_;
+  FERRY_TRY_VOID(m.check_usable("begin_blob"));
+  if (!m.blobs.empty() && m.blob_filled != m.blobs.back().blob.size)
+    return fail(errc::protocol, "image " + m.path + ": blob " +
+                                    std::to_string(m.blobs.back().blob.id) + " got " +
+                                    std::to_string(m.blob_filled) + " of its " +
+                                    std::to_string(m.blobs.back().blob.size) + " bytes");
+  if (!m.blob_data) {
+    h5::Id g(H5Gcreate2(m.file.get(), std::string(n::kBlobsGroup).c_str(), H5P_DEFAULT,
+                        H5P_DEFAULT, H5P_DEFAULT));
+    if (!g) {
+      m.failed = true;
+      return fail(h5::write_error(m.path, "create group " + std::string(n::kBlobsGroup)));
+    }
+    auto w = ChunkWriter::create(m.file.get(), std::string(n::kBlobsData),
+                                 std::string(n::kBlobsXxh3), m.path);
+    if (!w) {
+      m.failed = true;
+      return fail(w.error());
+    }
+    m.blob_data = std::move(*w);
+  }
+  auto id = static_cast<uint32_t>(m.blobs.size());
+  m.blobs.push_back({Blob{id, size, name}, m.blob_data->size()});
+  m.blob_filled = 0;
+  return id;
+}
+
+Result<void> ImageWriter::append_blob_data(uint32_t id, std::span<const std::byte> data) {
+  Impl& m = *impl_;
+  FERRY_TRY_VOID(m.check_usable("append_blob_data"));
+  if (m.blobs.empty() || id != m.blobs.back().blob.id)
+    return fail(errc::protocol, "image " + m.path + ": append to blob " + std::to_string(id) +
+                                    ", which is not the blob begun last");
+  if (data.size() > m.blobs.back().blob.size - m.blob_filled)
+    return fail(errc::protocol, "image " + m.path + ": blob " + std::to_string(id) +
+                                    " overflows its declared size " +
+                                    std::to_string(m.blobs.back().blob.size));
+  auto r = m.blob_data->append(data);
+  if (!r) {
+    m.failed = true;
+    return r;
+  }
+  m.blob_filled += data.size();
+  return {};
+}
+
+Result<void> ImageWriter::finish(const ProcessImage& image) {
+  FERRY_TRY_VOID(impl_->check_usable("finish"));
+  auto r = impl_->finish(image);
+  if (!r) impl_->failed = true;
+  return r;
+}
+
+Result<void> ImageWriter::Impl::finish(const ProcessImage& image) {
+  const ImageHeader& h = image.header;
+  if (h.page_size != page_size)
+    return fail(errc::protocol, "image " + path + ": header page_size " +
+                                    std::to_string(h.page_size) + " but pages were appended in " +
+                                    std::to_string(page_size) + "-byte pages");
+  for (const auto& t : image.threads)
+    if (t.xsave.size() != h.xsave_size)
+      return fail(errc::protocol, "image " + path + ": thread " + std::to_string(t.tid) +
+                                      " has " + std::to_string(t.xsave.size()) +
+                                      " XSAVE bytes, header xsave_size is " +
+                                      std::to_string(h.xsave_size));
+  if (!blobs.empty() && blob_filled != blobs.back().blob.size)
+    return fail(errc::protocol, "image " + path + ": blob " +
+                                    std::to_string(blobs.back().blob.id) + " got " +
+                                    std::to_string(blob_filled) + " of its " +
+                                    std::to_string(blobs.back().blob.size) + " bytes");
+
+  FERRY_TRY_VOID(pages->finish());
+  if (blob_data) FERRY_TRY_VOID(blob_data->finish());
+
+  uint64_t kinds = kRecMemory;
+  if (!image.threads.empty()) kinds |= kRecThreads;
+  if (!image.signals.empty()) kinds |= kRecSignals;
+  if (!image.fds.empty()) kinds |= kRecFiles;
+  if (!image.mapped_files.empty()) kinds |= kRecMappedFiles;
+  if (!blobs.empty()) kinds |= kRecBlobs;
+  if (image.self_checkpoint) kinds |= kRecSelfCheckpoint;
+  FERRY_TRY_VOID(write_groups(image, kinds));
+
+  // The header goes last: an image interrupted before this point has no magic and is refused.
+  ImageHeader hdr = h;
+  hdr.schema_version = kSchemaVersion;
+  hdr.record_kinds = kinds;
+  if (!h5::write_string_attr(file.get(), n::kMagic, std::string(n::kMagicValue)) ||
+      !tables::write_attrs(file.get(), schema::header_fields(), hdr, n::kHeaderXxh3))
+    return fail(h5::write_error(path, "write header attributes"));
+
+  stored_total = pages->stored_bytes() + (blob_data ? blob_data->stored_bytes() : 0);
+  pages.reset();
+  blob_data.reset();
+  if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) return fail(h5::write_error(path, "H5Fflush"));
+  if (!file.reset()) return fail(h5::write_error(path, "H5Fclose"));
+  FERRY_TRY_VOID(fs::fsync_path(path));
+  FERRY_TRY_VOID(fs::fsync_parent(path));
+  finished = true;
+  return {};
+}
+
+Result<void> ImageWriter::Impl::write_groups(const ProcessImage& image, uint64_t kinds) {
+  hid_t f = file.get();
+  auto group = [&](std::string_view name) -> Result<h5::Id> {
+    h5::Id g(H5Gcreate2(f, std::string(name).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
+    if (!g) return fail(h5::write_error(path, "create group " + std::string(name)));
+    return g;
+  };
+  using tables::write_table;
+
+  // /process
+  {
+    FERRY_TRY(g, group(n::kProcess));
+    if (!tables::write_attrs(g.get(), schema::process_fields(), image.process, n::kAttrsXxh3))
+      return fail(h5::write_error(path, "write attributes of " + std::string(n::kProcess)));
+    FERRY_TRY_VOID(tables::write_strings(f, n::kProcessArgv, image.process.argv, path));
+    FERRY_TRY_VOID(write_table(f, n::kProcessRlimits, schema::rlimit_fields(),
+                               std::span<const Rlimit>(image.process.rlimits), path));
+    hsize_t dims[1] = {image.process.auxv.size()};
+    FERRY_TRY_VOID(tables::write_array(f, n::kProcessAuxv, tables::Col::u64,
+                                       image.process.auxv.data(), dims, path));
+  }
+  // /memory (the group and the pages exist since create())
+  FERRY_TRY_VOID(write_table(f, n::kRegions, schema::region_fields(),
+                             std::span<const Region>(image.regions), path));
+  FERRY_TRY_VOID(write_table(f, n::kPageRuns, schema::page_run_fields(),
+                             std::span<const PageRun>(runs), path));
+  if (kinds & kRecMappedFiles) {
+    FERRY_TRY_VOID(group(n::kMappedFilesGroup));
+    FERRY_TRY_VOID(write_table(f, n::kMappedFiles, schema::file_identity_fields(),
+                               std::span<const FileIdentity>(image.mapped_files), path));
+  }
+  if (kinds & kRecThreads) {
+    FERRY_TRY_VOID(group(n::kThreadsGroup));
+    FERRY_TRY_VOID(write_table(f, n::kThreadsInfo, schema::thread_fields(),
+                               std::span<const Thread>(image.threads), path));
+    size_t nt = image.threads.size();
+    std::vector<uint64_t> regs(nt * n::kRegsWords);
+    std::vector<uint8_t> xsave(nt * image.header.xsave_size);
+    for (size_t i = 0; i < nt; ++i) {
+      std::copy(image.threads[i].regs.begin(), image.threads[i].regs.end(),
+                regs.begin() + static_cast<ptrdiff_t>(i * n::kRegsWords));
+      std::copy(image.threads[i].xsave.begin(), image.threads[i].xsave.end(),
+                xsave.begin() + static_cast<ptrdiff_t>(i * image.header.xsave_size));
+    }
+    hsize_t rdims[2] = {nt, n::kRegsWords};
+    FERRY_TRY_VOID(
+        tables::write_array(f, n::kThreadsRegs, tables::Col::u64, regs.data(), rdims, path));
+    hsize_t xdims[2] = {nt, image.header.xsave_size};
+    FERRY_TRY_VOID(
+        tables::write_array(f, n::kThreadsXsave, tables::Col::u8, xsave.data(), xdims, path));
+  }
+  if (kinds & kRecSignals) {
+    FERRY_TRY_VOID(group(n::kSignalsGroup));
+    FERRY_TRY_VOID(write_table(f, n::kSignalActions, schema::signal_fields(),
+                               std::span<const SignalAction>(image.signals), path));
+  }
+  if (kinds & kRecFiles) {
+    FERRY_TRY_VOID(group(n::kFilesGroup));
+    FERRY_TRY_VOID(write_table(f, n::kFds, schema::fd_fields(),
+                               std::span<const FdRecord>(image.fds), path));
+  }
+  if (kinds & kRecBlobs) {
+    FERRY_TRY_VOID(write_table(f, n::kBlobsTable, schema::blob_fields(),
+                               std::span<const schema::BlobRow>(blobs), path));
+  }
+  if (kinds & kRecSelfCheckpoint) {
+    FERRY_TRY(g, group(n::kSelfCheckpoint));
+    if (!tables::write_attrs(g.get(), schema::self_checkpoint_fields(), *image.self_checkpoint,
+                             n::kAttrsXxh3))
+      return fail(h5::write_error(path, "write " + std::string(n::kSelfCheckpoint)));
+  }
+  return {};
+}
+
+uint64_t ImageWriter::bytes_written() const {
+  const Impl& m = *impl_;
+  if (!m.pages) return m.stored_total;
+  return m.pages->stored_bytes() + (m.blob_data ? m.blob_data->stored_bytes() : 0);
+}
+
+const std::string& ImageWriter::path() const { return impl_->path; }
+
+}  // namespace ferry::image
