@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+# Self-test of run_scenario.py (ctest scenario.driver_selftest): with a fake ferry, the driver
+# must PASS a scenario whose expected output is right and FAIL (status 1, with a diff naming
+# the differing line) one whose expected output is deliberately wrong.
+# SPDX-License-Identifier: Apache-2.0
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def run(build_dir, scenario):
+    argv = [sys.executable, os.path.join(HERE, "run_scenario.py"), "--ferry",
+            os.path.join(HERE, "fake_ferry.py"), "--build-dir", build_dir, "--seed", "1",
+            os.path.join(HERE, "selftest", scenario)]
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    print(f"--- {scenario}: status {p.returncode}\n{p.stdout}{p.stderr}")
+    return p.returncode, p.stdout
+
+
+def main():
+    build_dir = sys.argv[1]
+    failures = []
+    rc, out = run(build_dir, "echo")
+    if rc != 0 or "PASS echo" not in out:
+        failures.append("the driver did not PASS a scenario with the right expected output")
+    rc, out = run(build_dir, "echo_wrong")
+    if rc != 1 or "FAIL echo_wrong" not in out:
+        failures.append(f"the driver returned {rc} (want 1 and FAIL) for a wrong expected output")
+    if "-line five" not in out or "+line 5" not in out:
+        failures.append("the driver's diff does not show the differing line")
+    for f in failures:
+        print("SELFTEST FAILURE: " + f)
+    print("selftest: " + ("FAIL" if failures else "PASS"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
