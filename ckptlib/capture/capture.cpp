@@ -1,0 +1,312 @@
+// SPDX-License-Identifier: Apache-2.0
+// capture(): the order of a checkpoint of one frozen process (see capture.hpp).
+//
+// Algorithm:
+//   1. checks that can refuse, with no side effect: tracer, threads, child processes, ABI
+//      (cs selector and ELF class of /proc/PID/exe), every open fd (plan_fds)
+//   2. registers from the PTRACE_INTERRUPT stop: NT_PRSTATUS (the STORED copy gets the
+//      interrupted-syscall rewind, arch::rewind_for_image), NT_X86_XSTATE (raw ptrace buffer:
+//      bytes 464.. hold XCR0, not _fpx_sw_bytes), signal mask, rseq, robust list
+//   3. remote syscalls (all signals blocked): mmap a scratch page, rt_sigaction(sig, NULL,
+//      scratch) for 1..64, sigaltstack(NULL, scratch), prctl(PR_GET_TID_ADDRESS, scratch),
+//      brk(0); read the scratch page; munmap it; restore registers and mask. This runs BEFORE
+//      /proc/PID/maps is read so the scratch page never appears in the image.
+//   4. maps + smaps -> memory plan (refusals of unsupported mappings; file hashes)
+//   5. process attributes (exe, argv, cwd, umask, personality, rlimits, mm fields, auxv)
+//   6. only now write: pages, then blobs; header; sink.finish(image)
+#include "capture.hpp"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "arch/x86_64/regs.hpp"
+#include "arch/x86_64/syscall_restart.hpp"
+#include "arch/x86_64/xsave.hpp"
+#include "capture_internal.hpp"
+#include "ferry/common/fs.hpp"
+#include "ferry/common/hash.hpp"
+#include "ferry/common/unique_fd.hpp"
+#include "proc/task.hpp"
+
+#ifndef FERRY_VERSION
+#define FERRY_VERSION "unknown"
+#endif
+
+namespace ferry::capture {
+
+namespace {
+
+// Scratch page layout for the injected calls.
+constexpr uint64_t kSigactOff = 0;        // 65 x struct kernel sigaction (32 bytes), index = signo
+constexpr uint64_t kKSigactionSize = 32;  // handler, flags, restorer, mask
+constexpr uint64_t kAltstackOff = 65 * kKSigactionSize;  // stack_t (24 bytes)
+constexpr uint64_t kTidAddrOff = kAltstackOff + 32;      // u64
+
+struct Injected {
+  std::vector<image::SignalAction> signals;
+  uint64_t altstack_sp = 0, altstack_size = 0;
+  int32_t altstack_flags = 0;
+  uint64_t clear_tid_addr = 0;
+  uint64_t brk = 0;
+};
+
+uint64_t load_u64(const std::vector<std::byte>& b, uint64_t off) {
+  uint64_t v;
+  std::memcpy(&v, b.data() + off, 8);
+  return v;
+}
+
+bool is_err(int64_t r) { return r < 0 && r > -4096; }
+
+Result<Injected> inject(ptrace::Tracee& t, pid_t pid, uint64_t page_size) {
+  const std::string who = "process " + std::to_string(pid);
+  FERRY_TRY(gadget, ptrace::find_vdso_syscall_gadget(pid));
+  FERRY_TRY(rc, ptrace::RemoteCalls::begin(t, gadget));
+  auto remote_fail = [&](const char* call, int64_t r) {
+    return Error::from_errno(std::string("remote ") + call + " in " + who, static_cast<int>(-r));
+  };
+  FERRY_TRY(scratch_r, rc.call(SYS_mmap, {0, page_size, PROT_READ | PROT_WRITE,
+                                          MAP_PRIVATE | MAP_ANONYMOUS, ~0ull, 0}));
+  if (is_err(scratch_r)) return fail(remote_fail("mmap", scratch_r));
+  const uint64_t scratch = static_cast<uint64_t>(scratch_r);
+
+  auto body = [&]() -> Result<Injected> {
+    Injected out;
+    for (int sig = 1; sig <= 64; ++sig) {
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      FERRY_TRY(r, rc.call(SYS_rt_sigaction, {static_cast<uint64_t>(sig), 0,
+                                              scratch + kSigactOff + static_cast<uint64_t>(sig) * kKSigactionSize, 8}));
+      if (is_err(r)) {
+        if (sig == 32 || sig == 33) continue;  // reserved by glibc; tolerated
+        return fail(remote_fail("rt_sigaction", r));
+      }
+    }
+    FERRY_TRY(alt, rc.call(SYS_sigaltstack, {0, scratch + kAltstackOff}));
+    if (is_err(alt)) return fail(remote_fail("sigaltstack", alt));
+    FERRY_TRY(tid, rc.call(SYS_prctl, {PR_GET_TID_ADDRESS, scratch + kTidAddrOff}));
+    if (is_err(tid)) return fail(remote_fail("prctl(PR_GET_TID_ADDRESS)", tid));
+    FERRY_TRY(brk, rc.call(SYS_brk, {0}));
+    out.brk = static_cast<uint64_t>(brk);
+
+    std::vector<std::byte> page(page_size);
+    FERRY_TRY_VOID(t.read_memory(scratch, page));
+    for (int sig = 1; sig <= 64; ++sig) {
+      if (sig == SIGKILL || sig == SIGSTOP) continue;
+      uint64_t o = kSigactOff + static_cast<uint64_t>(sig) * kKSigactionSize;
+      image::SignalAction a;
+      a.signo = sig;
+      a.handler = load_u64(page, o);
+      a.flags = load_u64(page, o + 8);
+      a.restorer = load_u64(page, o + 16);
+      a.mask = load_u64(page, o + 24);
+      out.signals.push_back(a);
+    }
+    out.altstack_sp = load_u64(page, kAltstackOff);
+    int32_t flags;
+    std::memcpy(&flags, page.data() + kAltstackOff + 8, 4);
+    out.altstack_flags = flags;
+    out.altstack_size = load_u64(page, kAltstackOff + 16);
+    out.clear_tid_addr = load_u64(page, kTidAddrOff);
+    return out;
+  };
+  auto result = body();
+  // Always unmap the scratch page and put registers and mask back, even after a failure.
+  auto un = rc.call(SYS_munmap, {scratch, page_size});
+  auto fin = rc.finish();
+  if (!result) return result;
+  if (!un) return fail(un.error());
+  if (is_err(*un)) return fail(remote_fail("munmap", *un));
+  if (!fin) return fail(fin.error());
+  return result;
+}
+
+// Refuses i386 and x32 executables (ELF class / machine of /proc/PID/exe).
+Result<void> check_abi(pid_t pid, const user_regs_struct& regs) {
+  const std::string who = "process " + std::to_string(pid);
+  if (regs.cs != arch::kUserCs64)
+    return fail(errc::unsupported, "checkpoint " + who + ": it runs 32-bit code (cs=" +
+                                       std::to_string(regs.cs) + "); only x86_64 processes are supported");
+  UniqueFd fd(::open(("/proc/" + std::to_string(pid) + "/exe").c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return {};  // exe not readable: the cs check above already covers i386
+  unsigned char h[EI_NIDENT + 4] = {};
+  if (::pread(fd.get(), h, sizeof h, 0) != static_cast<ssize_t>(sizeof h)) return {};
+  if (std::memcmp(h, ELFMAG, SELFMAG) != 0) return {};
+  uint16_t machine;
+  std::memcpy(&machine, h + 18, 2);
+  if (h[EI_CLASS] == ELFCLASS32)
+    return fail(errc::unsupported, "checkpoint " + who + ": it is a " +
+                                       std::string(machine == EM_X86_64 ? "x32" : "32-bit (i386)") +
+                                       " program; only x86_64 processes are supported");
+  return {};
+}
+
+Result<image::ProcessInfo> process_info(pid_t pid, const proc::Stat& st, const proc::Status& status,
+                                        uint64_t brk) {
+  const std::string base = "/proc/" + std::to_string(pid);
+  image::ProcessInfo pi;
+  FERRY_TRY(exe, proc::read_link(base + "/exe"));
+  pi.exe = exe;
+  constexpr std::string_view kDel = " (deleted)";
+  if (pi.exe.size() > kDel.size() && pi.exe.compare(pi.exe.size() - kDel.size(), kDel.size(), kDel) == 0)
+    pi.exe.resize(pi.exe.size() - kDel.size());
+  FERRY_TRY(argv, proc::read_cmdline(pid));
+  pi.argv = argv;
+  pi.comm = st.comm;
+  FERRY_TRY(cwd, proc::read_link(base + "/cwd"));
+  pi.cwd = cwd;
+  pi.umask = status.umask;
+  FERRY_TRY(pers, fs::read_file(base + "/personality"));
+  pi.personality = static_cast<uint32_t>(std::stoul(pers, nullptr, 16));
+  FERRY_TRY(limits, proc::read_rlimits(pid));
+  for (const auto& l : limits) pi.rlimits.push_back({l.resource, l.soft, l.hard});
+  pi.start_code = st.start_code;
+  pi.end_code = st.end_code;
+  pi.start_data = st.start_data;
+  pi.end_data = st.end_data;
+  pi.start_brk = st.start_brk;
+  pi.brk = brk;
+  pi.start_stack = st.start_stack;
+  pi.arg_start = st.arg_start;
+  pi.arg_end = st.arg_end;
+  pi.env_start = st.env_start;
+  pi.env_end = st.env_end;
+  FERRY_TRY(auxv, proc::read_auxv(pid));
+  pi.auxv = auxv;
+  return pi;
+}
+
+}  // namespace
+
+Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions& opts,
+                                    image::ImageSink& sink) {
+  const pid_t pid = frozen.pid();
+  const std::string who = "process " + std::to_string(pid);
+  ptrace::Tracee& t = frozen.leader();
+  if (t.tid() < 0) return fail(errc::process_gone, "checkpoint " + who + ": not frozen");
+  const uint64_t page_size = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+
+  // 1. Refusals, no side effects.
+  FERRY_TRY(status, proc::read_status(pid));
+  if (status.tracer_pid != ::getpid())
+    return fail(errc::unsupported, "checkpoint " + who + ": it is traced by process " +
+                                       std::to_string(status.tracer_pid));
+  if (status.threads > 1)
+    return fail(errc::unsupported, who + " has " + std::to_string(status.threads) +
+                                       " threads; multi-threaded processes are not supported yet");
+  FERRY_TRY(children, proc::read_children(pid));
+  if (!children.empty()) {
+    std::string list;
+    for (pid_t c : children) list += (list.empty() ? "" : ", ") + std::to_string(c);
+    return fail(errc::unsupported, "checkpoint " + who + ": it has child processes (" + list +
+                                       "); processes with children are not supported yet");
+  }
+  FERRY_TRY(regs, t.get_regs());
+  FERRY_TRY_VOID(check_abi(pid, regs));
+  detail::BlobTable blobs;
+  FERRY_TRY(fds, detail::plan_fds(pid, blobs));
+
+  // 2. Registers, from the interrupt stop and before any injection.
+  image::Thread th;
+  th.tid = t.tid();
+  user_regs_struct stored = regs;
+  arch::rewind_for_image(stored);
+  th.regs = arch::to_array(stored);
+  FERRY_TRY(xsave, t.get_xstate());
+  th.xsave = std::move(xsave);
+  FERRY_TRY(mask, t.get_sigmask());
+  th.sigmask = mask;
+  FERRY_TRY(rseq, t.get_rseq());
+  th.rseq_addr = rseq.addr;
+  th.rseq_len = rseq.len;
+  th.rseq_sig = rseq.sig;
+  {
+    uint64_t head = 0;
+    size_t len = 0;
+    if (::syscall(SYS_get_robust_list, t.tid(), &head, &len) != 0)
+      return fail_errno("get_robust_list of " + who);
+    th.robust_list = head;
+    th.robust_list_len = len;
+  }
+
+  // 3. Remote syscalls (scratch page unmapped before maps is read).
+  FERRY_TRY(inj, inject(t, pid, page_size));
+  th.altstack_sp = inj.altstack_sp;
+  th.altstack_size = inj.altstack_size;
+  th.altstack_flags = inj.altstack_flags;
+  th.clear_tid_addr = inj.clear_tid_addr;
+
+  // 4. Memory plan.
+  FERRY_TRY(maps, proc::read_maps(pid));
+  FERRY_TRY(smaps, proc::read_smaps(pid));
+  FERRY_TRY(plan, detail::plan_memory(pid, maps, smaps, blobs));
+
+  // 5. Process attributes.
+  FERRY_TRY(st, proc::read_stat(pid));
+  FERRY_TRY(info, process_info(pid, st, status, inj.brk));
+
+  std::string vdso_hash;
+  if (plan.vdso_end > plan.vdso_start) {
+    std::vector<std::byte> vdso(plan.vdso_end - plan.vdso_start);
+    FERRY_TRY_VOID(t.read_memory(plan.vdso_start, vdso));
+    vdso_hash = hash::xxh3_128_hex(vdso);
+  }
+
+  // 6. Write.
+  if (auto r = detail::stream_pages(t, pid, plan, page_size, sink); !r)
+    return fail(r.error().wrap("save memory of " + who));
+  auto blob_ids = detail::stream_blobs(pid, blobs, sink);
+  if (!blob_ids) return fail(blob_ids.error().wrap("save file contents of " + who));
+
+  image::ProcessImage img;
+  img.process = std::move(info);
+  for (auto& rp : plan.regions) {
+    if (rp.region.blob >= 0) rp.region.blob = (*blob_ids)[static_cast<size_t>(rp.region.blob)];
+    img.regions.push_back(std::move(rp.region));
+  }
+  img.mapped_files = std::move(plan.mapped_files);
+  img.signals = std::move(inj.signals);
+  for (auto& f : fds) {
+    if (f.blob >= 0) f.blob = (*blob_ids)[static_cast<size_t>(f.blob)];
+  }
+  img.fds = std::move(fds);
+  if (opts.self_flag_addr) img.self_checkpoint = image::SelfCheckpoint{*opts.self_flag_addr};
+
+  auto& h = img.header;
+  h.schema_version = image::kSchemaVersion;
+  h.abi = "x86_64";
+  h.xfeatures = arch::xstate_bv(th.xsave);
+  h.cpu_xcr0 = arch::host_xcr0();
+  h.xsave_size = static_cast<uint32_t>(th.xsave.size());
+  h.page_size = static_cast<uint32_t>(page_size);
+  if (struct utsname u {}; ::uname(&u) == 0) {
+    h.kernel = u.release;
+    h.host = u.nodename;
+  }
+  h.job = opts.job;
+  h.rank = opts.rank;
+  h.generation = opts.generation;
+  h.time_ns = frozen.frozen_at_ns();
+  h.pid = pid;
+  h.ferry_version = FERRY_VERSION;
+  h.vdso_hash = std::move(vdso_hash);
+  img.threads.push_back(std::move(th));
+
+  h.record_kinds = image::kRecMemory | image::kRecThreads | image::kRecSignals;
+  if (!img.fds.empty()) h.record_kinds |= image::kRecFiles;
+  if (!img.mapped_files.empty()) h.record_kinds |= image::kRecMappedFiles;
+  if (!blobs.blobs().empty()) h.record_kinds |= image::kRecBlobs;
+  if (img.self_checkpoint) h.record_kinds |= image::kRecSelfCheckpoint;
+
+  if (auto r = sink.finish(img); !r) return fail(r.error().wrap("finish image of " + who));
+  return img;
+}
+
+}  // namespace ferry::capture

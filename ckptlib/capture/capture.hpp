@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// Capture of one stopped process into an image: FrozenProcess holds the process still under
+// ptrace; capture() reads everything ferry records (memory, registers, signals, files, process
+// attributes) and streams it into an image::ImageSink. The process is never modified except for
+// a scratch page that is mapped and unmapped again, and it continues unharmed on resume().
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "ferry/common/result.hpp"
+#include "ferry/image/image_io.hpp"
+#include "ferry/image/model.hpp"
+#include "ptrace/tracee.hpp"
+
+namespace ferry::capture {
+
+// A process with every thread in a ptrace-stop. Issue-2 scope: single-threaded processes only;
+// freeze() refuses others with errc::unsupported. Lifetime: the destructor resumes the process
+// unless resume() or kill() was called. Not thread-safe.
+class FrozenProcess {
+public:
+  // Refuses (errc::unsupported) a process traced by someone else or with more than one thread;
+  // errc::process_gone if it does not exist or exits meanwhile.
+  static Result<FrozenProcess> freeze(pid_t pid);
+
+  FrozenProcess(FrozenProcess&&) noexcept = default;
+  FrozenProcess& operator=(FrozenProcess&&) = delete;
+  FrozenProcess(const FrozenProcess&) = delete;
+  FrozenProcess& operator=(const FrozenProcess&) = delete;
+  ~FrozenProcess();
+
+  pid_t pid() const noexcept { return pid_; }
+  int64_t frozen_at_ns() const noexcept { return frozen_at_ns_; }
+
+  // Detaches: the process continues where it was (an interrupted blocking syscall restarts).
+  Result<void> resume();
+  // SIGKILL while stopped. Does not reap: the process's parent does. (If the caller is the
+  // tracer but not the parent, the exit is waited for as tracer so the parent can reap it.)
+  Result<void> kill();
+  // Writes into the process's memory (e.g. the self-checkpoint flag word).
+  Result<void> write_memory(uint64_t addr, std::span<const std::byte> bytes);
+
+  // The thread-group leader, for capture. Valid until resume()/kill().
+  ptrace::Tracee& leader() noexcept { return *leader_; }
+
+private:
+  FrozenProcess(pid_t pid, pid_t parent, ptrace::Tracee t, int64_t at)
+      : pid_(pid), parent_(parent), frozen_at_ns_(at), leader_(std::move(t)) {}
+  pid_t pid_ = -1;
+  pid_t parent_ = -1;
+  int64_t frozen_at_ns_ = 0;
+  std::optional<ptrace::Tracee> leader_;
+};
+
+struct CaptureOptions {
+  std::string job;
+  uint32_t rank = 0;
+  uint64_t generation = 0;
+  std::optional<uint64_t> self_flag_addr;  // a ferry_checkpoint() call is waiting on this word
+};
+
+// Fills a complete image::ProcessImage, streams page and blob bytes into sink, calls
+// sink.finish(image) and returns the image. Everything ferry cannot checkpoint yet (child
+// processes, a foreign tracer, sockets, pipes/FIFOs/ttys above fd 2, eventfd/signalfd/timerfd/
+// epoll/inotify and other anon inodes, devices other than null/zero/random/urandom, 32-bit or
+// x32 processes, SysV shm, mappings of deleted files) is refused with errc::unsupported BEFORE
+// anything is written to the sink or injected into the process. On any error the process is
+// still frozen and unharmed; the caller resumes it (or lets the destructor do so).
+Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions& opts,
+                                    image::ImageSink& sink);
+
+}  // namespace ferry::capture

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: Apache-2.0
+// Internal seams of capture(): planning (pure reading of /proc, all refusals) is separate from
+// streaming (writes to the sink), so nothing is written before every check has passed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ferry/common/result.hpp"
+#include "ferry/image/image_io.hpp"
+#include "ferry/image/model.hpp"
+#include "proc/maps.hpp"
+#include "proc/pagemap.hpp"
+#include "ptrace/tracee.hpp"
+
+namespace ferry::capture::detail {
+
+// Saved file contents to stream as blobs, deduplicated by (dev, ino): a memfd open as an fd
+// and mapped shares one blob.
+struct BlobPlan {
+  std::string source;   // a /proc/PID/... path that opens the object
+  uint64_t size = 0;
+  std::string name;     // Blob::name
+};
+
+class BlobTable {
+public:
+  // Index of the blob for (dev, ino), adding it if new.
+  int32_t add(uint64_t dev, uint64_t ino, BlobPlan plan);
+  const std::vector<BlobPlan>& blobs() const noexcept { return blobs_; }
+
+private:
+  std::map<std::pair<uint64_t, uint64_t>, int32_t> index_;
+  std::vector<BlobPlan> blobs_;
+};
+
+// Classifies every open fd; refuses unsupported kinds. FdRecord::blob holds a BlobTable index.
+Result<std::vector<image::FdRecord>> plan_fds(pid_t pid, BlobTable& blobs);
+
+// One region plus how its bytes are found.
+struct RegionPlan {
+  image::Region region;
+  bool save_pages = false;
+  proc::SavePolicy policy = proc::SavePolicy::present_or_swapped;
+};
+
+struct MemoryPlan {
+  std::vector<RegionPlan> regions;
+  std::vector<image::FileIdentity> mapped_files;
+  uint64_t vdso_start = 0, vdso_end = 0;
+};
+
+// Classifies every VMA (refusing unsupported ones) and identifies mapped files (hashing with a
+// process-wide cache keyed by dev, ino, size, mtime). Region::blob holds a BlobTable index.
+Result<MemoryPlan> plan_memory(pid_t pid, const std::vector<proc::MapEntry>& maps,
+                               const std::vector<proc::SmapsEntry>& smaps, BlobTable& blobs);
+
+// Streams the pages of every region that has save_pages into sink.
+Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& plan,
+                          uint64_t page_size, image::ImageSink& sink);
+
+// Streams each blob; returns the sink's blob id for each BlobTable index.
+Result<std::vector<int32_t>> stream_blobs(pid_t pid, const BlobTable& blobs, image::ImageSink& sink);
+
+// Cached XXH3-128 of a file identified by (dev, ino, size, mtime); `open_path` is read.
+Result<std::string> cached_file_hash(const std::string& open_path, uint64_t dev, uint64_t ino,
+                                     uint64_t size, int64_t mtime_ns);
+
+}  // namespace ferry::capture::detail

@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: Apache-2.0
+// Memory side of capture: VMA classification, mapped-file identities, page and blob streaming.
+//
+// Algorithm:
+//   plan:   each /proc/PID/maps entry -> RegionKind and a save policy:
+//             [heap] [stack] private anon  -> pages present or swapped
+//             private file                 -> only COW'd pages (pagemap bit 61 clear); the rest is
+//                                             the file, recorded by identity + XXH3-128 hash
+//             shared anon (/dev/zero del.) -> present pages
+//             shared tmpfs file / memfd    -> whole backing file as a blob (via map_files)
+//             shared regular file          -> identity only (the file is the state)
+//             vdso/vvar/vvar_vclock/vsyscall -> recorded, no bytes
+//           Unsupported VMAs (SysV shm, devices, deleted files, private memfd) are refused here,
+//           before anything is written.
+//   stream: for each region to save, pagemap is scanned in blocks into page runs; runs are read
+//           with process_vm_readv into an 8 MiB buffer (up to 1024 iovecs per call) and handed
+//           to the sink in page-aligned pieces. Pages process_vm_readv cannot read (PROT_NONE
+//           with contents) are read through /proc/PID/mem, which reads with FOLL_FORCE.
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <tuple>
+
+#include "capture_internal.hpp"
+#include "ferry/common/hash.hpp"
+#include "ferry/common/unique_fd.hpp"
+
+namespace ferry::capture::detail {
+
+namespace {
+
+std::string hexaddr(uint64_t a) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(a));
+  return b;
+}
+
+std::string map_files_path(pid_t pid, const proc::MapEntry& e) {
+  char b[96];
+  std::snprintf(b, sizeof b, "/proc/%d/map_files/%llx-%llx", pid, static_cast<unsigned long long>(e.start),
+                static_cast<unsigned long long>(e.end));
+  return b;
+}
+
+int64_t mtime_ns(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+}  // namespace
+
+Result<std::string> cached_file_hash(const std::string& open_path, uint64_t dev, uint64_t ino,
+                                     uint64_t size, int64_t mtime) {
+  // Process-wide: repeated checkpoints (and several processes in one agent) hash libc once.
+  static std::mutex mu;
+  static std::map<std::tuple<uint64_t, uint64_t, uint64_t, int64_t>, std::string> cache;
+  auto key = std::make_tuple(dev, ino, size, mtime);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  auto h = hash::file_xxh3_128(open_path);
+  if (!h) return fail(h.error().wrap("hash mapped file " + open_path));
+  std::lock_guard<std::mutex> lock(mu);
+  cache.emplace(key, *h);
+  return *h;
+}
+
+Result<MemoryPlan> plan_memory(pid_t pid, const std::vector<proc::MapEntry>& maps,
+                               const std::vector<proc::SmapsEntry>& smaps, BlobTable& blobs) {
+  const std::string who = "process " + std::to_string(pid);
+  MemoryPlan plan;
+  std::map<std::pair<uint64_t, uint64_t>, int32_t> file_index;  // (dev, ino) -> mapped_files
+  std::map<uint64_t, uint64_t> anon_bytes;                      // VMA start -> smaps Anonymous
+  for (const auto& s : smaps) anon_bytes[s.start] = s.anonymous;
+
+  for (const auto& m : maps) {
+    auto refuse = [&](const std::string& why) {
+      return fail(errc::unsupported, "checkpoint " + who + ": mapping " + hexaddr(m.start) + "-" +
+                                         hexaddr(m.end) + " '" + m.name + "' " + why);
+    };
+    RegionPlan rp;
+    image::Region& r = rp.region;
+    r.start = m.start;
+    r.end = m.end;
+    r.prot = m.prot();
+    r.flags = m.shared ? MAP_SHARED : MAP_PRIVATE;
+    r.name = m.name;
+    using K = image::RegionKind;
+    switch (m.special) {
+      case proc::Special::vdso:
+        r.kind = K::vdso;
+        plan.vdso_start = m.start;
+        plan.vdso_end = m.end;
+        break;
+      case proc::Special::vvar: r.kind = K::vvar; break;
+      case proc::Special::vvar_vclock: r.kind = K::vvar_vclock; break;
+      case proc::Special::vsyscall: r.kind = K::vsyscall; break;
+      case proc::Special::heap:
+        r.kind = K::heap;
+        rp.save_pages = true;
+        break;
+      case proc::Special::stack:
+        r.kind = K::stack;
+        r.flags |= MAP_GROWSDOWN;
+        rp.save_pages = true;
+        break;
+      case proc::Special::other:  // "[anon:NAME]" (PR_SET_VMA_ANON_NAME) and the like
+        if (m.shared) return refuse("is a shared special mapping");
+        r.kind = K::anon_private;
+        rp.save_pages = true;
+        break;
+      case proc::Special::none:
+        break;
+    }
+    if (m.special != proc::Special::none) {
+      plan.regions.push_back(std::move(rp));
+      continue;
+    }
+    if (m.anonymous()) {
+      r.kind = m.shared ? K::anon_shared : K::anon_private;
+      rp.save_pages = true;
+      rp.policy = m.shared ? proc::SavePolicy::present : proc::SavePolicy::present_or_swapped;
+      plan.regions.push_back(std::move(rp));
+      continue;
+    }
+    if (m.is_shared_anon()) {
+      r.kind = K::anon_shared;
+      rp.save_pages = true;
+      rp.policy = proc::SavePolicy::present;
+      plan.regions.push_back(std::move(rp));
+      continue;
+    }
+    if (m.path.rfind("/SYSV", 0) == 0) return refuse("is System V shared memory");
+    if (m.path.empty() || m.path.front() != '/') return refuse("has an unknown backing object");
+
+    // A file mapping: identify the file through map_files (works for renamed and deleted
+    // files), falling back to the path.
+    std::string open_path = map_files_path(pid, m);
+    struct stat st {};
+    if (::stat(open_path.c_str(), &st) != 0) {
+      open_path = m.path;
+      if (::stat(open_path.c_str(), &st) != 0)
+        return fail_errno("stat mapped file " + m.path + " of " + who);
+    }
+    if (st.st_ino != m.ino) return refuse("could not be opened as the mapped file");
+    if (!S_ISREG(st.st_mode)) return refuse("maps a device or special file");
+    bool tmpfs = false;
+    if (struct statfs sf {}; ::statfs(open_path.c_str(), &sf) == 0)
+      tmpfs = sf.f_type == TMPFS_MAGIC || sf.f_type == HUGETLBFS_MAGIC;
+    r.pgoff = m.pgoff;
+
+    if (m.is_memfd()) {
+      if (!m.shared) return refuse("is a private mapping of a memfd");
+      r.kind = K::memfd_shared;
+      r.blob = blobs.add(st.st_dev, st.st_ino,
+                         {open_path, static_cast<uint64_t>(st.st_size), m.path.substr(1)});
+      plan.regions.push_back(std::move(rp));
+      continue;
+    }
+    if (m.shared && tmpfs) {
+      r.kind = K::shm_shared;
+      r.blob = blobs.add(st.st_dev, st.st_ino, {open_path, static_cast<uint64_t>(st.st_size), m.path});
+      plan.regions.push_back(std::move(rp));
+      continue;
+    }
+    if (m.deleted) return refuse("maps a file that was deleted");
+    if (tmpfs && !m.shared) return refuse("is a private mapping of a tmpfs file");
+
+    auto key = std::make_pair(static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+    auto it = file_index.find(key);
+    if (it == file_index.end()) {
+      image::FileIdentity fi;
+      fi.path = m.path;
+      fi.dev = st.st_dev;
+      fi.ino = st.st_ino;
+      fi.size = static_cast<uint64_t>(st.st_size);
+      fi.mtime_ns = mtime_ns(st);
+      if (!m.shared) {
+        // Private mappings rely on the file content at restore: hash it.
+        FERRY_TRY(h, cached_file_hash(open_path, fi.dev, fi.ino, fi.size, fi.mtime_ns));
+        fi.hash = h;
+      }
+      it = file_index.emplace(key, static_cast<int32_t>(plan.mapped_files.size())).first;
+      plan.mapped_files.push_back(std::move(fi));
+    } else if (!m.shared && plan.mapped_files[static_cast<size_t>(it->second)].hash.empty()) {
+      auto& fi = plan.mapped_files[static_cast<size_t>(it->second)];
+      FERRY_TRY(h, cached_file_hash(open_path, fi.dev, fi.ino, fi.size, fi.mtime_ns));
+      fi.hash = h;
+    }
+    r.mapped_file = it->second;
+    if (m.shared) {
+      r.kind = K::file_shared;
+    } else {
+      r.kind = K::file_private;
+      // smaps says whether the VMA has any anonymous (COW'd) pages at all; skip the pagemap
+      // scan of untouched text and rodata.
+      auto a = anon_bytes.find(m.start);
+      rp.save_pages = a == anon_bytes.end() || a->second > 0;
+      rp.policy = proc::SavePolicy::anon_only;
+    }
+    plan.regions.push_back(std::move(rp));
+  }
+  return plan;
+}
+
+namespace {
+
+// Batches page runs into large process_vm_readv calls and hands the bytes to the sink.
+class PageStreamer {
+public:
+  PageStreamer(const ptrace::Tracee& t, pid_t pid, image::ImageSink& sink)
+      : t_(t), pid_(pid), sink_(sink), buf_(kBufBytes) {}
+
+  Result<void> add(uint64_t addr, uint64_t len) {
+    while (len > 0) {
+      if (used_ == buf_.size() || pieces_.size() == kMaxIov) FERRY_TRY_VOID(flush());
+      uint64_t take = std::min<uint64_t>(len, buf_.size() - used_);
+      pieces_.push_back({addr, take});
+      used_ += take;
+      addr += take;
+      len -= take;
+    }
+    return {};
+  }
+
+  Result<void> flush() {
+    if (pieces_.empty()) return {};
+    std::vector<iovec> local(pieces_.size()), remote(pieces_.size());
+    size_t off = 0;
+    for (size_t i = 0; i < pieces_.size(); ++i) {
+      local[i] = {buf_.data() + off, pieces_[i].len};
+      remote[i] = {reinterpret_cast<void*>(pieces_[i].addr), pieces_[i].len};
+      off += pieces_[i].len;
+    }
+    ssize_t n;
+    do {
+      n = ::process_vm_readv(pid_, local.data(), local.size(), remote.data(), remote.size(), 0);
+    } while (n < 0 && errno == EINTR);
+    size_t got = n > 0 ? static_cast<size_t>(n) : 0;
+    if (got < used_) {
+      // Finish the rest (unreadable-protection pages, or a short read) through /proc/PID/mem
+      // (Tracee::read_memory falls back to it).
+      size_t pos = 0;
+      for (const auto& p : pieces_) {
+        if (pos + p.len > got) {
+          size_t skip = got > pos ? got - pos : 0;
+          auto r = t_.read_memory(p.addr + skip, std::span(buf_.data() + pos + skip, p.len - skip));
+          if (!r) return fail(r.error().wrap("read memory of process " + std::to_string(pid_)));
+        }
+        pos += p.len;
+      }
+    }
+    size_t pos = 0;
+    for (const auto& p : pieces_) {
+      FERRY_TRY_VOID(sink_.append_pages(p.addr, std::span<const std::byte>(buf_.data() + pos, p.len)));
+      pos += p.len;
+    }
+    bytes_ += used_;
+    pieces_.clear();
+    used_ = 0;
+    return {};
+  }
+
+private:
+  static constexpr size_t kBufBytes = 8u << 20;  // 8 MiB per process_vm_readv call
+  static constexpr size_t kMaxIov = 1024;         // IOV_MAX
+  struct Piece {
+    uint64_t addr, len;
+  };
+  const ptrace::Tracee& t_;
+  pid_t pid_;
+  image::ImageSink& sink_;
+  std::vector<std::byte> buf_;
+  std::vector<Piece> pieces_;
+  size_t used_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace
+
+Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& plan,
+                          uint64_t page_size, image::ImageSink& sink) {
+  FERRY_TRY(pm, proc::Pagemap::open(pid));
+  PageStreamer streamer(t, pid, sink);
+  for (const auto& rp : plan.regions) {
+    if (!rp.save_pages) continue;
+    FERRY_TRY(runs, proc::scan_runs(pm, rp.region.start, rp.region.end, page_size, rp.policy));
+    for (const auto& run : runs) FERRY_TRY_VOID(streamer.add(run.start, run.npages * page_size));
+  }
+  return streamer.flush();
+}
+
+Result<std::vector<int32_t>> stream_blobs(pid_t pid, const BlobTable& blobs, image::ImageSink& sink) {
+  std::vector<int32_t> ids;
+  std::vector<std::byte> buf(8u << 20);
+  for (const auto& b : blobs.blobs()) {
+    UniqueFd fd(::open(b.source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return fail_errno("open " + b.name + " of process " + std::to_string(pid) + " for saving");
+    FERRY_TRY(id, sink.begin_blob(b.size, b.name));
+    uint64_t off = 0;
+    while (off < b.size) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), b.size - off));
+      ssize_t n = ::pread(fd.get(), buf.data(), want, static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return fail_errno("read " + b.name + " of process " + std::to_string(pid));
+      if (n == 0) {
+        // The object shrank while frozen (another process truncated it): pad with zeros so the
+        // blob has the announced size; the mapping would SIGBUS there anyway.
+        std::fill(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(want), std::byte{0});
+        n = static_cast<ssize_t>(want);
+      }
+      FERRY_TRY_VOID(sink.append_blob_data(id, std::span<const std::byte>(buf.data(), static_cast<size_t>(n))));
+      off += static_cast<uint64_t>(n);
+    }
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  return ids;
+}
+
+}  // namespace ferry::capture::detail
