@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+// End to end: run testdata/restore_target.c, capture it into a MemoryImage, kill it, restore
+// it (twice, from the same image) and check its exit status and output file prove that
+// memory, ymm8, the file offset, the vDSO and signal handlers came back.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "capture/capture.hpp"
+#include "ferry/image/memory_image.hpp"
+#include "restore/restore.hpp"
+
+namespace ferry::restore {
+namespace {
+
+// Waits for pid for at most `ms`; kills and reaps it on timeout. Returns the wait status or -1.
+int wait_bounded(pid_t pid, int ms) {
+  for (int waited = 0; waited < ms; waited += 10) {
+    int st = 0;
+    pid_t r = ::waitpid(pid, &st, WNOHANG);
+    if (r == pid) return st;
+    if (r < 0) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ::kill(pid, SIGKILL);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return -1;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class RestoreE2E : public ::testing::Test {
+protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/ferry-restore-e2e-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    out_ = dir_ + "/out.txt";
+  }
+  void TearDown() override {
+    if (target_ > 0) {
+      ::kill(target_, SIGKILL);
+      ::waitpid(target_, nullptr, 0);
+    }
+    (void)std::system(("rm -rf '" + dir_ + "'").c_str());
+  }
+
+  // Starts the target with stdout on a pipe and waits for its "ready" line.
+  void start_target() {
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    target_ = ::fork();
+    ASSERT_GE(target_, 0);
+    if (target_ == 0) {
+      ::dup2(p[1], 1);
+      ::syscall(SYS_close_range, 3, ~0U, 0);  // nothing inherited from the test runner
+      ::execl(FERRY_RESTORE_TARGET, FERRY_RESTORE_TARGET, out_.c_str(), (char*)nullptr);
+      ::_exit(127);
+    }
+    ::close(p[1]);
+    pollfd pf{p[0], POLLIN, 0};
+    ASSERT_EQ(::poll(&pf, 1, 10000), 1) << "target did not get ready";
+    char buf[16] = {};
+    ASSERT_GT(::read(p[0], buf, sizeof buf - 1), 0);
+    ::close(p[0]);
+    ASSERT_STREQ(buf, "ready\n");
+  }
+
+  std::string dir_, out_;
+  pid_t target_ = -1;
+};
+
+TEST_F(RestoreE2E, MemoryRegistersFileOffsetAndHandlersComeBack) {
+  start_target();
+  image::MemoryImage img;
+  {
+    auto frozen = capture::FrozenProcess::freeze(target_);
+    ASSERT_TRUE(frozen) << frozen.error().message();
+    capture::CaptureOptions copt;
+    copt.job = "e2e";
+    auto cap = capture::capture(*frozen, copt, img);
+    ASSERT_TRUE(cap) << cap.error().message();
+    ASSERT_TRUE(frozen->kill());
+  }
+  ASSERT_NE(wait_bounded(target_, 5000), -1);
+  target_ = -1;
+  ASSERT_EQ(slurp(out_).size(), 6u);
+
+  RestoreOptions opt;
+  opt.timeout = std::chrono::seconds(60);
+  opt.log = [](const std::string& s) { std::cerr << s << "\n"; };
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE("restore round " + std::to_string(round));
+    auto pid = restore_process(img, opt);
+    ASSERT_TRUE(pid) << pid.error().message();
+    target_ = *pid;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    ASSERT_EQ(::kill(*pid, SIGUSR1), 0);
+    int st = wait_bounded(*pid, 20000);
+    target_ = -1;
+    ASSERT_NE(st, -1) << "restored process did not finish";
+    ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    EXPECT_EQ(WEXITSTATUS(st), 0) << "exit codes: 10 heap 11 mmap 12 ymm8 13 write 14 vdso 15 handler";
+    std::string data = slurp(out_);
+    ASSERT_EQ(data.size(), 1006u);  // the second round first truncates back to 6 bytes
+    EXPECT_EQ(data.substr(0, 6), "hello\n");
+    EXPECT_EQ(data.substr(1000), "world\n");
+  }
+}
+
+TEST_F(RestoreE2E, FailureBeforePonrLeavesNoProcess) {
+  start_target();
+  image::MemoryImage img;
+  {
+    auto frozen = capture::FrozenProcess::freeze(target_);
+    ASSERT_TRUE(frozen) << frozen.error().message();
+    auto cap = capture::capture(*frozen, {}, img);
+    ASSERT_TRUE(cap) << cap.error().message();
+    ASSERT_TRUE(frozen->kill());
+  }
+  ASSERT_NE(wait_bounded(target_, 5000), -1);
+  target_ = -1;
+  // The open file disappears: without validation, reopening it fails in the child.
+  ::unlink(out_.c_str());
+  RestoreOptions opt;
+  opt.validate = false;
+  opt.timeout = std::chrono::seconds(60);
+  auto pid = restore_process(img, opt);
+  ASSERT_FALSE(pid);
+  EXPECT_NE(pid.error().message().find(out_), std::string::npos) << pid.error().message();
+  EXPECT_FALSE(pid.error().is(errc::restore_failed)) << pid.error().message();
+  int st = 0;
+  EXPECT_EQ(::waitpid(-1, &st, WNOHANG), -1);  // no child left behind
+  EXPECT_EQ(errno, ECHILD);
+  // And with validation the same image is refused up front.
+  opt.validate = true;
+  auto again = restore_process(img, opt);
+  ASSERT_FALSE(again);
+  EXPECT_TRUE(again.error().is(errc::file_changed)) << again.error().message();
+}
+
+}  // namespace
+}  // namespace ferry::restore
