@@ -325,6 +325,11 @@ TEST(Capture, ChildProcessesAreRefused) {
   EXPECT_NE(img.error().message().find("child processes"), std::string::npos) << img.error().message();
   ASSERT_TRUE(frozen->resume());
   EXPECT_TRUE(c.ping('k'));
+  // Stop the grandchild by PID too (it also dies with its parent via PR_SET_PDEATHSIG).
+  auto kids = fs::read_file("/proc/" + std::to_string(c.pid) + "/task/" + std::to_string(c.pid) + "/children");
+  ASSERT_TRUE(kids);
+  std::istringstream ks(*kids);
+  for (pid_t k; ks >> k;) ::kill(k, SIGKILL);
 }
 
 TEST(Capture, BlockedReadIsStoredRewoundAndContinuesAfterResume) {
