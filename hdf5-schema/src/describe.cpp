@@ -1,0 +1,475 @@
+// SPDX-License-Identifier: Apache-2.0
+// Renders a ProcessImage and a ValidationReport as JSON and as compact human text.
+#include "ferry/image/describe.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <sstream>
+
+namespace ferry::image {
+
+namespace {
+
+using nlohmann::json;
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+// nlohmann's dump() throws on invalid UTF-8; paths and argv are arbitrary bytes, so replace
+// every invalid sequence with U+FFFD before a string goes into JSON.
+std::string utf8(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    bool ok = len > 0 && i + len <= s.size();
+    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(s[i + k]) >> 6) == 2;
+    if (ok && len == 2) ok = c >= 0xc2;  // no overlong encodings of ASCII
+    if (ok) {
+      out.append(s, i, len);
+      i += len;
+    } else {
+      out += "\xef\xbf\xbd";
+      ++i;
+    }
+  }
+  return out;
+}
+
+std::string human_bytes(uint64_t n) {
+  static const char* units[] = {"B", "K", "M", "G", "T"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%" PRIu64 "B", n);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f%s", v, units[u]);
+  return buf;
+}
+
+std::string prot_string(uint32_t prot) {
+  std::string s = "---";
+  if (prot & 1) s[0] = 'r';
+  if (prot & 2) s[1] = 'w';
+  if (prot & 4) s[2] = 'x';
+  return s;
+}
+
+std::string signal_name(int signo) {
+  if (const char* a = ::sigabbrev_np(signo)) return std::string("SIG") + a;
+  if (signo >= SIGRTMIN && signo <= SIGRTMAX) return "SIGRTMIN+" + std::to_string(signo - SIGRTMIN);
+  return "SIG" + std::to_string(signo);
+}
+
+std::string handler_name(uint64_t h) {
+  if (h == 0) return "SIG_DFL";
+  if (h == 1) return "SIG_IGN";
+  return hex(h);
+}
+
+std::string rlimit_name(int r) {
+  static const char* names[] = {"CPU",     "FSIZE", "DATA",  "STACK",      "CORE",    "RSS",
+                                "NPROC",   "NOFILE", "MEMLOCK", "AS",      "LOCKS",   "SIGPENDING",
+                                "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"};
+  if (r >= 0 && r < 16) return names[r];
+  return std::to_string(r);
+}
+
+std::string rlim_value(uint64_t v) { return v == ~uint64_t{0} ? "unlimited" : std::to_string(v); }
+
+std::string open_flags(uint32_t f) {
+  std::string s = (f & O_ACCMODE) == O_RDONLY ? "O_RDONLY"
+                  : (f & O_ACCMODE) == O_WRONLY ? "O_WRONLY"
+                                                : "O_RDWR";
+  if (f & O_APPEND) s += "|O_APPEND";
+  if (f & O_NONBLOCK) s += "|O_NONBLOCK";
+  if (f & O_DIRECT) s += "|O_DIRECT";
+  if (f & O_SYNC) s += "|O_SYNC";
+  return s;
+}
+
+std::string iso_time(int64_t ns) {
+  time_t secs = static_cast<time_t>(ns / 1000000000);
+  struct tm tm {};
+  ::gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%09lldZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<long long>(ns % 1000000000));
+  return buf;
+}
+
+uint64_t page_size_of(const ProcessImage& im) {
+  return im.header.page_size ? im.header.page_size : 4096;
+}
+
+// Bytes of page runs that fall inside each region (runs may span touching regions).
+std::vector<uint64_t> stored_per_region(const ProcessImage& im) {
+  std::vector<uint64_t> out(im.regions.size(), 0);
+  uint64_t ps = page_size_of(im);
+  for (const PageRun& run : im.page_runs) {
+    uint64_t a = run.addr, e = run.addr + run.npages * ps;
+    auto it = std::upper_bound(im.regions.begin(), im.regions.end(), a,
+                               [](uint64_t x, const Region& r) { return x < r.start; });
+    if (it != im.regions.begin()) --it;
+    for (; it != im.regions.end() && it->start < e; ++it) {
+      uint64_t lo = std::max(a, it->start), hi = std::min(e, it->end);
+      if (lo < hi) out[static_cast<size_t>(it - im.regions.begin())] += hi - lo;
+    }
+  }
+  return out;
+}
+
+uint64_t page_bytes(const ProcessImage& im) {
+  uint64_t n = 0;
+  for (const auto& r : im.page_runs) n += r.npages * page_size_of(im);
+  return n;
+}
+uint64_t blob_bytes(const ProcessImage& im) {
+  uint64_t n = 0;
+  for (const auto& b : im.blobs) n += b.size;
+  return n;
+}
+
+// x86-64 register slots in Thread::regs (struct user_regs_struct order).
+constexpr size_t kRax = 10, kRip = 16, kRsp = 19, kFsBase = 21, kOrigRax = 15;
+
+json file_json(const FileIdentity& f) {
+  return {{"path", utf8(f.path)}, {"dev", f.dev},       {"ino", f.ino},
+          {"size", f.size},       {"mtime_ns", f.mtime_ns}, {"hash", utf8(f.hash)}};
+}
+
+json build_json(const ProcessImage& im) {
+  const ImageHeader& h = im.header;
+  json j;
+  j["header"] = {{"schema_version", utf8(h.schema_version)},
+                 {"record_kinds", h.record_kinds},
+                 {"record_kind_names", record_kind_names(h.record_kinds)},
+                 {"abi", utf8(h.abi)},
+                 {"xfeatures", h.xfeatures},
+                 {"xfeature_names", xfeature_names(h.xfeatures)},
+                 {"cpu_xcr0", h.cpu_xcr0},
+                 {"xsave_size", h.xsave_size},
+                 {"page_size", h.page_size},
+                 {"kernel", utf8(h.kernel)},
+                 {"host", utf8(h.host)},
+                 {"job", utf8(h.job)},
+                 {"rank", h.rank},
+                 {"generation", h.generation},
+                 {"time_ns", h.time_ns},
+                 {"time", iso_time(h.time_ns)},
+                 {"pid", h.pid},
+                 {"ferry_version", utf8(h.ferry_version)},
+                 {"vdso_hash", utf8(h.vdso_hash)}};
+  const ProcessInfo& p = im.process;
+  json argv = json::array();
+  for (const auto& a : p.argv) argv.push_back(utf8(a));
+  json rl = json::array();
+  for (const auto& r : p.rlimits)
+    rl.push_back({{"resource", r.resource}, {"name", rlimit_name(r.resource)}, {"soft", r.soft},
+                  {"hard", r.hard}});
+  j["process"] = {{"exe", utf8(p.exe)},       {"argv", argv},
+                  {"comm", utf8(p.comm)},     {"cwd", utf8(p.cwd)},
+                  {"umask", p.umask},         {"personality", p.personality},
+                  {"rlimits", rl},            {"start_code", p.start_code},
+                  {"end_code", p.end_code},   {"start_data", p.start_data},
+                  {"end_data", p.end_data},   {"start_brk", p.start_brk},
+                  {"brk", p.brk},             {"start_stack", p.start_stack},
+                  {"arg_start", p.arg_start}, {"arg_end", p.arg_end},
+                  {"env_start", p.env_start}, {"env_end", p.env_end},
+                  {"auxv", p.auxv}};
+  auto stored = stored_per_region(im);
+  json regions = json::array();
+  for (size_t i = 0; i < im.regions.size(); ++i) {
+    const Region& r = im.regions[i];
+    regions.push_back({{"start", r.start},
+                       {"end", r.end},
+                       {"size", r.end - r.start},
+                       {"prot", prot_string(r.prot)},
+                       {"flags", r.flags},
+                       {"kind", region_kind_name(r.kind)},
+                       {"pgoff", r.pgoff},
+                       {"mapped_file", r.mapped_file},
+                       {"blob", r.blob},
+                       {"stored_bytes", stored[i]},
+                       {"name", utf8(r.name)}});
+  }
+  j["regions"] = regions;
+  json runs = json::array();
+  for (const auto& r : im.page_runs)
+    runs.push_back({{"addr", r.addr}, {"npages", r.npages}, {"offset", r.offset}});
+  j["page_runs"] = runs;
+  json mf = json::array();
+  for (const auto& f : im.mapped_files) mf.push_back(file_json(f));
+  j["mapped_files"] = mf;
+  json threads = json::array();
+  for (const auto& t : im.threads)
+    threads.push_back({{"tid", t.tid},
+                       {"regs", t.regs},
+                       {"rip", t.regs[kRip]},
+                       {"rsp", t.regs[kRsp]},
+                       {"fs_base", t.regs[kFsBase]},
+                       {"xsave_bytes", t.xsave.size()},
+                       {"sigmask", t.sigmask},
+                       {"altstack_sp", t.altstack_sp},
+                       {"altstack_size", t.altstack_size},
+                       {"altstack_flags", t.altstack_flags},
+                       {"rseq_addr", t.rseq_addr},
+                       {"rseq_len", t.rseq_len},
+                       {"rseq_sig", t.rseq_sig},
+                       {"clear_tid_addr", t.clear_tid_addr},
+                       {"robust_list", t.robust_list},
+                       {"robust_list_len", t.robust_list_len}});
+  j["threads"] = threads;
+  json sigs = json::array();
+  for (const auto& s : im.signals)
+    sigs.push_back({{"signo", s.signo},
+                    {"name", signal_name(s.signo)},
+                    {"handler", s.handler},
+                    {"handler_name", handler_name(s.handler)},
+                    {"flags", s.flags},
+                    {"restorer", s.restorer},
+                    {"mask", s.mask}});
+  j["signals"] = sigs;
+  json fds = json::array();
+  for (const auto& f : im.fds)
+    fds.push_back({{"fd", f.fd},
+                   {"kind", fd_kind_name(f.kind)},
+                   {"flags", f.flags},
+                   {"flag_names", open_flags(f.flags)},
+                   {"cloexec", f.cloexec},
+                   {"offset", f.offset},
+                   {"mode", f.mode},
+                   {"file", file_json(f.file)},
+                   {"blob", f.blob}});
+  j["fds"] = fds;
+  json blobs = json::array();
+  for (const auto& b : im.blobs)
+    blobs.push_back({{"id", b.id}, {"size", b.size}, {"name", utf8(b.name)}});
+  j["blobs"] = blobs;
+  j["self_checkpoint"] =
+      im.self_checkpoint ? json{{"flag_addr", im.self_checkpoint->flag_addr}} : json(nullptr);
+  j["stored_bytes"] = {{"pages", page_bytes(im)},
+                       {"blobs", blob_bytes(im)},
+                       {"total", page_bytes(im) + blob_bytes(im)}};
+  return j;
+}
+
+std::string build_text(const ProcessImage& im) {
+  const ImageHeader& h = im.header;
+  const ProcessInfo& p = im.process;
+  std::ostringstream o;
+  char line[512];
+  o << "header\n";
+  o << "  schema " << h.schema_version << "  abi " << h.abi << "  record kinds " << hex(h.record_kinds)
+    << " (" << record_kind_names(h.record_kinds) << ")\n";
+  o << "  job " << h.job << "  rank " << h.rank << "  generation " << h.generation << "  pid "
+    << h.pid << "  host " << h.host << "  kernel " << h.kernel << "\n";
+  o << "  taken " << iso_time(h.time_ns) << "  ferry " << h.ferry_version << "  page size "
+    << h.page_size << "\n";
+  o << "  cpu xcr0 " << hex(h.cpu_xcr0) << "; in use " << hex(h.xfeatures) << " ("
+    << xfeature_names(h.xfeatures) << "); xsave area " << h.xsave_size << " bytes\n";
+  o << "  vdso " << (h.vdso_hash.empty() ? "-" : h.vdso_hash) << "\n";
+
+  o << "process\n";
+  o << "  exe " << p.exe << "  comm " << p.comm << "\n  cwd " << p.cwd;
+  std::snprintf(line, sizeof line, "  umask %04o  personality %s\n", p.umask,
+                hex(p.personality).c_str());
+  o << line << "  argv";
+  for (const auto& a : p.argv) o << " " << (a.empty() ? "''" : a);
+  o << "\n  brk " << hex(p.start_brk) << ".." << hex(p.brk) << "  code " << hex(p.start_code)
+    << ".." << hex(p.end_code) << "  stack " << hex(p.start_stack) << "  auxv "
+    << p.auxv.size() / 2 << " entries\n";
+  if (!p.rlimits.empty()) {
+    o << "  rlimits";
+    for (const auto& r : p.rlimits)
+      o << " " << rlimit_name(r.resource) << "=" << rlim_value(r.soft) << "/" << rlim_value(r.hard);
+    o << "\n";
+  }
+
+  uint64_t mapped = 0;
+  for (const auto& r : im.regions) mapped += r.end - r.start;
+  auto stored = stored_per_region(im);
+  o << "regions (" << im.regions.size() << ", " << human_bytes(mapped) << " mapped, "
+    << human_bytes(page_bytes(im)) << " stored in " << im.page_runs.size() << " page runs)\n";
+  std::snprintf(line, sizeof line, "  %-16s %-16s %8s %-4s %-12s %8s  %s\n", "START", "END",
+                "SIZE", "PROT", "KIND", "STORED", "NAME");
+  o << line;
+  for (size_t i = 0; i < im.regions.size(); ++i) {
+    const Region& r = im.regions[i];
+    std::string name = r.name;
+    if (r.blob >= 0) name += "  [blob " + std::to_string(r.blob) + "]";
+    std::snprintf(line, sizeof line, "  %016" PRIx64 " %016" PRIx64 " %8s %-4s %-12s %8s  %s\n",
+                  r.start, r.end, human_bytes(r.end - r.start).c_str(),
+                  (prot_string(r.prot) + ((r.flags & 1) ? "s" : "p")).c_str(),
+                  region_kind_name(r.kind).c_str(), stored[i] ? human_bytes(stored[i]).c_str() : "-",
+                  name.c_str());
+    o << line;
+  }
+
+  o << "threads (" << im.threads.size() << ")\n";
+  for (const auto& t : im.threads) {
+    o << "  tid " << t.tid << "  rip " << hex(t.regs[kRip]) << "  rsp " << hex(t.regs[kRsp])
+      << "  rax " << hex(t.regs[kRax]) << "  orig_rax " << hex(t.regs[kOrigRax]) << "  fs_base "
+      << hex(t.regs[kFsBase]) << "\n";
+    o << "    sigmask " << hex(t.sigmask) << "  xsave " << t.xsave.size() << " bytes  rseq "
+      << (t.rseq_addr ? hex(t.rseq_addr) : "-") << "  altstack "
+      << (t.altstack_size ? hex(t.altstack_sp) + "+" + std::to_string(t.altstack_size) : "-")
+      << "\n";
+  }
+
+  o << "signals (" << im.signals.size() << " dispositions)\n";
+  for (const auto& s : im.signals) {
+    std::snprintf(line, sizeof line, "  %-12s %-16s flags %-10s mask %s\n",
+                  signal_name(s.signo).c_str(), handler_name(s.handler).c_str(),
+                  hex(s.flags).c_str(), hex(s.mask).c_str());
+    o << line;
+  }
+
+  o << "files (" << im.fds.size() << " fds)\n";
+  for (const auto& f : im.fds) {
+    std::snprintf(line, sizeof line, "  %3d %-9s %-20s%s offset %-10" PRIu64 " %s", f.fd,
+                  fd_kind_name(f.kind).c_str(), open_flags(f.flags).c_str(),
+                  f.cloexec ? " cloexec" : "        ", f.offset, f.file.path.c_str());
+    o << line;
+    if (f.blob >= 0) o << "  [blob " << f.blob << "]";
+    o << "\n";
+  }
+  o << "mapped files (" << im.mapped_files.size() << ")\n";
+  for (size_t i = 0; i < im.mapped_files.size(); ++i) {
+    const auto& f = im.mapped_files[i];
+    o << "  " << i << " " << f.path << "  " << human_bytes(f.size) << "  ino " << f.ino
+      << "  hash " << (f.hash.empty() ? "-" : f.hash) << "\n";
+  }
+  o << "blobs (" << im.blobs.size() << ", " << human_bytes(blob_bytes(im)) << ")\n";
+  for (const auto& b : im.blobs)
+    o << "  " << b.id << "  " << human_bytes(b.size) << "  " << b.name << "\n";
+  if (im.self_checkpoint)
+    o << "self checkpoint: flag word at " << hex(im.self_checkpoint->flag_addr) << "\n";
+  o << "stored bytes: " << human_bytes(page_bytes(im) + blob_bytes(im)) << " ("
+    << page_bytes(im) << " page bytes + " << blob_bytes(im) << " blob bytes)\n";
+  return o.str();
+}
+
+}  // namespace
+
+std::string region_kind_name(RegionKind kind) {
+  switch (kind) {
+    case RegionKind::anon_private: return "anon";
+    case RegionKind::heap: return "heap";
+    case RegionKind::stack: return "stack";
+    case RegionKind::file_private: return "file";
+    case RegionKind::file_shared: return "file_shared";
+    case RegionKind::anon_shared: return "anon_shared";
+    case RegionKind::shm_shared: return "shm";
+    case RegionKind::memfd_shared: return "memfd";
+    case RegionKind::vdso: return "vdso";
+    case RegionKind::vvar: return "vvar";
+    case RegionKind::vvar_vclock: return "vvar_vclock";
+    case RegionKind::vsyscall: return "vsyscall";
+  }
+  return "kind" + std::to_string(static_cast<uint32_t>(kind));
+}
+
+std::string fd_kind_name(FdKind kind) {
+  switch (kind) {
+    case FdKind::regular: return "regular";
+    case FdKind::deleted: return "deleted";
+    case FdKind::inherit: return "inherit";
+    case FdKind::memfd: return "memfd";
+    case FdKind::devnull: return "device";
+    case FdKind::directory: return "directory";
+  }
+  return "kind" + std::to_string(static_cast<uint32_t>(kind));
+}
+
+std::string xfeature_names(uint64_t x) {
+  static const char* names[] = {"x87",      "sse",       "avx",      "bndregs", "bndcsr",
+                                "opmask",   "zmm_hi256", "hi16_zmm", "pt",      "pkru",
+                                "pasid",    "cet_u",     "cet_s",    "hdc",     "uintr",
+                                "lbr",      "hwp",       "xtilecfg", "xtiledata"};
+  std::string s;
+  for (unsigned b = 0; b < 64; ++b) {
+    if (!(x & (uint64_t{1} << b))) continue;
+    if (!s.empty()) s += ' ';
+    s += b < std::size(names) ? names[b] : "bit" + std::to_string(b);
+  }
+  return s.empty() ? "none" : s;
+}
+
+std::string record_kind_names(uint64_t k) {
+  static const char* names[] = {"memory",       "threads", "signals",        "files",
+                                "mapped_files", "blobs",   "self_checkpoint"};
+  std::string s;
+  for (unsigned b = 0; b < 64; ++b) {
+    if (!(k & (uint64_t{1} << b))) continue;
+    if (!s.empty()) s += ' ';
+    s += b < std::size(names) ? names[b] : "unknown" + std::to_string(b);
+  }
+  return s.empty() ? "none" : s;
+}
+
+nlohmann::json to_json(const ProcessImage& image) {
+  try {
+    return build_json(image);
+  } catch (const std::exception& e) {
+    return json{{"error", std::string("describe image: ") + e.what()}};
+  }
+}
+
+std::string to_text(const ProcessImage& image) {
+  try {
+    return build_text(image);
+  } catch (const std::exception& e) {
+    return std::string("describe image: ") + e.what() + "\n";
+  }
+}
+
+nlohmann::json to_json(const ValidationReport& report) {
+  try {
+    json checks = json::array();
+    for (const auto& c : report.checks)
+      checks.push_back({{"name", utf8(c.name)}, {"ok", c.ok}, {"detail", utf8(c.detail)}});
+    json j = {{"path", utf8(report.path)}, {"deep", report.deep}, {"ok", report.ok()},
+              {"checks", checks}};
+    if (report.error) {
+      j["error"] = utf8(report.error->message());
+      j["error_code"] = report.error->code().value();
+      j["error_category"] = report.error->code().category().name();
+    }
+    return j;
+  } catch (const std::exception& e) {
+    return json{{"error", std::string("describe validation: ") + e.what()}};
+  }
+}
+
+std::string to_text(const ValidationReport& report) {
+  std::ostringstream o;
+  o << "validation" << (report.deep ? " (deep)" : "") << ": " << (report.ok() ? "OK" : "FAILED")
+    << "\n";
+  for (const auto& c : report.checks) {
+    o << "  [" << (c.ok ? " ok " : "FAIL") << "] " << c.name;
+    if (!c.detail.empty()) o << ": " << c.detail;
+    o << "\n";
+  }
+  if (report.error) o << "  error: " << report.error->message() << "\n";
+  return o.str();
+}
+
+}  // namespace ferry::image
