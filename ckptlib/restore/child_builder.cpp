@@ -236,7 +236,12 @@ Result<void> build_regions(ChildBuilder& b, image::ImageSource& src, const Addre
       if (got != at)  // kernels before 4.17 treat MAP_FIXED_NOREPLACE as a hint
         return fail(errc::address_conflict, what + ": kernel placed it at " + hex(got));
     }
-    if (opt.log) opt.log("restore: built " + std::to_string(img.regions.size()) + " regions");
+    if (opt.log) {
+      size_t staged = 0;
+      for (bool st : plan.staged) staged += st;
+      opt.log("restore: built " + std::to_string(img.regions.size()) + " regions (" +
+              std::to_string(staged) + " staged)");
+    }
     return {};
   }();
   for (const auto& [key, fd] : file_fds) (void)b.close(fd);

@@ -4,6 +4,7 @@
 // memory, ymm8, the file offset, the vDSO and signal handlers came back.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -24,6 +25,8 @@
 
 namespace ferry::restore {
 namespace {
+
+void* const kFixedBlock = reinterpret_cast<void*>(0x300000000000ull);  // see restore_target.c
 
 // Waits for pid for at most `ms`; kills and reaps it on timeout. Returns the wait status or -1.
 int wait_bounded(pid_t pid, int ms) {
@@ -107,8 +110,15 @@ TEST_F(RestoreE2E, MemoryRegistersFileOffsetAndHandlersComeBack) {
   RestoreOptions opt;
   opt.timeout = std::chrono::seconds(60);
   opt.log = [](const std::string& s) { std::cerr << s << "\n"; };
+  void* block = nullptr;
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE("restore round " + std::to_string(round));
+    if (round == 1) {
+      // Occupy the target's fixed block in our own layout: restore must build that region
+      // at a staging address and mremap it home at the point of no return.
+      block = ::mmap(kFixedBlock, 1 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      ASSERT_EQ(block, kFixedBlock);
+    }
     auto pid = restore_process(img, opt);
     ASSERT_TRUE(pid) << pid.error().message();
     target_ = *pid;
@@ -124,6 +134,35 @@ TEST_F(RestoreE2E, MemoryRegistersFileOffsetAndHandlersComeBack) {
     EXPECT_EQ(data.substr(0, 6), "hello\n");
     EXPECT_EQ(data.substr(1000), "world\n");
   }
+  if (block) ::munmap(block, 1 << 20);
+}
+
+TEST_F(RestoreE2E, FailureAfterPonrKillsTheProcess) {
+  start_target();
+  image::MemoryImage img;
+  {
+    auto frozen = capture::FrozenProcess::freeze(target_);
+    ASSERT_TRUE(frozen) << frozen.error().message();
+    auto cap = capture::capture(*frozen, {}, img);
+    ASSERT_TRUE(cap) << cap.error().message();
+    ASSERT_TRUE(frozen->kill());
+  }
+  ASSERT_NE(wait_bounded(target_, 5000), -1);
+  target_ = -1;
+  // A misaligned rseq area is refused by the kernel only after the point of no return.
+  auto& t = img.mutable_image().threads[0];
+  t.rseq_addr = 0x300000000003;
+  t.rseq_len = 32;
+  RestoreOptions opt;
+  opt.timeout = std::chrono::seconds(60);
+  auto pid = restore_process(img, opt);
+  ASSERT_FALSE(pid);
+  EXPECT_TRUE(pid.error().is(errc::restore_failed)) << pid.error().message();
+  EXPECT_NE(pid.error().message().find("rseq"), std::string::npos) << pid.error().message();
+  std::cerr << "refused as expected: " << pid.error().message() << "\n";
+  int st = 0;
+  EXPECT_EQ(::waitpid(-1, &st, WNOHANG), -1);  // killed and reaped
+  EXPECT_EQ(errno, ECHILD);
 }
 
 TEST_F(RestoreE2E, FailureBeforePonrLeavesNoProcess) {

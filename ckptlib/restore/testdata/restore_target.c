@@ -2,7 +2,8 @@
 // Target of the restore end-to-end test. Fills heap and mmap memory with a pattern, puts a
 // known value in ymm8, writes "hello\n" to argv[1] and seeks to 1000, prints "ready" on
 // stdout, then sleeps in a loop until SIGUSR1 arrives. It then checks everything and exits:
-// 0 all good; 10 heap; 11 mmap; 12 ymm8; 13 write; 14 clock_gettime; 15 signal count.
+// 0 all good; 10 heap; 11 mmap; 12 ymm8; 13 write; 14 clock_gettime; 15 signal count;
+// 16 the fixed-address block (the test occupies that address in the restorer to force staging).
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
@@ -25,6 +26,11 @@ int main(int argc, char** argv) {
   uint64_t* heap = malloc(heap_words * 8);
   uint64_t* map = mmap(NULL, map_words * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (!heap || map == MAP_FAILED) return 3;
+  size_t fixed_words = (1u << 20) / 8;
+  uint64_t* fixed = mmap((void*)0x300000000000ull, fixed_words * 8, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (fixed != (void*)0x300000000000ull) return 6;
+  for (size_t i = 0; i < fixed_words; ++i) fixed[i] = pat(i + 13);
   for (size_t i = 0; i < heap_words; ++i) heap[i] = pat(i);
   for (size_t i = 0; i < map_words; ++i) map[i] = pat(i + 7);
 
@@ -54,6 +60,8 @@ int main(int argc, char** argv) {
     if (heap[i] != pat(i)) return 10;
   for (size_t i = 0; i < map_words; ++i)
     if (map[i] != pat(i + 7)) return 11;
+  for (size_t i = 0; i < fixed_words; ++i)
+    if (fixed[i] != pat(i + 13)) return 16;
   if (avx && memcmp(got, want, sizeof want) != 0) return 12;
   if (write(fd, "world\n", 6) != 6) return 13;
   struct timespec now;
