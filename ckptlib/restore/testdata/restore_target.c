@@ -3,7 +3,8 @@
 // known value in ymm8, writes "hello\n" to argv[1] and seeks to 1000, prints "ready" on
 // stdout, then sleeps in a loop until SIGUSR1 arrives. It then checks everything and exits:
 // 0 all good; 10 heap; 11 mmap; 12 ymm8; 13 write; 14 clock_gettime; 15 signal count;
-// 16 the fixed-address block (the test occupies that address in the restorer to force staging).
+// 16 the fixed-address block (the test occupies that address in the restorer to force staging);
+// 17 memfd mapping; 18 deleted-file fd (content and offset).
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdint.h>
@@ -34,6 +35,18 @@ int main(int argc, char** argv) {
   for (size_t i = 0; i < heap_words; ++i) heap[i] = pat(i);
   for (size_t i = 0; i < map_words; ++i) map[i] = pat(i + 7);
 
+  int mfd = memfd_create("ring", 0);
+  if (mfd < 0 || ftruncate(mfd, 8192) != 0) return 7;
+  char* ring = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+  if (ring == MAP_FAILED) return 7;
+  memset(ring, 'R', 8192);
+  close(mfd);
+  char del_path[4096];
+  snprintf(del_path, sizeof del_path, "%s.deleted", argv[1]);
+  int dfd = open(del_path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  if (dfd < 0 || write(dfd, "0123456789", 10) != 10 || lseek(dfd, 4, SEEK_SET) != 4) return 8;
+  unlink(del_path);
+
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_usr1;
@@ -62,6 +75,10 @@ int main(int argc, char** argv) {
     if (map[i] != pat(i + 7)) return 11;
   for (size_t i = 0; i < fixed_words; ++i)
     if (fixed[i] != pat(i + 13)) return 16;
+  for (int i = 0; i < 8192; ++i)
+    if (ring[i] != 'R') return 17;
+  char four[4];
+  if (read(dfd, four, 4) != 4 || memcmp(four, "4567", 4) != 0) return 18;
   if (avx && memcmp(got, want, sizeof want) != 0) return 12;
   if (write(fd, "world\n", 6) != 6) return 13;
   struct timespec now;
