@@ -1,0 +1,94 @@
+/* Benchmark target: holds N MiB of incompressible (xorshift) private anonymous memory and
+ * answers requests from bench/run.sh through files in a control folder, so that a restarted
+ * copy can be driven without knowing its PID.
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Usage: memhog MIB DIR
+ *   DIR/ready          written once the memory is filled: "<hash> <pid>"
+ *   DIR/verify-request when it appears, memhog removes it, re-reads all N MiB and writes
+ *   DIR/verified       "OK <pid>" or "BAD <pid>" (written to a temporary name, then renamed)
+ *   DIR/exit-request   when it appears, memhog removes it and exits 0
+ * It polls every millisecond and exits 2 after an hour, so a lost copy cannot run forever. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t hash_words(const uint64_t *p, size_t words)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < words; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    return h;
+}
+
+static int write_file(const char *dir, const char *name, const char *text)
+{
+    char tmp[4096], path[4096];
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    fputs(text, f);
+    if (fclose(f) != 0)
+        return -1;
+    return rename(tmp, path);
+}
+
+/* Removes DIR/name; true when it existed (the request is taken). */
+static int take_request(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return unlink(path) == 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: memhog MIB DIR\n");
+        return 64;
+    }
+    size_t bytes = (size_t)atol(argv[1]) << 20;
+    const char *dir = argv[2];
+    uint64_t *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        perror("memhog: mmap");
+        return 1;
+    }
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    for (size_t i = 0; i < bytes / 8; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        mem[i] = x;
+    }
+    const uint64_t expected = hash_words(mem, bytes / 8);
+    char text[128];
+    snprintf(text, sizeof text, "%016llx %d\n", (unsigned long long)expected, (int)getpid());
+    if (write_file(dir, "ready", text) != 0) {
+        perror("memhog: write ready");
+        return 1;
+    }
+    struct timespec tick = {0, 1000000};
+    for (long n = 0; n < 3600L * 1000; n++) {
+        if (take_request(dir, "verify-request")) {
+            int ok = hash_words(mem, bytes / 8) == expected;
+            snprintf(text, sizeof text, "%s %d\n", ok ? "OK" : "BAD", (int)getpid());
+            write_file(dir, "verified", text);
+        }
+        if (take_request(dir, "exit-request"))
+            return 0;
+        nanosleep(&tick, NULL);
+    }
+    return 2;
+}

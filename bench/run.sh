@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Checkpoint/restart benchmark: for each size, `ferry checkpoint` and `ferry restart` of a
+# process holding N MiB of incompressible memory (memhog), next to baselines measured in the
+# same run (dd conv=fsync to the same disk, memcpy, process_vm_readv). See bench/README.md.
+# SPDX-License-Identifier: Apache-2.0
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: bench/run.sh [--sizes 256,1024,4096] [--store DIR] [--runs N] [--ferry PATH]
+                    [--build-dir DIR] [--cold]
+  --sizes      MiB of memory per measurement (default 256,1024,4096)
+  --store      folder on the disk to measure; a private subfolder is created and removed
+               (default: a new folder under /var/tmp)
+  --runs       runs per size, the median is shown (default 3 up to 1024 MiB, 1 above)
+  --ferry      the ferry CLI (default BUILD/cli/ferry)
+  --build-dir  build folder holding bench/memhog and bench/membw (default: build/release,
+               else the first build/*/ that has them)
+  --cold       drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches) before each
+               restart: affects the whole machine
+EOF
+}
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+SIZES=256,1024,4096
+STORE_PARENT=/var/tmp
+RUNS=""
+FERRY=""
+BUILD=""
+COLD=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --sizes) SIZES=$2; shift 2 ;;
+    --store) STORE_PARENT=$2; shift 2 ;;
+    --runs) RUNS=$2; shift 2 ;;
+    --ferry) FERRY=$2; shift 2 ;;
+    --build-dir) BUILD=$2; shift 2 ;;
+    --cold) COLD=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench: unknown argument $1" >&2; usage >&2; exit 64 ;;
+  esac
+done
+
+if [ -z "$BUILD" ]; then
+  for d in "$REPO/build/release" "$REPO"/build/*; do
+    if [ -x "$d/bench/memhog" ] && [ -x "$d/bench/membw" ]; then BUILD=$d; break; fi
+  done
+fi
+MEMHOG=$BUILD/bench/memhog
+MEMBW=$BUILD/bench/membw
+[ -n "$FERRY" ] || FERRY=$BUILD/cli/ferry
+for f in "$MEMHOG" "$MEMBW" "$FERRY"; do
+  if [ ! -x "$f" ]; then echo "bench: $f not found or not executable (build first)" >&2; exit 66; fi
+done
+
+mkdir -p "$STORE_PARENT"
+WORK=$(mktemp -d "$STORE_PARENT/ferry-bench.XXXXXX")
+PIDS=()
+
+cleanup() {
+  local p
+  for p in "${PIDS[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
+    wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now_ns() { date +%s%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+gbps() { awk -v mib="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.2f", mib * 1048576 / s / 1e9; else print "-" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+  if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+  else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# wait_for COND_KIND PATH TIMEOUT_S: "exists" or "gone"; 1 on timeout
+wait_for() {
+  local kind=$1 path=$2 limit=$(( $(date +%s) + $3 ))
+  while :; do
+    if [ "$kind" = exists ] && [ -e "$path" ]; then return 0; fi
+    if [ "$kind" = gone ] && [ ! -e "$path" ]; then return 0; fi
+    [ "$(date +%s)" -lt "$limit" ] || return 1
+    sleep 0.002
+  done
+}
+
+# stop_pid PID TIMEOUT_S: wait for PID (a child of this shell) to end; SIGKILL it after TIMEOUT_S
+stop_pid() {
+  local pid=$1 limit=$(( $(date +%s) + $2 ))
+  while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$limit" ]; do sleep 0.01; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+fail_run() { echo "bench: size $1 run $2: $3" >&2; for f in "$4"/*.err; do [ -s "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" | tail -5 >&2; done; return 1; }
+
+# one_run SIZE RUN: appends "ckpt verify_inplace restart_run restart_verified image_bytes" to
+# $WORK/results-SIZE
+one_run() {
+  local size=$1 run=$2 ctl=$WORK/ctl-$1-$2 home=$WORK/store-$1-$2
+  mkdir -p "$ctl"
+  "$FERRY" launch --store "$home" --name bench -- "$MEMHOG" "$size" "$ctl" \
+    >"$ctl/launch.out" 2>"$ctl/launch.err" &
+  local lpid=$!; PIDS+=("$lpid")
+  wait_for exists "$ctl/ready" 900 || { stop_pid "$lpid" 0; fail_run "$size" "$run" "memhog never got ready" "$ctl"; return 1; }
+  local mpid; mpid=$(awk '{ print $2 }' "$ctl/ready")
+
+  # baseline for the restart figure: verifying the checksum in the original process
+  local t0 t1
+  t0=$(now_ns); touch "$ctl/verify-request"
+  wait_for exists "$ctl/verified" 600 || { stop_pid "$lpid" 0; fail_run "$size" "$run" "no in-place verification" "$ctl"; return 1; }
+  t1=$(now_ns); local verify_s; verify_s=$(secs "$t0" "$t1"); rm -f "$ctl/verified"
+
+  sync   # earlier dirty pages are not the checkpoint's to write
+  t0=$(now_ns)
+  if ! "$FERRY" checkpoint --store "$home" bench >"$ctl/ckpt.out" 2>"$ctl/ckpt.err"; then
+    stop_pid "$lpid" 0; fail_run "$size" "$run" "ferry checkpoint failed" "$ctl"; return 1
+  fi
+  t1=$(now_ns); local ckpt_s; ckpt_s=$(secs "$t0" "$t1")
+  local image_bytes; image_bytes=$(du -sb "$home/jobs" | awk '{ print $1 }')
+
+  kill -KILL "$mpid" 2>/dev/null || true
+  stop_pid "$lpid" 30
+  if [ "$COLD" = 1 ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
+
+  touch "$ctl/verify-request"
+  t0=$(now_ns)
+  "$FERRY" restart --store "$home" bench >"$ctl/restart.out" 2>"$ctl/restart.err" &
+  local rpid=$!; PIDS+=("$rpid")
+  if ! wait_for gone "$ctl/verify-request" 900; then
+    stop_pid "$rpid" 0; fail_run "$size" "$run" "the restarted memhog never ran" "$ctl"; return 1
+  fi
+  local t_run; t_run=$(now_ns)
+  if ! wait_for exists "$ctl/verified" 900; then
+    stop_pid "$rpid" 0; fail_run "$size" "$run" "the restarted memhog never verified" "$ctl"; return 1
+  fi
+  t1=$(now_ns)
+  local verdict rmpid; read -r verdict rmpid <"$ctl/verified"
+  touch "$ctl/exit-request"
+  stop_pid "$rpid" 60
+  if kill -0 "$rmpid" 2>/dev/null; then kill -KILL "$rmpid" 2>/dev/null || true; fi
+  if [ "$verdict" != OK ]; then fail_run "$size" "$run" "restored memory has a WRONG checksum" "$ctl"; return 1; fi
+  echo "$ckpt_s $verify_s $(secs "$t0" "$t_run") $(secs "$t0" "$t1") $image_bytes" >>"$WORK/results-$size"
+  rm -rf "$home"
+}
+
+dd_run() {
+  local size=$1 t0 t1
+  t0=$(now_ns)
+  dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count="$size" conv=fsync status=none
+  t1=$(now_ns)
+  rm -f "$WORK/dd.tmp"
+  secs "$t0" "$t1"
+}
+
+echo "ferry benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "ferry: $FERRY"
+echo "store: $WORK ($(df -T "$WORK" | awk 'NR == 2 { print $2 " on " $1 }'))$([ "$COLD" = 1 ] && echo ', cold page cache before restarts')"
+
+max_size=$(echo "$SIZES" | tr ',' '\n' | sort -g | tail -1)
+bw_size=$(( max_size < 1024 ? max_size : 1024 ))
+read -r memcpy_line < <("$MEMBW" "$bw_size" 5)
+memcpy_gbps=$(echo "$memcpy_line" | sed -n 's/.*memcpy_gbps=\([0-9.]*\).*/\1/p')
+pvr_gbps=$(echo "$memcpy_line" | sed -n 's/.*pvr_gbps=\([0-9.]*\).*/\1/p')
+echo "baselines ($bw_size MiB, median of 5): memcpy $memcpy_gbps GB/s, process_vm_readv $pvr_gbps GB/s"
+echo
+
+rows=()
+for size in ${SIZES//,/ }; do
+  runs=${RUNS:-$([ "$size" -le 1024 ] && echo 3 || echo 1)}
+  dd_times=""
+  for run in $(seq 1 "$runs"); do
+    dd_times+=" $(dd_run "$size")"
+    echo "size $size MiB run $run/$runs ..." >&2
+    one_run "$size" "$run" || true
+  done
+  dd_s=$(echo "$dd_times" | median)
+  if [ ! -s "$WORK/results-$size" ]; then
+    rows+=("$(printf '%6s | %-40s | %6s %6s' "$size" "FAILED (see messages above)" "$dd_s" "$(gbps "$size" "$dd_s")")")
+    continue
+  fi
+  ok_runs=$(wc -l <"$WORK/results-$size")
+  col() { awk -v c="$1" '{ printf "%s ", $c }' "$WORK/results-$size" | median; }
+  ckpt_s=$(col 1); verify_s=$(col 2); run_s=$(col 3); restart_s=$(col 4); img=$(col 5)
+  rows+=("$(printf '%6s | %7s %6s %6s | %6s %6s %6s | %7s %8s %6s %7s | %7s | %s/%s' \
+    "$size" "$ckpt_s" "$(gbps "$size" "$ckpt_s")" "$(ratio "$ckpt_s" "$dd_s")" \
+    "$dd_s" "$(gbps "$size" "$dd_s")" "$(ratio "$img" "$(( size * 1048576 ))")" \
+    "$run_s" "$restart_s" "$(gbps "$size" "$restart_s")" "$(ratio "$restart_s" "$verify_s")" \
+    "$verify_s" "$ok_runs" "$runs")")
+done
+
+echo "   MiB | ckpt s   GB/s  /dd   |   dd s   GB/s  img/mem | run s  verified s  GB/s  /verify | verify s | runs ok"
+echo "-------+----------------------+----------------------+----------------------------------+---------+--------"
+for r in "${rows[@]}"; do echo "$r"; done
+echo
+echo "ckpt: \`ferry checkpoint\` wall time (committed and durable); /dd: ckpt time / dd time"
+echo "dd: dd if=/dev/zero bs=1M count=MiB conv=fsync to the store's disk; img/mem: image bytes / memory bytes"
+echo "run: \`ferry restart\` start -> restored memhog runs; verified: -> it re-read all memory and the checksum was OK"
+echo "/verify: verified time / the same verification in the original process (verify s)"
+echo "GB/s = MiB * 2^20 / s / 1e9; reference: memcpy $memcpy_gbps GB/s, process_vm_readv $pvr_gbps GB/s"
