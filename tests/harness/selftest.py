@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # Self-test of run_scenario.py (ctest scenario.driver_selftest): with a fake ferry, the driver
-# must PASS a scenario whose expected output is right and FAIL (status 1, with a diff naming
+# must PASS a scenario whose expected output is right (also through checkpoint, kill and
+# restart actions) and FAIL (status 1, with a diff naming
 # the differing line) one whose expected output is deliberately wrong.
 # SPDX-License-Identifier: Apache-2.0
 import os
@@ -25,6 +26,9 @@ def main():
     rc, out = run(build_dir, "echo")
     if rc != 0 or "PASS echo" not in out:
         failures.append("the driver did not PASS a scenario with the right expected output")
+    rc, out = run(build_dir, "echo_cycles")
+    if rc != 0 or "PASS echo_cycles" not in out:
+        failures.append("the driver did not PASS checkpoint/kill/restart cycles with the fake")
     rc, out = run(build_dir, "echo_wrong")
     if rc != 1 or "FAIL echo_wrong" not in out:
         failures.append(f"the driver returned {rc} (want 1 and FAIL) for a wrong expected output")
