@@ -112,7 +112,22 @@ Result<void> ChunkWriter::flush_chunk() {
 }
 
 Result<void> ChunkWriter::finish() {
+  size_t tail = fill_;
   FERRY_TRY_VOID(flush_chunk());
+  if (tail > 0) {
+    hsize_t coord[1] = {(sums_.size() - 1) * kChunkBytes};
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info_by_coord(dset_.get(), coord, &mask, &addr, &size) >= 0 &&
+        addr != HADDR_UNDEF && size == kChunkBytes) {
+      constexpr uint64_t kBlock = 4096;
+      uint64_t begin = (addr + tail + kBlock - 1) / kBlock * kBlock;
+      uint64_t end = (addr + size) / kBlock * kBlock;
+      if (end > begin) padding_ = {begin, end - begin};
+    }
+    h5::take_error();
+  }
   hsize_t dims[1] = {sums_.size()};
   FERRY_TRY_VOID(tables::write_array(file_, sums_path_, tables::Col::u64, sums_.data(), dims,
                                      fname_));

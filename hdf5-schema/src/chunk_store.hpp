@@ -53,6 +53,13 @@ public:
   Result<void> finish();
   uint64_t size() const noexcept { return total_; }
   uint64_t stored_bytes() const noexcept { return stored_; }
+  // The zero padding of a partial last chunk, as a file byte range (page aligned; len 0 if
+  // none). Known after finish(); the writer punches it out of the file once HDF5 closed it,
+  // so a small image does not occupy a whole chunk on disk.
+  struct Range {
+    uint64_t offset = 0, len = 0;
+  };
+  Range padding() const noexcept { return padding_; }
 
 private:
   Result<void> flush_chunk();
@@ -64,6 +71,7 @@ private:
   uint64_t total_ = 0;    // logical bytes appended
   uint64_t stored_ = 0;   // encoded bytes handed to HDF5
   std::vector<uint64_t> sums_;
+  Range padding_;
 };
 
 // Random and sequential reads with a one-chunk cache; every chunk is checked on load.

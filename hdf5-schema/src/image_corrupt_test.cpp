@@ -348,6 +348,31 @@ TEST(ImageVersion, MajorVersionIsRefusedMinorAccepted) {
   EXPECT_EQ((*reader)->image().header.schema_version, "1.7.2");
 }
 
+// A later 1.x writer may append fields to a table (keeping `xxh3` over the 1.0 fields): a 1.0
+// reader must read the table by field name and ignore the new field.
+TEST(ImageVersion, AppendedTableFieldIsIgnored) {
+  TempFile tmp("newfield");
+  ProcessImage im = full_image();
+  write_image(tmp.path, im);
+  tamper(tmp.path, [&](hid_t f) {
+    ASSERT_GE(H5Ldelete(f, std::string(n::kRegions).c_str(), H5P_DEFAULT), 0);
+    auto fields = schema::region_fields();
+    fields.push_back({"future_field", tables::Col::u64, [](const Region&) { return uint64_t{77}; },
+                      [](Region&, uint64_t) {}, {}, {}});
+    ASSERT_TRUE(tables::write_table(f, n::kRegions, fields, std::span<const Region>(im.regions),
+                                    "x"));
+    hid_t d = H5Dopen2(f, std::string(n::kRegions).c_str(), H5P_DEFAULT);
+    H5Adelete(d, std::string(n::kXxh3).c_str());
+    ASSERT_TRUE(h5::write_u64_attr(
+        d, n::kXxh3,
+        tables::table_checksum(schema::region_fields(), std::span<const Region>(im.regions))));
+    H5Dclose(d);
+  });
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_TRUE(reader) << reader.error().message();
+  EXPECT_EQ((*reader)->image().regions, im.regions);
+}
+
 TEST(ImageValidate, GoodImageReportsEveryCheck) {
   TempFile tmp("validate");
   ProcessImage im = full_image();

@@ -163,6 +163,30 @@ TEST(ImageRoundTrip, MinimalImageHasOnlyMemory) {
   EXPECT_TRUE((*reader)->verify_all());
 }
 
+TEST(ImageRoundTrip, SmallImageIsSmallOnDisk) {
+  TempFile tmp("small");
+  auto writer = ImageWriter::create(tmp.path);
+  ASSERT_TRUE(writer);
+  std::vector<std::byte> pages(2 * kPage);
+  fill_pages(0x10000, pages);
+  ASSERT_TRUE((*writer)->append_pages(0x10000, pages));
+  ProcessImage im;
+  im.header.abi = "x86_64";
+  im.header.page_size = static_cast<uint32_t>(kPage);
+  im.regions = {{0x10000, 0x12000, 3, 2, RegionKind::anon_private, 0, -1, -1, ""}};
+  ASSERT_TRUE((*writer)->finish(im));
+  struct stat st {};
+  ASSERT_EQ(::stat(tmp.path.c_str(), &st), 0);
+  // The 4 MiB chunk is stored padded, but the padding is a hole (ext4, xfs, tmpfs, btrfs).
+  EXPECT_LT(st.st_blocks * 512, 1 << 20) << "padding of the last chunk was not punched out";
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_TRUE(reader);
+  std::vector<std::byte> back(2 * kPage);
+  ASSERT_TRUE((*reader)->read_pages(0x10000, back));
+  EXPECT_EQ(back, pages);
+  EXPECT_TRUE((*reader)->verify_all());
+}
+
 TEST(ImageWriter, RefusesMisuse) {
   TempFile tmp("misuse");
   auto writer = ImageWriter::create(tmp.path);

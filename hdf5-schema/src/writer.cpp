@@ -4,6 +4,7 @@
 #include "ferry/image/writer.hpp"
 
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -185,11 +186,23 @@ Result<void> ImageWriter::Impl::finish(const ProcessImage& image) {
     return fail(h5::write_error(path, "write header attributes"));
 
   stored_total = pages->stored_bytes() + (blob_data ? blob_data->stored_bytes() : 0);
+  std::vector<ChunkWriter::Range> holes = {pages->padding()};
+  if (blob_data) holes.push_back(blob_data->padding());
   pages.reset();
   blob_data.reset();
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) return fail(h5::write_error(path, "H5Fflush"));
   if (!file.reset()) return fail(h5::write_error(path, "H5Fclose"));
-  FERRY_TRY_VOID(fs::fsync_path(path));
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (!fd) return fail_errno("reopen image " + path);
+    // Give back the zero padding of partial last chunks (reads return zeros, as written).
+    // Best effort: a filesystem without hole punching just keeps the zeros.
+    for (const auto& h : holes)
+      if (h.len > 0)
+        (void)::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                          static_cast<off_t>(h.offset), static_cast<off_t>(h.len));
+    if (::fsync(fd.get()) != 0) return fail_errno("fsync image " + path);
+  }
   FERRY_TRY_VOID(fs::fsync_parent(path));
   finished = true;
   return {};
