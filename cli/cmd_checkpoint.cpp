@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+// `ferry checkpoint JOB [--stop]`: ask the job's supervisor for a new generation and report
+// it. Exit 0 only when the generation is committed and durable.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iostream>
+#include <sstream>
+
+#include "commands.hpp"
+#include "exit_status.hpp"
+#include "ferry/common/unique_fd.hpp"
+#include "job_store.hpp"
+#include "options.hpp"
+
+namespace ferry::cli {
+
+namespace {
+
+// Sends one request line and returns the reply line.
+Result<std::string> request(const std::string& socket_path, const std::string& line) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return fail_errno("socket");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    return fail_errno("connect to " + socket_path);
+  std::string req = line + "\n";
+  if (::write(fd.get(), req.data(), req.size()) != static_cast<ssize_t>(req.size())) return fail_errno("send request");
+  std::string reply;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read reply");
+    if (n == 0) break;
+    reply.append(buf, static_cast<size_t>(n));
+    if (reply.find('\n') != std::string::npos) break;
+  }
+  if (reply.empty()) return fail(errc::protocol, "the supervisor closed the connection without a reply");
+  return reply.substr(0, reply.find('\n'));
+}
+
+}  // namespace
+
+int cmd_checkpoint(const Args& args) {
+  po::options_description opts("ferry checkpoint [--store DIR] JOB [--stop]");
+  opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
+      "stop", "end the job once the generation is committed")("job", po::value<std::string>(), "job id or name");
+  po::positional_options_description pos;
+  pos.add("job", 1);
+  po::variables_map vm;
+  if (!parse("checkpoint", args, opts, pos, vm)) return kExitUsage;
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  auto job_arg = opt<std::string>(vm, "job");
+  if (!job_arg) {
+    complain("checkpoint: no job given");
+    return kExitUsage;
+  }
+  auto store = store::JobStore::open(store::default_root(opt<std::string>(vm, "store")));
+  if (!store) {
+    complain("checkpoint: " + store.error().message());
+    return exit_status_for(store.error());
+  }
+  auto job = store->find(*job_arg);
+  if (!job) {
+    complain("checkpoint: " + job.error().message());
+    return exit_status_for(job.error());
+  }
+  if (job->uid != ::getuid() && ::getuid() != 0) {
+    complain("checkpoint: job " + job->id + " belongs to uid " + std::to_string(job->uid));
+    return kExitPermission;
+  }
+  if (job->state != "running" || !store::supervisor_alive(*job)) {
+    complain("checkpoint: job " + job->id + " is not running (state: " + job->state + ")");
+    return kExitNotFound;
+  }
+  auto reply = request(store->control_socket(job->id), vm.count("stop") ? "checkpoint stop" : "checkpoint");
+  if (!reply) {
+    complain("checkpoint job " + job->id + ": " + reply.error().message() + " (is its supervisor still running?)");
+    return kExitNotFound;
+  }
+  std::istringstream in(*reply);
+  std::string status;
+  in >> status;
+  if (status == "ok") {
+    uint64_t gen = 0, mem = 0, img = 0;
+    std::string dir;
+    double pause = 0, total = 0;
+    in >> gen >> dir >> mem >> img >> pause >> total;
+    std::cout << "generation " << gen << " committed: " << dir << "\n";
+    std::cerr << "ferry: job " << job->id << ": " << (mem >> 20) << " MiB of memory, image " << (img >> 20)
+              << " MiB, process paused " << pause << " s, committed in " << total << " s"
+              << (vm.count("stop") ? "; job stopped" : "") << "\n";
+    return 0;
+  }
+  int code = kExitInternal;
+  in >> code;
+  std::string message;
+  std::getline(in, message);
+  if (!message.empty() && message[0] == ' ') message.erase(0, 1);
+  complain(message);
+  return code;
+}
+
+}  // namespace ferry::cli

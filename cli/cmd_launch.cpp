@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// `ferry launch`: create a job, start PROGRAM as a child under the supervisor, exit with its
+// status. The program inherits stdin/stdout/stderr and gets FERRY_CONTROL (the control
+// socket, for ferry_checkpoint()) and FERRY_JOB in its environment.
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "commands.hpp"
+#include "exit_status.hpp"
+#include "job_store.hpp"
+#include "options.hpp"
+#include "supervisor.hpp"
+
+namespace ferry::cli {
+
+int cmd_launch(const Args& all) {
+  auto [ours, program] = split_at_dashdash(all);
+  po::options_description opts("ferry launch [--store DIR] [--name NAME] -- PROGRAM [ARGS...]");
+  opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
+      "name", po::value<std::string>(), "a name for the job, usable instead of its id")(
+      "keep-fd", po::value<std::vector<int>>()->composing(),
+      "pass this inherited descriptor (> 2) to the program; others are closed");
+  po::positional_options_description pos;
+  po::variables_map vm;
+  if (!parse("launch", ours, opts, pos, vm)) return kExitUsage;
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  if (program.empty()) {
+    complain("launch: no program given (ferry launch [OPTIONS] -- PROGRAM [ARGS...])");
+    return kExitUsage;
+  }
+
+  auto store = store::JobStore::open(store::default_root(opt<std::string>(vm, "store")));
+  if (!store) {
+    complain("launch: " + store.error().message());
+    return exit_status_for(store.error());
+  }
+  auto job = store->create_job(opt<std::string>(vm, "name").value_or(""), program);
+  if (!job) {
+    complain("launch: " + job.error().message());
+    return exit_status_for(job.error());
+  }
+  Supervisor sup(*store, *job);
+  if (auto r = sup.listen(); !r) {
+    complain("launch job " + job->id + ": " + r.error().message());
+    return exit_status_for(r.error());
+  }
+
+  // exec errors travel back through a close-on-exec pipe.
+  int errpipe[2];
+  if (::pipe2(errpipe, O_CLOEXEC) != 0) {
+    complain(std::string("launch: pipe: ") + std::strerror(errno));
+    return kExitSystem;
+  }
+  std::vector<char*> argv;
+  for (auto& a : program) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::string control = store->control_socket(job->id);
+  const sigset_t* old_mask = static_cast<const sigset_t*>(sup.original_sigmask());
+
+  // Descriptors inherited from whoever started ferry (a CI runner's pipes, a shell's
+  // sockets) are closed unless asked for: the program gets 0-2 and --keep-fd ones.
+  std::vector<int> keep = vm.count("keep-fd") ? vm["keep-fd"].as<std::vector<int>>() : std::vector<int>{};
+  std::sort(keep.begin(), keep.end());
+  keep.push_back(errpipe[1]);
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    complain(std::string("launch: fork: ") + std::strerror(errno));
+    return kExitSystem;
+  }
+  if (pid == 0) {
+    ::close(errpipe[0]);
+    ::sigprocmask(SIG_SETMASK, old_mask, nullptr);
+    unsigned first = 3;
+    for (int k : keep) {
+      if (k < 3 || static_cast<unsigned>(k) < first) continue;
+      if (static_cast<unsigned>(k) > first) ::close_range(first, static_cast<unsigned>(k) - 1, 0);
+      first = static_cast<unsigned>(k) + 1;
+    }
+    ::close_range(first, ~0U, 0);
+    ::setenv("FERRY_CONTROL", control.c_str(), 1);
+    ::setenv("FERRY_JOB", job->id.c_str(), 1);
+    ::execvp(argv[0], argv.data());
+    int err = errno;
+    (void)!::write(errpipe[1], &err, sizeof err);
+    ::_exit(127);
+  }
+  ::close(errpipe[1]);
+  int child_errno = 0;
+  ssize_t n;
+  do n = ::read(errpipe[0], &child_errno, sizeof child_errno);
+  while (n < 0 && errno == EINTR);
+  ::close(errpipe[0]);
+  if (n == sizeof child_errno) {
+    complain("launch: cannot run " + program[0] + ": " + std::strerror(child_errno));
+    sup.run(pid);  // reap it and record the job as ended
+    return 127;
+  }
+  std::cerr << "ferry: job " << job->id << " launched (pid " << pid << ")"
+            << (job->name.empty() ? "" : " as '" + job->name + "'") << "\n";
+  return sup.run(pid);
+}
+
+}  // namespace ferry::cli

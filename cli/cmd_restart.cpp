@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// `ferry restart JOB [--generation N]`: validate the image completely (nothing is created when
+// a check fails), then restore the process as a child of this command and supervise it like
+// `ferry launch` does, exiting with its status.
+#include <unistd.h>
+
+#include <iostream>
+
+#include "commands.hpp"
+#include "exit_status.hpp"
+#include "ferry/image/reader.hpp"
+#include "generation_lookup.hpp"
+#include "job_store.hpp"
+#include "options.hpp"
+#include "restore/restore.hpp"
+#include "supervisor.hpp"
+
+namespace ferry::cli {
+
+int cmd_restart(const Args& args) {
+  po::options_description opts("ferry restart [--store DIR] JOB [--generation N]");
+  opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
+      "generation", po::value<uint64_t>(), "restore this generation instead of the newest")(
+      "job", po::value<std::string>(), "job id or name");
+  po::positional_options_description pos;
+  pos.add("job", 1);
+  po::variables_map vm;
+  if (!parse("restart", args, opts, pos, vm)) return kExitUsage;
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  auto job_arg = opt<std::string>(vm, "job");
+  if (!job_arg) {
+    complain("restart: no job given");
+    return kExitUsage;
+  }
+  auto store = store::JobStore::open(store::default_root(opt<std::string>(vm, "store")));
+  if (!store) {
+    complain("restart: " + store.error().message());
+    return exit_status_for(store.error());
+  }
+  auto job = store->find(*job_arg);
+  if (!job) {
+    complain("restart: " + job.error().message());
+    return exit_status_for(job.error());
+  }
+  auto refuse = [&](const Error& e) {
+    complain("restart job " + job->id + " refused: " + e.message());
+    return exit_status_for(e);
+  };
+  if (job->uid != ::getuid() && ::getuid() != 0)
+    return refuse(Error(errc::permission, "the job belongs to uid " + std::to_string(job->uid)));
+  if (job->state == "running" && store::supervisor_alive(*job))
+    return refuse(Error(errc::busy, "it is still running (pid " + std::to_string(job->pid) +
+                                        "); stop it first with 'ferry checkpoint " + job->id + " --stop'"));
+
+  auto gen = find_generation(*store, *job, opt<uint64_t>(vm, "generation"));
+  if (!gen) return refuse(gen.error());
+  auto reader = image::ImageReader::open(gen->image_path);
+  if (!reader) return refuse(reader.error());
+  restore::RestoreOptions ropts;
+  if (auto v = restore::validate_for_restore(**reader, ropts); !v) return refuse(v.error());
+
+  job->restored_from = gen->generation;
+  Supervisor sup(*store, *job);
+  if (auto r = sup.listen(); !r) return refuse(r.error());
+  ropts.validate = false;  // done above, before the supervisor was set up
+  auto pid = restore::restore_process(**reader, ropts);
+  if (!pid) {
+    complain("restart job " + job->id + " from generation " + std::to_string(gen->generation) +
+             " failed: " + pid.error().message());
+    return exit_status_for(pid.error());
+  }
+  reader->reset();  // release the image file while the job runs
+  std::cerr << "ferry: job " << job->id << " restarted from generation " << gen->generation << " (pid " << *pid
+            << ")\n";
+  return sup.run(*pid);
+}
+
+}  // namespace ferry::cli

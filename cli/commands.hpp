@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: Apache-2.0
+// The `ferry` subcommands. Each takes its own arguments (after the subcommand name) and
+// returns the process exit status.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ferry::cli {
+
+using Args = std::vector<std::string>;
+
+int cmd_launch(const Args& args);
+int cmd_checkpoint(const Args& args);
+int cmd_restart(const Args& args);
+int cmd_inspect(const Args& args);
+
+}  // namespace ferry::cli

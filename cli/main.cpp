@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: Apache-2.0
+// `ferry`: the command line. Dispatches to one subcommand per file (cmd_*.cpp).
+#include <cstring>
+#include <iostream>
+
+#include "commands.hpp"
+#include "exit_status.hpp"
+
+namespace {
+
+const char* kUsage = R"(usage: ferry COMMAND [OPTIONS]
+
+Commands:
+  launch     [--store DIR] [--name NAME] -- PROGRAM [ARGS...]
+             run PROGRAM under checkpoint control, in the foreground
+  checkpoint [--store DIR] JOB [--stop]
+             take a new generation of a running job (--stop: end it once committed)
+  restart    [--store DIR] JOB [--generation N]
+             restore the newest (or given) generation and run it in the foreground
+  inspect    [--store DIR] [--json] [--generation N] IMAGE|JOB
+             print and validate an image
+
+JOB is a job id or the NAME given at launch. The store is --store, else $FERRY_HOME,
+else ~/.ferry. Exit statuses: see docs/exit-status.md.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
+    std::cout << kUsage;
+    return argc < 2 ? ferry::cli::kExitUsage : 0;
+  }
+  std::string cmd = argv[1];
+  ferry::cli::Args args(argv + 2, argv + argc);
+  if (cmd == "launch") return ferry::cli::cmd_launch(args);
+  if (cmd == "checkpoint") return ferry::cli::cmd_checkpoint(args);
+  if (cmd == "restart") return ferry::cli::cmd_restart(args);
+  if (cmd == "inspect") return ferry::cli::cmd_inspect(args);
+  if (cmd == "--version" || cmd == "version") {
+    std::cout << "ferry " << FERRY_VERSION << "\n";
+    return 0;
+  }
+  std::cerr << "ferry: unknown command '" << cmd << "'\n" << kUsage;
+  return ferry::cli::kExitUsage;
+}

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: Apache-2.0
+// The supervisor loop: control socket sessions, child exit via pidfd, signal forwarding via
+// signalfd. Control protocol (one request line per connection, replies are lines):
+//   "checkpoint\n" | "checkpoint stop\n"  -> "ok GEN DIR MEMORY_BYTES IMAGE_BYTES PAUSE_S TOTAL_S\n"
+//                                            or "error STATUS MESSAGE\n"
+//   "self TID ADDR\n" (from libferry)     -> "accepted\n"; the checkpoint starts when the
+//                                            client has closed; the result goes to ADDR
+// Only the job's owner and root may connect (SO_PEERCRED).
+#include "supervisor.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "exit_status.hpp"
+#include "take_checkpoint.hpp"
+
+namespace ferry::cli {
+
+namespace asio = boost::asio;
+using local_stream = asio::local::stream_protocol;
+
+namespace {
+
+const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGCONT};
+
+std::string format_double(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", v);
+  return buf;
+}
+
+}  // namespace
+
+struct Supervisor::Impl {
+  const store::JobStore& store;
+  store::JobRecord job;
+  asio::io_context io;
+  local_stream::acceptor acceptor{io};
+  asio::posix::stream_descriptor pidfd{io};
+  asio::posix::stream_descriptor sigfd{io};
+  sigset_t old_mask{};
+  pid_t pid = -1;
+  bool stopped_after_checkpoint = false;
+  uint64_t stopped_generation = 0;
+  int exit_code = kExitInternal;
+  bool busy = false;
+
+  Impl(const store::JobStore& s, store::JobRecord j) : store(s), job(std::move(j)) {}
+
+  void accept() {
+    acceptor.async_accept([this](boost::system::error_code ec, local_stream::socket sock) {
+      if (ec) return;  // acceptor closed
+      on_connection(std::make_shared<local_stream::socket>(std::move(sock)));
+      accept();
+    });
+  }
+
+  static void reply(const std::shared_ptr<local_stream::socket>& sock, const std::string& line) {
+    boost::system::error_code ec;
+    asio::write(*sock, asio::buffer(line), ec);  // the peer may be gone; nothing to do then
+  }
+
+  void on_connection(std::shared_ptr<local_stream::socket> sock) {
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(sock->native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+        (cred.uid != 0 && cred.uid != ::getuid())) {
+      reply(sock, "error " + std::to_string(kExitPermission) + " job " + job.id + " belongs to another user\n");
+      return;
+    }
+    auto buf = std::make_shared<asio::streambuf>(4096);
+    asio::async_read_until(*sock, *buf, '\n', [this, sock, buf](boost::system::error_code ec, size_t) {
+      if (ec) return;
+      std::istream in(buf.get());
+      std::string line;
+      std::getline(in, line);
+      on_request(sock, line);
+    });
+  }
+
+  void on_request(const std::shared_ptr<local_stream::socket>& sock, const std::string& line) {
+    std::istringstream words(line);
+    std::string verb;
+    words >> verb;
+    if (verb == "checkpoint") {
+      std::string arg;
+      words >> arg;
+      CheckpointRequest req;
+      req.stop = arg == "stop";
+      reply(sock, checkpoint(req) + "\n");
+    } else if (verb == "self") {
+      long tid = 0;
+      unsigned long long addr = 0;
+      words >> tid >> addr;
+      if (!words || addr == 0) {
+        reply(sock, "error " + std::to_string(kExitUsage) + " malformed self request\n");
+        return;
+      }
+      reply(sock, "accepted\n");
+      // Wait for the client's close so no socket is open in the process when it is frozen.
+      auto byte = std::make_shared<char>();
+      asio::async_read(*sock, asio::buffer(byte.get(), 1), [this, sock, byte, addr](boost::system::error_code, size_t) {
+        CheckpointRequest req;
+        req.self_flag_addr = addr;
+        std::string result = checkpoint(req);
+        if (result.rfind("error", 0) == 0) std::cerr << "ferry: self-checkpoint of job " << job.id << " failed: " << result.substr(6) << "\n";
+      });
+    } else {
+      reply(sock, "error " + std::to_string(kExitUsage) + " unknown request '" + verb + "'\n");
+    }
+  }
+
+  std::string checkpoint(const CheckpointRequest& req) {
+    if (pid <= 0) return "error " + std::to_string(kExitNotFound) + " job " + job.id + " has no running process";
+    if (busy) return "error " + std::to_string(kExitBusy) + " a checkpoint of job " + job.id + " is in progress";
+    busy = true;
+    auto out = take_checkpoint(store, job, pid, req);
+    busy = false;
+    if (!out) {
+      return "error " + std::to_string(exit_status_for(out.error())) + " " + out.error().message();
+    }
+    if (out->stopped) {
+      stopped_after_checkpoint = true;
+      stopped_generation = out->generation;
+    }
+    return "ok " + std::to_string(out->generation) + " " + out->dir + " " + std::to_string(out->memory_bytes) +
+           " " + std::to_string(out->image_bytes) + " " + format_double(out->pause_s) + " " +
+           format_double(out->total_s);
+  }
+
+  void wait_child() {
+    pidfd.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+      if (ec) return;
+      int status = 0;
+      pid_t r = ::waitpid(pid, &status, WNOHANG);
+      if (r == 0) return wait_child();
+      if (r < 0) {
+        exit_code = kExitInternal;
+      } else if (WIFEXITED(status)) {
+        exit_code = WEXITSTATUS(status);
+      } else if (WIFSIGNALED(status)) {
+        exit_code = 128 + WTERMSIG(status);
+      }
+      if (stopped_after_checkpoint) exit_code = kExitStopped;
+      io.stop();
+    });
+  }
+
+  void wait_signals() {
+    sigfd.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+      if (ec) return;
+      signalfd_siginfo si{};
+      while (::read(sigfd.native_handle(), &si, sizeof si) == sizeof si) {
+        int sig = static_cast<int>(si.ssi_signo);
+        // A terminal's ^C / ^\ already reached the process (same process group); forward
+        // only signals sent to the supervisor by a process (kill, Slurm, a batch system).
+        bool from_terminal = (sig == SIGINT || sig == SIGQUIT) && si.ssi_code == SI_KERNEL;
+        if (!from_terminal && pid > 0) ::kill(pid, sig);
+      }
+      wait_signals();
+    });
+  }
+};
+
+Supervisor::Supervisor(const store::JobStore& store, store::JobRecord job)
+    : impl_(std::make_unique<Impl>(store, std::move(job))) {}
+
+Supervisor::~Supervisor() {
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
+  ::unlink(impl_->store.control_socket(impl_->job.id).c_str());
+}
+
+const void* Supervisor::original_sigmask() const { return &impl_->old_mask; }
+
+Result<void> Supervisor::listen() {
+  std::string path = impl_->store.control_socket(impl_->job.id);
+  if (path.size() >= sizeof(sockaddr_un::sun_path))
+    return fail(errc::protocol, "control socket path " + path + " is longer than " +
+                                    std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                                    " bytes; use a shorter --store or FERRY_HOME");
+  ::unlink(path.c_str());  // stale from a supervisor that was killed
+  boost::system::error_code ec;
+  impl_->acceptor.open(local_stream(), ec);
+  if (!ec) impl_->acceptor.bind(local_stream::endpoint(path), ec);
+  if (!ec) impl_->acceptor.listen(16, ec);
+  if (ec) return fail(Error(std::error_code(ec.value(), std::system_category()), "listen on " + path));
+  ::chmod(path.c_str(), 0600);
+  // Asio does not open sockets close-on-exec; the job must not inherit our listener.
+  ::fcntl(impl_->acceptor.native_handle(), F_SETFD, FD_CLOEXEC);
+
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : kForwarded) sigaddset(&set, s);
+  sigprocmask(SIG_BLOCK, &set, &impl_->old_mask);
+  int sfd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (sfd < 0) return fail_errno("signalfd");
+  impl_->sigfd.assign(sfd);
+  return {};
+}
+
+int Supervisor::run(pid_t pid) {
+  auto& s = *impl_;
+  s.pid = pid;
+  int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pfd < 0) {
+    std::perror("ferry: pidfd_open");
+    return kExitInternal;
+  }
+  s.pidfd.assign(pfd);
+  s.job.pid = pid;
+  s.job.supervisor_pid = ::getpid();
+  s.job.state = "running";
+  if (auto r = s.store.save(s.job); !r) std::cerr << "ferry: " << r.error().message() << "\n";
+  s.accept();
+  s.wait_child();
+  s.wait_signals();
+  s.io.run();
+  s.job.state = s.stopped_after_checkpoint ? "stopped" : "exited";
+  s.job.exit_status = s.exit_code;
+  s.job.supervisor_pid = 0;
+  if (auto r = s.store.save(s.job); !r) std::cerr << "ferry: " << r.error().message() << "\n";
+  if (s.stopped_after_checkpoint)
+    std::cerr << "ferry: job " << s.job.id << " stopped after checkpoint generation " << s.stopped_generation
+              << "; resume it with 'ferry restart " << (s.job.name.empty() ? s.job.id : s.job.name) << "'\n";
+  return s.exit_code;
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+// Supervisor: what `ferry launch` and `ferry restart` run while their process lives. It is the
+// process's parent, serves the job's control socket (checkpoint requests from `ferry
+// checkpoint` and from ferry_checkpoint() inside the program), forwards termination signals,
+// and returns the process's exit status. Single-threaded Boost.Asio loop; a checkpoint runs
+// to completion inside its handler. (The per-node agent of a later issue takes this role for
+// multi-node jobs.)
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+
+#include "ferry/common/result.hpp"
+#include "job_store.hpp"
+
+namespace ferry::cli {
+
+class Supervisor {
+public:
+  Supervisor(const store::JobStore& store, store::JobRecord job);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Binds the control socket (replacing a stale one) and blocks forwarded signals. Call
+  // before creating the process; the process must then unblock signals itself (see
+  // original_sigmask()).
+  Result<void> listen();
+  const void* original_sigmask() const;
+
+  // Serves until `pid` (a child of this process) exits. Returns what the command should
+  // exit with: the process's status, 128+signal, or kExitStopped after checkpoint --stop.
+  int run(pid_t pid);
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ferry::cli
