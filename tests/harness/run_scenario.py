@@ -501,7 +501,7 @@ class Driver:
         out = p.stdout.decode(errors="replace")
         err = p.stderr.decode(errors="replace")
         self.log(f"{what}: `ferry {' '.join(args)}` -> {p.returncode} in {dt:.2f} s"
-                 + (f"\n    stdout: {out.strip()}" if out.strip() else "")
+                 + (f"\n    stdout: {out.strip()[:600]}" if out.strip() else "")
                  + (f"\n    stderr: {err.strip()[-1500:]}" if err.strip() else ""))
         return p.returncode, out, err, dt
 
