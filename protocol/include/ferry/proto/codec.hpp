@@ -4,7 +4,7 @@
 // errc::protocol Error; nothing here throws, asserts on input, or reads past a buffer.
 //
 //   offset  size  field
-//   0       4     length   bytes after this field (8 + body), 8 + 21 <= length <= 8 + kMaxFrameBody
+//   0       4     length   bytes after this field (8 + body), 8 + 33 <= length <= 8 + kMaxFrameBody
 //   4       4     magic    kMagic ("FRRY" on the wire)
 //   8       2     version  kVersion
 //   10      2     type     MsgType
