@@ -19,14 +19,19 @@ Actions (one string each in `actions`, run in order):
                              (checkpoint_fail_message) and add no generation; the program must
                              go on making progress
   kill                       SIGKILL the program (a node failure); its ferry command must end
+  crash-during-checkpoint A B  start `ferry checkpoint`, SIGKILL the job's ferry process A..B s
+                             later, then the program; the client must not hang, and every
+                             committed generation must validate
   restart [ARGS]             `ferry restart JOB ARGS` in the background; waits until the restored
                              program makes progress (or ends)
   restart-refused [ARGS]     `ferry restart` must exit refuse_status with refuse_message on
                              stderr, leave the stdout and marker files untouched, start nothing
   restart-expect N [ARGS]    `ferry restart` must exit N, touching nothing (e.g. 66: not found)
-  wait-exit [FILE]           wait for the job to end; its stdout file must equal the
-                             uninterrupted run's (or FILE in the scenario folder), and its exit
-                             status the uninterrupted status
+  wait-exit [FILE | --replace OLD NEW]
+                             wait for the job to end; its stdout file must equal the
+                             uninterrupted run's (or FILE in the scenario folder, or the
+                             uninterrupted run's with the one line OLD replaced by NEW), and
+                             its exit status the uninterrupted status
   tamper corrupt-image [G]   flip bytes inside the memory data of generation G's image (newest)
   tamper truncate-image [G]  cut generation G's image to half its size
   tamper change-library      change one byte of the scenario's library copy (size/mtime kept)
@@ -465,16 +470,29 @@ class Driver:
                               f"marker file stays at {size} bytes)")
             time.sleep(0.01)
 
-    def compare_output(self, expected_file=None):
+    def expected_output(self, args):
+        """wait-exit's arguments -> (expected bytes, label)."""
+        if not args:
+            return self.ref_stdout, "uninterrupted run"
+        if args[0] == "--replace":
+            if len(args) != 3:
+                raise Failure("wait-exit --replace takes OLD-LINE NEW-LINE", EXIT_BROKEN)
+            old, new = args[1].encode() + b"\n", args[2].encode() + b"\n"
+            lines = self.ref_stdout.splitlines(keepends=True)
+            if lines.count(old) != 1:
+                raise Failure(f"wait-exit --replace: {args[1]!r} occurs {lines.count(old)} "
+                              "times in the uninterrupted output, not once", EXIT_BROKEN)
+            return b"".join(new if line == old else line for line in lines), \
+                f"uninterrupted run with {args[1]!r} -> {args[2]!r}"
+        if len(args) != 1:
+            raise Failure(f"wait-exit: unexpected arguments {args}", EXIT_BROKEN)
+        with open(os.path.join(self.scn.folder, args[0]), "rb") as f:
+            return f.read(), args[0]
+
+    def compare_output(self, args):
         with open(self.job_stdout, "rb") as f:
             got = f.read()
-        if expected_file:
-            with open(os.path.join(self.scn.folder, expected_file), "rb") as f:
-                want = f.read()
-            label = expected_file
-        else:
-            want = self.ref_stdout
-            label = "uninterrupted run"
+        want, label = self.expected_output(args)
         if got != want:
             diff = list(difflib.unified_diff(
                 want.decode(errors="replace").splitlines(),
@@ -634,6 +652,66 @@ class Driver:
                 raise Failure(f"the program died after the failed checkpoint: status "
                               f"{normalise_status(self.fg.returncode)}")
 
+    def act_crash_during_checkpoint(self, args):
+        """SIGKILL the job's ferry process (the supervisor that captures) while a checkpoint
+        runs: the previous generations must stay restorable, a new one is committed whole or
+        not at all, and the `ferry checkpoint` client must not hang."""
+        self.require_running("checkpoint")
+        before = set(self.gen_dirs())
+        pid = self.workload_pid()
+        delay = self.rng.uniform(float(args[0]), float(args[1]))
+        n = len(self.checkpoint_times) + len(self.restart_times) + 1
+        out_path = os.path.join(self.tmp, f"crash-{n}.stdout")
+        err_path = os.path.join(self.tmp, f"crash-{n}.stderr")
+        with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
+            client = self.spawn([self.ferry, "checkpoint", "--store", self.store, self.job_name],
+                                stdout=fo, stderr=fe, cwd=self.tmp, env=self.env)
+        # the capture has begun once its generation directory exists (or it is already over)
+        started = self.wait_until("the checkpoint to start writing",
+                                  lambda: (set(self.gen_dirs()) - before) or
+                                  client.poll() is not None, limit=30, poll=0.001)
+        if client.poll() is not None and client.returncode != 0:
+            raise Failure(f"`ferry checkpoint` failed ({client.returncode}) before the crash "
+                          f"could be injected: {self.tail(err_path)}")
+        time.sleep(delay)
+        self.log(f"kill -9 `ferry {self.fg_kind}` (pid {self.fg.pid}) {delay:.3f} s after "
+                 f"{sorted(started) if isinstance(started, set) else 'the commit'} appeared")
+        os.kill(self.fg.pid, signal.SIGKILL)
+        self.wait_fg(KILL_GRACE, "after SIGKILL")
+        try:
+            rc = client.wait(timeout=min(KILL_GRACE, self.remaining()))
+        except subprocess.TimeoutExpired:
+            raise Failure("`ferry checkpoint` hangs after the job's supervisor was killed; "
+                          f"stderr: {self.tail(err_path)}")
+        self.log(f"`ferry checkpoint` -> {rc}; stdout: {self.tail(out_path, 300)}; stderr: "
+                 f"{self.tail(err_path, 600)}")
+        # the program outlives its supervisor (it is ours now, as subreaper): a node failure
+        left = pid if pid is not None and is_live(pid) else self.workload_pid()
+        if left is not None:
+            self.log(f"kill -9 {left} (the program, orphaned)")
+            os.kill(left, signal.SIGKILL)
+            self.wait_until(f"process {left} to be gone", lambda: not is_live(left), limit=10)
+        self.check_no_leftovers("after the crash")
+        new = sorted(set(self.gen_dirs()) - before)
+        base = os.path.join(self.store, "jobs", self.job_id)
+        for d in sorted(self.gen_dirs()):
+            if not os.path.exists(os.path.join(base, d, "MANIFEST.json")):
+                continue
+            image = os.path.join(base, d, "rank-0.h5")
+            rc2, _, err, _ = self.run_ferry(["inspect", "--store", self.store, image],
+                                            f"inspect {d}")
+            if rc2 != 0:
+                raise Failure(f"after the crash, committed generation {d} does not validate: "
+                              f"{err.strip()[-800:]}")
+            if d in new:
+                num = int(d.split("-")[1])
+                self.generations.append((num, os.path.join(base, d)))
+        committed_new = [d for d in new if os.path.exists(os.path.join(base, d, "MANIFEST.json"))]
+        self.log(f"new generation directories: {new or 'none'}; committed: "
+                 f"{committed_new or 'none'}")
+        if rc == 0 and not committed_new:
+            raise Failure("`ferry checkpoint` exited 0 but no new generation is committed")
+
     def act_kill(self, args):
         self.require_running("kill")
         pid = self.workload_pid()
@@ -706,7 +784,7 @@ class Driver:
         st = self.fg_status if self.fg_status is not None else \
             self.wait_fg(self.remaining(), "before the scenario timeout")
         self.log(f"`ferry {self.fg_kind}` ended with status {st}")
-        n = self.compare_output(args[0] if args else None)
+        n = self.compare_output(args)
         if st != self.ref_status:
             raise Failure(f"exit status {st} differs from the uninterrupted run's "
                           f"{self.ref_status}; stderr: {self.tail(self.fg_files()[1])}",
