@@ -18,6 +18,16 @@ FERRY = COUNTER = None
 TIMEOUT = 60
 
 
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
 def wait_file(path, timeout=20):
     end = time.time() + timeout
     while time.time() < end:
@@ -39,6 +49,8 @@ class CliTest(unittest.TestCase):
             if p.poll() is None:
                 p.kill()
                 p.wait(timeout=10)
+            if p.stderr:
+                p.stderr.close()
         for pid in self.extra_pids():
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -52,7 +64,7 @@ class CliTest(unittest.TestCase):
         if os.path.isdir(jobs):
             for j in os.listdir(jobs):
                 try:
-                    rec = json.load(open(os.path.join(jobs, j, "job.json")))
+                    rec = read_json(os.path.join(jobs, j, "job.json"))
                     if rec.get("state") == "running" and rec.get("pid"):
                         pids.append(rec["pid"])
                 except (OSError, ValueError):
@@ -75,7 +87,7 @@ class CliTest(unittest.TestCase):
         return p
 
     def job(self, jid="1"):
-        return json.load(open(os.path.join(self.store, "jobs", jid, "job.json")))
+        return read_json(os.path.join(self.store, "jobs", jid, "job.json"))
 
     def uninterrupted(self, *args):
         return subprocess.run([COUNTER, *args], capture_output=True, text=True, timeout=TIMEOUT).stdout
@@ -111,9 +123,10 @@ class CliTest(unittest.TestCase):
             self.assertRegex(r.stdout, r"generation 1 committed: ")
             self.assertEqual(p.wait(timeout=TIMEOUT), 75)
             self.assertIn("stopped after checkpoint generation 1", p.stderr.read())
+            p.stderr.close()
         r = self.ferry("restart", "c1")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(open(out_path).read(), expected)
+        self.assertEqual(read_text(out_path), expected)
         self.assertEqual(self.job()["state"], "exited")
 
     def test_restart_of_running_job_is_refused(self):
@@ -158,7 +171,7 @@ class CliTest(unittest.TestCase):
         time.sleep(0.2)
         r = self.ferry("restart", "1")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(open(out_path).read(), expected)
+        self.assertEqual(read_text(out_path), expected)
 
     def test_full_disk_fails_cleanly_and_job_keeps_running(self):
         if os.geteuid() != 0:
@@ -180,7 +193,7 @@ class CliTest(unittest.TestCase):
                 self.assertIn("No space left on device", r.stderr)
                 self.assertEqual([d for d in os.listdir(os.path.join(self.store, "jobs", "1")) if d.startswith("gen-")], [])
                 self.assertEqual(p.wait(timeout=TIMEOUT), 0)
-            self.assertEqual(open(out_path).read(), expected)
+            self.assertEqual(read_text(out_path), expected)
         finally:
             for p in self.procs:
                 if p.poll() is None:
