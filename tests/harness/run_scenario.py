@@ -55,6 +55,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 
@@ -65,7 +66,7 @@ PROGRESS_WAIT = 30.0         # seconds a restored program may take to show progr
 KNOWN_KEYS = {"description", "args", "actions", "expect", "timeout", "env", "library",
               "refuse_status", "refuse_message", "checkpoint_fail_status",
               "checkpoint_fail_message", "self_checkpoint", "dlopen", "requires",
-              "sources_from", "cycles_note"}
+              "sources_from", "stdout"}
 EXPECTS = {"pass", "checkpoint-fails", "restart-refused"}
 # Seed of the xorshift block that workloads place in memory (tests/harness/scenario.h) so
 # that `tamper corrupt-image` can find their data inside an image.
@@ -178,11 +179,19 @@ class Scenario:
         self.ckfail_message = t.get("checkpoint_fail_message", ".")
         self.requires = list(t.get("requires", []))
         self.source_name = t.get("sources_from", self.name)
+        self.stdout = t.get("stdout", "file")
+        if self.stdout not in ("file", "pipe"):
+            raise Failure(f"{path}: stdout must be file or pipe", EXIT_BROKEN)
         if self.expect not in EXPECTS:
             raise Failure(f"{path}: expect must be one of {sorted(EXPECTS)}", EXIT_BROKEN)
         verbs = [a[0] for a in self.actions if a]
         if not verbs or verbs[-1] != "wait-exit":
             raise Failure(f"{path}: actions must end with wait-exit", EXIT_BROKEN)
+        if self.stdout == "pipe" and {"kill", "crash-during-checkpoint"} & set(verbs):
+            # output written after a checkpoint has left through the pipe and would be printed
+            # again by the restarted program: only checkpoint-stop gives a defined output
+            raise Failure(f"{path}: stdout = \"pipe\" allows checkpoint-stop, not kill",
+                          EXIT_BROKEN)
         needed = {"checkpoint-fails": "checkpoint-fails", "restart-refused": "restart-refused"}
         if self.expect in needed and needed[self.expect] not in verbs:
             raise Failure(f"{path}: expect={self.expect} needs a {needed[self.expect]} action",
@@ -201,6 +210,7 @@ class Driver:
         self.tag = os.path.basename(self.tmp)
         self.popens = []             # every Popen we started, to wait for them
         self.fg = None               # the ferry launch/restart command now running the job
+        self.pump = None             # stdout = "pipe": thread copying fg's stdout to the file
         self.fg_kind = None
         self.fg_status = None
         self.fg_count = 0
@@ -363,10 +373,29 @@ class Driver:
         if kind == "launch":
             out_path = self.job_stdout
         self.log(f"start: {' '.join(shlex.quote(a) for a in argv)}")
-        with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
-            self.fg = self.spawn(argv, stdout=fo, stderr=fe, cwd=cwd, env=self.env)
+        if self.scn.stdout == "pipe":
+            # the job's output is what comes out of the pipes of launch and every restart
+            if kind == "launch":
+                open(self.job_stdout, "wb").close()
+            with open(err_path, "wb") as fe:
+                self.fg = self.spawn(argv, stdout=subprocess.PIPE, stderr=fe, cwd=cwd,
+                                     env=self.env)
+            self.pump = threading.Thread(target=self.copy_pipe, daemon=True,
+                                         args=(self.fg.stdout, self.job_stdout))
+            self.pump.start()
+        else:
+            with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
+                self.fg = self.spawn(argv, stdout=fo, stderr=fe, cwd=cwd, env=self.env)
         self.fg_kind = kind
         self.fg_status = None
+
+    @staticmethod
+    def copy_pipe(pipe, path):
+        with open(path, "ab") as f:
+            for chunk in iter(lambda: pipe.read1(65536), b""):
+                f.write(chunk)
+                f.flush()
+        pipe.close()
 
     def wait_fg(self, limit, what):
         try:
@@ -374,6 +403,12 @@ class Driver:
         except subprocess.TimeoutExpired:
             raise Failure(f"`ferry {self.fg_kind}` did not end {what} "
                           f"(waited {limit:.0f} s); its stderr: {self.tail(self.fg_files()[1])}")
+        if self.pump is not None:
+            self.pump.join(timeout=10)
+            if self.pump.is_alive():
+                raise Failure(f"the stdout pipe of `ferry {self.fg_kind}` stays open after it "
+                              f"ended: {self.describe_procs()}")
+            self.pump = None
         self.fg_status = normalise_status(rc)
         return self.fg_status
 
