@@ -307,7 +307,7 @@ std::string build_text(const ProcessImage& im) {
   for (const auto& r : im.regions) mapped += r.end - r.start;
   auto stored = stored_per_region(im);
   o << "regions (" << im.regions.size() << ", " << human_bytes(mapped) << " mapped, "
-    << human_bytes(page_bytes(im)) << " stored in " << im.page_runs.size() << " page runs)\n";
+    << human_bytes(page_bytes(im)) << " stored, page runs: " << im.page_runs.size() << ")\n";
   std::snprintf(line, sizeof line, "  %-16s %-16s %8s %-4s %-12s %8s  %s\n", "START", "END",
                 "SIZE", "PROT", "KIND", "STORED", "NAME");
   o << line;
@@ -334,7 +334,7 @@ std::string build_text(const ProcessImage& im) {
       << "\n";
   }
 
-  o << "signals (" << im.signals.size() << " dispositions)\n";
+  o << "signals (" << im.signals.size() << ")\n";
   for (const auto& s : im.signals) {
     std::snprintf(line, sizeof line, "  %-12s %-16s flags %-10s mask %s\n",
                   signal_name(s.signo).c_str(), handler_name(s.handler).c_str(),
@@ -342,7 +342,7 @@ std::string build_text(const ProcessImage& im) {
     o << line;
   }
 
-  o << "files (" << im.fds.size() << " fds)\n";
+  o << "files (" << im.fds.size() << ")\n";
   for (const auto& f : im.fds) {
     std::snprintf(line, sizeof line, "  %3d %-9s %-20s%s offset %-10" PRIu64 " %s", f.fd,
                   fd_kind_name(f.kind).c_str(), open_flags(f.flags).c_str(),

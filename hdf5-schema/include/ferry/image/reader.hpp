@@ -2,7 +2,8 @@
 // ImageReader: the ImageSource over one HDF5 image file. open() reads and checks all metadata
 // (magic, version, ABI, record kinds, every metadata checksum, shapes of the chunk streams);
 // page and blob bytes are read on demand, chunk by chunk, each chunk checked against its
-// checksum, with a one-chunk cache per stream. Not thread-safe: one reader per thread.
+// checksum, with a one-chunk cache per stream. Debian's HDF5 is built without thread safety:
+// all ImageReader/ImageWriter calls of a process must come from one thread at a time.
 #pragma once
 
 #include <cstdint>

@@ -2,7 +2,8 @@
 // ImageWriter: the ImageSink that stores one process image as an HDF5 file (SCHEMA.md).
 // Pages and blob bytes stream into 4 MiB chunks written with HDF5 direct chunk writes; the
 // metadata is written by finish(), which also flushes and fsyncs, so the file is durable when
-// finish() returns. Memory use is two chunk buffers plus the metadata.
+// finish() returns. Memory use is two chunk buffers plus the metadata. Not thread-safe (HDF5
+// here is built without thread safety): one thread at a time across all images.
 #pragma once
 
 #include <cstdint>
