@@ -46,9 +46,11 @@ if [ -z "$BUILD" ]; then
     if [ -x "$d/bench/memhog" ] && [ -x "$d/bench/membw" ]; then BUILD=$d; break; fi
   done
 fi
+[ -n "$BUILD" ] && [ -d "$BUILD" ] && BUILD=$(cd "$BUILD" && pwd)
 MEMHOG=$BUILD/bench/memhog
 MEMBW=$BUILD/bench/membw
 [ -n "$FERRY" ] || FERRY=$BUILD/cli/ferry
+case "$FERRY" in /*) ;; *) FERRY=$PWD/$FERRY ;; esac
 for f in "$MEMHOG" "$MEMBW" "$FERRY"; do
   if [ ! -x "$f" ]; then echo "bench: $f not found or not executable (build first)" >&2; exit 66; fi
 done
