@@ -2,6 +2,8 @@
 // HDF5 id ownership, error-stack capture and small attribute helpers (see h5_support.hpp).
 #include "h5_support.hpp"
 
+#include <cstdlib>
+
 #include <mutex>
 
 namespace ferry::image::h5 {
@@ -57,11 +59,22 @@ Error corrupt(const std::string& file, const std::string& what) {
   return Error(errc::image_corrupt, msg);
 }
 
+// The sec2 driver reports a failed write(2) as "... errno = 28, error message = '...'" on
+// several lines; keep the errno so the caller can tell a full disk from corruption.
 Error write_error(const std::string& file, const std::string& what) {
   std::string detail = take_error();
+  int err = EIO;
+  if (auto pos = detail.find("errno = "); pos != std::string::npos) {
+    int parsed = std::atoi(detail.c_str() + pos + 8);
+    if (parsed > 0) err = parsed;
+  }
   std::string msg = "write image " + file + ": " + what;
-  if (!detail.empty()) msg += " (HDF5: " + detail + ")";
-  return Error(std::error_code(EIO, std::system_category()), msg);
+  if (err == EIO && !detail.empty()) {
+    for (char& c : detail)
+      if (c == '\n') c = ' ';
+    msg += " (HDF5: " + detail + ")";
+  }
+  return Error(std::error_code(err, std::system_category()), msg);
 }
 
 Id make_string_type() {
