@@ -2,15 +2,18 @@
 // capture(): the order of a checkpoint of one frozen process (see capture.hpp).
 //
 // Algorithm:
-//   1. checks that can refuse, with no side effect: tracer, threads, child processes, ABI
-//      (cs selector and ELF class of /proc/PID/exe), every open fd (plan_fds)
-//   2. registers from the PTRACE_INTERRUPT stop: NT_PRSTATUS (the STORED copy gets the
-//      interrupted-syscall rewind, arch::rewind_for_image), NT_X86_XSTATE (raw ptrace buffer:
-//      bytes 464.. hold XCR0, not _fpx_sw_bytes), signal mask, rseq, robust list
-//   3. remote syscalls (all signals blocked): mmap a scratch page, rt_sigaction(sig, NULL,
-//      scratch) for 1..64, sigaltstack(NULL, scratch), prctl(PR_GET_TID_ADDRESS, scratch),
-//      brk(0); read the scratch page; munmap it; restore registers and mask. This runs BEFORE
-//      /proc/PID/maps is read so the scratch page never appears in the image.
+//   1. checks that can refuse, with no side effect: tracer, child processes, ABI of every
+//      thread (cs selector and ELF class of /proc/PID/exe), every open fd (plan_fds)
+//   2. per thread (leader first), from its PTRACE_INTERRUPT stop: its id in the job's PID
+//      namespace (NSpid), NT_PRSTATUS (the STORED copy gets the interrupted-syscall rewind,
+//      arch::rewind_for_image: a thread blocked in a futex wait, read, join... re-executes
+//      it at restore), NT_X86_XSTATE (raw ptrace buffer: bytes 464.. hold XCR0, not
+//      _fpx_sw_bytes), signal mask, rseq, robust list
+//   3. remote syscalls (all signals blocked), in the leader: mmap a scratch area,
+//      rt_sigaction(sig, NULL, scratch) for 1..64, brk(0); in EACH thread (per-thread kernel
+//      state): sigaltstack(NULL, slot), prctl(PR_GET_TID_ADDRESS, slot); the leader reads the
+//      area, munmaps it; every thread gets its registers and mask back. This runs BEFORE
+//      /proc/PID/maps is read so the scratch area never appears in the image.
 //   4. maps + smaps -> memory plan (refusals of unsupported mappings; file hashes)
 //   5. process attributes (exe, argv, cwd, umask, personality, rlimits, mm fields, auxv)
 //   6. only now write: pages, then blobs; header; sink.finish(image)
@@ -34,6 +37,7 @@
 #include "ferry/common/fs.hpp"
 #include "ferry/common/hash.hpp"
 #include "ferry/common/unique_fd.hpp"
+#include "ns_ids.hpp"
 #include "proc/task.hpp"
 
 #ifndef FERRY_VERSION
@@ -44,17 +48,23 @@ namespace ferry::capture {
 
 namespace {
 
-// Scratch page layout for the injected calls.
+// Scratch area layout for the injected calls (one or more pages, mapped by the leader and
+// visible to every thread since they share the address space).
 constexpr uint64_t kSigactOff = 0;        // 65 x struct kernel sigaction (32 bytes), index = signo
 constexpr uint64_t kKSigactionSize = 32;  // handler, flags, restorer, mask
-constexpr uint64_t kAltstackOff = 65 * kKSigactionSize;  // stack_t (24 bytes)
-constexpr uint64_t kTidAddrOff = kAltstackOff + 32;      // u64
+constexpr uint64_t kThreadsOff = 65 * kKSigactionSize;  // per-thread slots from here
+constexpr uint64_t kSlotSize = 32;        // stack_t (24 bytes) + clear_tid address (u64)
+constexpr uint64_t kSlotTidAddr = 24;
 
-struct Injected {
-  std::vector<image::SignalAction> signals;
+struct ThreadInjected {
   uint64_t altstack_sp = 0, altstack_size = 0;
   int32_t altstack_flags = 0;
   uint64_t clear_tid_addr = 0;
+};
+
+struct Injected {
+  std::vector<image::SignalAction> signals;
+  std::vector<ThreadInjected> threads;  // in FrozenProcess::threads() order
   uint64_t brk = 0;
 };
 
@@ -66,14 +76,31 @@ uint64_t load_u64(const std::vector<std::byte>& b, uint64_t off) {
 
 bool is_err(int64_t r) { return r < 0 && r > -4096; }
 
-Result<Injected> inject(ptrace::Tracee& t, pid_t pid, uint64_t page_size) {
+// sigaltstack(NULL, slot) and prctl(PR_GET_TID_ADDRESS, slot+24) in one thread: both are
+// per-thread kernel state, so they run in that thread (the only injections not in the leader).
+Result<void> inject_thread_calls(ptrace::RemoteCalls& rc, pid_t tid, uint64_t slot) {
+  auto remote_fail = [&](const char* call, int64_t r) {
+    return Error::from_errno(std::string("remote ") + call + " in thread " + std::to_string(tid),
+                             static_cast<int>(-r));
+  };
+  FERRY_TRY(alt, rc.call(SYS_sigaltstack, {0, slot}));
+  if (is_err(alt)) return fail(remote_fail("sigaltstack", alt));
+  FERRY_TRY(tid_r, rc.call(SYS_prctl, {PR_GET_TID_ADDRESS, slot + kSlotTidAddr}));
+  if (is_err(tid_r)) return fail(remote_fail("prctl(PR_GET_TID_ADDRESS)", tid_r));
+  return {};
+}
+
+Result<Injected> inject(std::vector<ptrace::Tracee>& threads, pid_t pid, uint64_t page_size) {
   const std::string who = "process " + std::to_string(pid);
+  ptrace::Tracee& t = threads.front();
   FERRY_TRY(gadget, ptrace::find_vdso_syscall_gadget(pid));
   FERRY_TRY(rc, ptrace::RemoteCalls::begin(t, gadget));
   auto remote_fail = [&](const char* call, int64_t r) {
     return Error::from_errno(std::string("remote ") + call + " in " + who, static_cast<int>(-r));
   };
-  FERRY_TRY(scratch_r, rc.call(SYS_mmap, {0, page_size, PROT_READ | PROT_WRITE,
+  const uint64_t need = kThreadsOff + threads.size() * kSlotSize;
+  const uint64_t scratch_len = (need + page_size - 1) / page_size * page_size;
+  FERRY_TRY(scratch_r, rc.call(SYS_mmap, {0, scratch_len, PROT_READ | PROT_WRITE,
                                           MAP_PRIVATE | MAP_ANONYMOUS, ~0ull, 0}));
   if (is_err(scratch_r)) return fail(remote_fail("mmap", scratch_r));
   const uint64_t scratch = static_cast<uint64_t>(scratch_r);
@@ -89,14 +116,18 @@ Result<Injected> inject(ptrace::Tracee& t, pid_t pid, uint64_t page_size) {
         return fail(remote_fail("rt_sigaction", r));
       }
     }
-    FERRY_TRY(alt, rc.call(SYS_sigaltstack, {0, scratch + kAltstackOff}));
-    if (is_err(alt)) return fail(remote_fail("sigaltstack", alt));
-    FERRY_TRY(tid, rc.call(SYS_prctl, {PR_GET_TID_ADDRESS, scratch + kTidAddrOff}));
-    if (is_err(tid)) return fail(remote_fail("prctl(PR_GET_TID_ADDRESS)", tid));
     FERRY_TRY(brk, rc.call(SYS_brk, {0}));
     out.brk = static_cast<uint64_t>(brk);
+    FERRY_TRY_VOID(inject_thread_calls(rc, t.tid(), scratch + kThreadsOff));
+    for (size_t i = 1; i < threads.size(); ++i) {
+      FERRY_TRY(trc, ptrace::RemoteCalls::begin(threads[i], gadget));
+      auto r = inject_thread_calls(trc, threads[i].tid(), scratch + kThreadsOff + i * kSlotSize);
+      auto fin = trc.finish();
+      if (!r) return fail(r.error());
+      if (!fin) return fail(fin.error());
+    }
 
-    std::vector<std::byte> page(page_size);
+    std::vector<std::byte> page(scratch_len);
     FERRY_TRY_VOID(t.read_memory(scratch, page));
     for (int sig = 1; sig <= 64; ++sig) {
       if (sig == SIGKILL || sig == SIGSTOP) continue;
@@ -109,23 +140,56 @@ Result<Injected> inject(ptrace::Tracee& t, pid_t pid, uint64_t page_size) {
       a.mask = load_u64(page, o + 24);
       out.signals.push_back(a);
     }
-    out.altstack_sp = load_u64(page, kAltstackOff);
-    int32_t flags;
-    std::memcpy(&flags, page.data() + kAltstackOff + 8, 4);
-    out.altstack_flags = flags;
-    out.altstack_size = load_u64(page, kAltstackOff + 16);
-    out.clear_tid_addr = load_u64(page, kTidAddrOff);
+    for (size_t i = 0; i < threads.size(); ++i) {
+      const uint64_t slot = kThreadsOff + i * kSlotSize;
+      ThreadInjected ti;
+      ti.altstack_sp = load_u64(page, slot);
+      int32_t flags;
+      std::memcpy(&flags, page.data() + slot + 8, 4);
+      ti.altstack_flags = flags;
+      ti.altstack_size = load_u64(page, slot + 16);
+      ti.clear_tid_addr = load_u64(page, slot + kSlotTidAddr);
+      out.threads.push_back(ti);
+    }
     return out;
   };
   auto result = body();
-  // Always unmap the scratch page and put registers and mask back, even after a failure.
-  auto un = rc.call(SYS_munmap, {scratch, page_size});
+  // Always unmap the scratch area and put registers and mask back, even after a failure.
+  auto un = rc.call(SYS_munmap, {scratch, scratch_len});
   auto fin = rc.finish();
   if (!result) return result;
   if (!un) return fail(un.error());
   if (is_err(*un)) return fail(remote_fail("munmap", *un));
   if (!fin) return fail(fin.error());
   return result;
+}
+
+// One thread's state readable by ptrace alone (before any injection): registers with the
+// stored rewind, XSAVE, signal mask, rseq configuration, robust list. tid is the thread's id
+// in the job's own PID namespace (what the image records and a restore recreates).
+Result<image::Thread> thread_state(const ptrace::Tracee& t, pid_t pid) {
+  image::Thread th;
+  FERRY_TRY(ns_tid, innermost_id(pid, t.tid()));
+  th.tid = ns_tid;
+  FERRY_TRY(regs, t.get_regs());
+  user_regs_struct stored = regs;
+  arch::rewind_for_image(stored);
+  th.regs = arch::to_array(stored);
+  FERRY_TRY(xsave, t.get_xstate());
+  th.xsave = std::move(xsave);
+  FERRY_TRY(mask, t.get_sigmask());
+  th.sigmask = mask;
+  FERRY_TRY(rseq, t.get_rseq());
+  th.rseq_addr = rseq.addr;
+  th.rseq_len = rseq.len;
+  th.rseq_sig = rseq.sig;
+  uint64_t head = 0;
+  size_t len = 0;
+  if (::syscall(SYS_get_robust_list, t.tid(), &head, &len) != 0)
+    return fail_errno("get_robust_list of thread " + std::to_string(t.tid()) + " of process " + std::to_string(pid));
+  th.robust_list = head;
+  th.robust_list_len = len;
+  return th;
 }
 
 // Refuses i386 and x32 executables (ELF class / machine of /proc/PID/exe).
@@ -190,7 +254,7 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   const pid_t pid = frozen.pid();
   const std::string who = "process " + std::to_string(pid);
   ptrace::Tracee& t = frozen.leader();
-  if (t.tid() < 0) return fail(errc::process_gone, "checkpoint " + who + ": not frozen");
+  if (frozen.threads().empty() || t.tid() < 0) return fail(errc::process_gone, "checkpoint " + who + ": not frozen");
   const uint64_t page_size = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 
   // 1. Refusals, no side effects.
@@ -198,9 +262,6 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   if (status.tracer_pid != ::getpid())
     return fail(errc::unsupported, "checkpoint " + who + ": it is traced by process " +
                                        std::to_string(status.tracer_pid));
-  if (status.threads > 1)
-    return fail(errc::unsupported, who + " has " + std::to_string(status.threads) +
-                                       " threads; multi-threaded processes are not supported yet");
   FERRY_TRY(children, proc::read_children(pid));
   if (!children.empty()) {
     std::string list;
@@ -208,40 +269,31 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
     return fail(errc::unsupported, "checkpoint " + who + ": it has child processes (" + list +
                                        "); processes with children are not supported yet");
   }
-  FERRY_TRY(regs, t.get_regs());
-  FERRY_TRY_VOID(check_abi(pid, regs));
+  auto& threads = frozen.threads();
+  for (const auto& th : threads) {
+    if (th.tid() < 0) return fail(errc::process_gone, "checkpoint " + who + ": a thread is no longer frozen");
+    FERRY_TRY(regs, th.get_regs());
+    FERRY_TRY_VOID(check_abi(pid, regs));
+  }
   detail::BlobTable blobs;
   FERRY_TRY(fds, detail::plan_fds(pid, blobs));
 
-  // 2. Registers, from the interrupt stop and before any injection.
-  image::Thread th;
-  th.tid = t.tid();
-  user_regs_struct stored = regs;
-  arch::rewind_for_image(stored);
-  th.regs = arch::to_array(stored);
-  FERRY_TRY(xsave, t.get_xstate());
-  th.xsave = std::move(xsave);
-  FERRY_TRY(mask, t.get_sigmask());
-  th.sigmask = mask;
-  FERRY_TRY(rseq, t.get_rseq());
-  th.rseq_addr = rseq.addr;
-  th.rseq_len = rseq.len;
-  th.rseq_sig = rseq.sig;
-  {
-    uint64_t head = 0;
-    size_t len = 0;
-    if (::syscall(SYS_get_robust_list, t.tid(), &head, &len) != 0)
-      return fail_errno("get_robust_list of " + who);
-    th.robust_list = head;
-    th.robust_list_len = len;
+  // 2. Per-thread state, from the interrupt stops and before any injection.
+  std::vector<image::Thread> saved;
+  for (const auto& th : threads) {
+    auto s = thread_state(th, pid);
+    if (!s) return fail(s.error().wrap("checkpoint thread " + std::to_string(th.tid()) + " of " + who));
+    saved.push_back(std::move(*s));
   }
 
-  // 3. Remote syscalls (scratch page unmapped before maps is read).
-  FERRY_TRY(inj, inject(t, pid, page_size));
-  th.altstack_sp = inj.altstack_sp;
-  th.altstack_size = inj.altstack_size;
-  th.altstack_flags = inj.altstack_flags;
-  th.clear_tid_addr = inj.clear_tid_addr;
+  // 3. Remote syscalls (scratch area unmapped before maps is read).
+  FERRY_TRY(inj, inject(threads, pid, page_size));
+  for (size_t i = 0; i < saved.size(); ++i) {
+    saved[i].altstack_sp = inj.threads[i].altstack_sp;
+    saved[i].altstack_size = inj.threads[i].altstack_size;
+    saved[i].altstack_flags = inj.threads[i].altstack_flags;
+    saved[i].clear_tid_addr = inj.threads[i].clear_tid_addr;
+  }
 
   // 4. Memory plan.
   FERRY_TRY(maps, proc::read_maps(pid));
@@ -282,9 +334,10 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   auto& h = img.header;
   h.schema_version = image::kSchemaVersion;
   h.abi = "x86_64";
-  h.xfeatures = arch::xstate_bv(th.xsave);
+  h.xfeatures = 0;
+  for (const auto& th : saved) h.xfeatures |= arch::xstate_bv(th.xsave);
   h.cpu_xcr0 = arch::host_xcr0();
-  h.xsave_size = static_cast<uint32_t>(th.xsave.size());
+  h.xsave_size = static_cast<uint32_t>(saved.front().xsave.size());
   h.page_size = static_cast<uint32_t>(page_size);
   if (struct utsname u {}; ::uname(&u) == 0) {
     h.kernel = u.release;
@@ -297,7 +350,7 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   h.pid = pid;
   h.ferry_version = FERRY_VERSION;
   h.vdso_hash = std::move(vdso_hash);
-  img.threads.push_back(std::move(th));
+  img.threads = std::move(saved);
 
   h.record_kinds = image::kRecMemory | image::kRecThreads | image::kRecSignals;
   if (!img.fds.empty()) h.record_kinds |= image::kRecFiles;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "ferry/common/result.hpp"
 #include "ferry/image/image_io.hpp"
@@ -20,13 +21,14 @@
 
 namespace ferry::capture {
 
-// A process with every thread in a ptrace-stop. Issue-2 scope: single-threaded processes only;
-// freeze() refuses others with errc::unsupported. Lifetime: the destructor resumes the process
-// unless resume() or kill() was called. Not thread-safe.
+// A process with every thread in a ptrace-stop (see threads.cpp for how all of them are
+// caught). Lifetime: the destructor resumes the process unless resume() or kill() was called.
+// Not thread-safe.
 class FrozenProcess {
 public:
-  // Refuses (errc::unsupported) a process traced by someone else or with more than one thread;
-  // errc::process_gone if it does not exist or exits meanwhile.
+  // Refuses (errc::unsupported) a process traced by someone else; errc::process_gone if it
+  // does not exist or exits meanwhile. Threads that exit while the process is being frozen
+  // are simply not part of it.
   static Result<FrozenProcess> freeze(pid_t pid);
 
   FrozenProcess(FrozenProcess&&) noexcept = default;
@@ -38,24 +40,29 @@ public:
   pid_t pid() const noexcept { return pid_; }
   int64_t frozen_at_ns() const noexcept { return frozen_at_ns_; }
 
-  // Detaches: the process continues where it was (an interrupted blocking syscall restarts).
+  // Detaches every thread: the process continues where it was (an interrupted blocking
+  // syscall restarts).
   Result<void> resume();
-  // SIGKILL while stopped. Does not reap: the process's parent does. (If the caller is the
-  // tracer but not the parent, the exit is waited for as tracer so the parent can reap it.)
+  // SIGKILL while stopped. Does not reap the process: its parent does. The exits of the
+  // traced threads are collected as tracer (of the leader too, when the caller is not the
+  // parent), so the parent can reap it.
   Result<void> kill();
   // Writes into the process's memory (e.g. the self-checkpoint flag word).
   Result<void> write_memory(uint64_t addr, std::span<const std::byte> bytes);
 
   // The thread-group leader, for capture. Valid until resume()/kill().
-  ptrace::Tracee& leader() noexcept { return *leader_; }
+  ptrace::Tracee& leader() noexcept { return threads_.front(); }
+  // Every thread, the leader first, then by thread id. Valid until resume()/kill().
+  std::vector<ptrace::Tracee>& threads() noexcept { return threads_; }
 
 private:
-  FrozenProcess(pid_t pid, pid_t parent, ptrace::Tracee t, int64_t at)
-      : pid_(pid), parent_(parent), frozen_at_ns_(at), leader_(std::move(t)) {}
+  FrozenProcess(pid_t pid, pid_t parent, std::vector<ptrace::Tracee> threads, int64_t at)
+      : pid_(pid), parent_(parent), frozen_at_ns_(at), threads_(std::move(threads)) {}
+  bool frozen() const noexcept { return !threads_.empty() && threads_.front().tid() >= 0; }
   pid_t pid_ = -1;
   pid_t parent_ = -1;
   int64_t frozen_at_ns_ = 0;
-  std::optional<ptrace::Tracee> leader_;
+  std::vector<ptrace::Tracee> threads_;
 };
 
 struct CaptureOptions {

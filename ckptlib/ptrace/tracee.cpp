@@ -81,14 +81,23 @@ Result<Tracee> Tracee::seize(pid_t tid, bool exit_kill) {
   return t;
 }
 
+Result<Tracee> Tracee::adopt(pid_t tid) {
+  Tracee t(tid);
+  FERRY_TRY_VOID(t.wait_stop(false));
+  return t;
+}
+
 Tracee::Tracee(Tracee&& o) noexcept
-    : tid_(std::exchange(o.tid_, -1)), deferred_signals_(std::move(o.deferred_signals_)) {}
+    : tid_(std::exchange(o.tid_, -1)),
+      deferred_signals_(std::move(o.deferred_signals_)),
+      cloned_(std::move(o.cloned_)) {}
 
 Tracee& Tracee::operator=(Tracee&& o) noexcept {
   if (this != &o) {
     if (tid_ >= 0) (void)detach();
     tid_ = std::exchange(o.tid_, -1);
     deferred_signals_ = std::move(o.deferred_signals_);
+    cloned_ = std::move(o.cloned_);
   }
   return *this;
 }
@@ -146,6 +155,11 @@ Result<void> Tracee::wait_stop(bool syscall_stop) {
     if (!WIFSTOPPED(status)) continue;
     int sig = WSTOPSIG(status);
     int event = status >> 16;
+    if (event == PTRACE_EVENT_CLONE) {
+      unsigned long child = 0;
+      if (raw_ptrace(PTRACE_GETEVENTMSG, tid_, 0, reinterpret_cast<uint64_t>(&child)) == 0)
+        cloned_.push_back(static_cast<pid_t>(child));
+    }
     if (syscall_stop) {
       if (sig == (SIGTRAP | 0x80)) return {};
       if (event == 0) deferred_signals_.push_back(sig);  // signal-delivery-stop: suppress
@@ -219,6 +233,13 @@ Result<RseqConfig> Tracee::get_rseq() const {
                  reinterpret_cast<uint64_t>(&conf)) < 0)
     return fail_errno(ctx("ptrace(PTRACE_GET_RSEQ_CONFIGURATION)", tid_));
   return RseqConfig{conf.rseq_abi_pointer, conf.rseq_abi_size, conf.signature, conf.flags};
+}
+
+Result<void> Tracee::set_options(long options) {
+  options |= PTRACE_O_TRACESYSGOOD;
+  if (raw_ptrace(PTRACE_SETOPTIONS, tid_, 0, static_cast<uint64_t>(options)) != 0)
+    return fail_errno(ctx("ptrace(PTRACE_SETOPTIONS)", tid_));
+  return {};
 }
 
 Result<int64_t> Tracee::syscall(uint64_t gadget, long nr, std::initializer_list<uint64_t> args) {

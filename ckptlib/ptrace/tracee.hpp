@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "ferry/common/result.hpp"
@@ -31,6 +32,10 @@ public:
   // PTRACE_INTERRUPT, and waits until the thread is in a ptrace-stop. Fails with
   // errc::process_gone if it exits meanwhile. The thread's pending signals stay pending.
   static Result<Tracee> seize(pid_t tid, bool exit_kill = false);
+  // Takes over a thread that is already traced by the caller because a traced thread created
+  // it with PTRACE_O_TRACECLONE in effect (see cloned()); waits for its initial
+  // PTRACE_EVENT_STOP. The thread inherited its creator's ptrace options.
+  static Result<Tracee> adopt(pid_t tid);
 
   Tracee(Tracee&& o) noexcept;
   Tracee& operator=(Tracee&& o) noexcept;
@@ -52,6 +57,13 @@ public:
   Result<uint64_t> get_sigmask() const;                   // PTRACE_GETSIGMASK
   Result<void> set_sigmask(uint64_t mask);
   Result<RseqConfig> get_rseq() const;                    // PTRACE_GET_RSEQ_CONFIGURATION
+  // PTRACE_SETOPTIONS; PTRACE_O_TRACESYSGOOD is always added (syscall() depends on it).
+  Result<void> set_options(long options);
+
+  // Thread ids (in the caller's PID namespace) of threads this thread created with
+  // PTRACE_O_TRACECLONE set, as reported by PTRACE_EVENT_CLONE stops met while waiting in
+  // syscall(); take_cloned() hands them over once.
+  std::vector<pid_t> take_cloned() noexcept { return std::exchange(cloned_, {}); }
 
   // Runs one system call inside the tracee: sets rip = gadget (the address of a two-byte
   // `syscall` instruction mapped executable in the tracee), rax = nr and the arguments, then
@@ -79,6 +91,7 @@ private:
   static pid_t tgid_of(pid_t tid);
   pid_t tid_ = -1;
   std::vector<int> deferred_signals_;
+  std::vector<pid_t> cloned_;
 };
 
 // Saves the tracee's registers and signal mask, blocks all signals, and restores both when

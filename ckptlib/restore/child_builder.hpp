@@ -25,6 +25,7 @@ public:
 
   pid_t pid() const noexcept { return t_.tid(); }
   ptrace::Tracee& tracee() noexcept { return t_; }
+  uint64_t gadget() const noexcept { return gadget_; }
   uint64_t scratch() const noexcept { return scratch_; }
   uint64_t scratch_size() const noexcept { return page_; }
 

@@ -25,13 +25,6 @@ struct KernelSigaction {  // struct sigaction as rt_sigaction(2) reads it on x86
   uint64_t handler, flags, restorer, mask;
 };
 
-struct KernelStack {  // stack_t
-  uint64_t sp;
-  int32_t flags;
-  int32_t pad;
-  uint64_t size;
-};
-
 struct PrctlMmMap {  // struct prctl_mm_map (include/uapi/linux/prctl.h), 104 bytes
   uint64_t start_code, end_code, start_data, end_data, start_brk, brk, start_stack;
   uint64_t arg_start, arg_end, env_start, env_end;
@@ -152,19 +145,8 @@ Result<void> tear_down_and_place(ChildBuilder& b, const image::ProcessImage& img
     }
   }
 
-  // 6. Per-thread kernel state that points into restored memory.
-  const auto& t = img.threads[0];
-  KernelStack ss{t.altstack_sp, t.altstack_flags, 0, t.altstack_size};
-  if (t.altstack_flags & SS_DISABLE) ss = {0, SS_DISABLE, 0, 0};
-  FERRY_TRY(ssp, b.put(bytes_of(ss)));
-  FERRY_TRY_VOID(b.call("set alternate signal stack " + hex(t.altstack_sp), SYS_sigaltstack, {ssp, 0}));
-  if (t.robust_list != 0)
-    FERRY_TRY_VOID(b.call("set robust list " + hex(t.robust_list), SYS_set_robust_list,
-                          {t.robust_list, t.robust_list_len}));
-  FERRY_TRY_VOID(b.call("set tid address " + hex(t.clear_tid_addr), SYS_set_tid_address, {t.clear_tid_addr}));
-  if (t.rseq_addr != 0)
-    FERRY_TRY_VOID(b.call("register rseq at " + hex(t.rseq_addr), SYS_rseq,
-                          {t.rseq_addr, t.rseq_len, 0, t.rseq_sig}));
+  // 6. The leader's per-thread kernel state that points into restored memory.
+  FERRY_TRY_VOID(restore_thread_kernel_state(b, img.threads[0]));
 
   // 7. Soft rlimits, never above the hard limit we have (no CAP_SYS_RESOURCE to raise it).
   for (const auto& rl : pi.rlimits) {
@@ -205,16 +187,7 @@ Result<std::vector<uint8_t>> xstate_for_host(std::span<const uint8_t> image_xsav
 Result<void> finish_thread(ChildBuilder& b, const image::ProcessImage& img, uint64_t gadget, uint64_t page) {
   FERRY_TRY_VOID(b.call("munmap the restore gadget " + hex(gadget), SYS_munmap, {gadget, kGadgetPages * page}));
   // The thread now sits in the syscall-exit stop of that munmap, rip inside the unmapped gadget.
-  const auto& t = img.threads[0];
-  auto& tr = b.tracee();
-  FERRY_TRY(host, tr.get_xstate());
-  FERRY_TRY(xs, xstate_for_host(t.xsave, host));
-  if (auto r = tr.set_xstate(xs); !r) return fail(r.error().wrap("set XSAVE state"));
-  user_regs_struct regs = arch::from_array(t.regs);
-  regs.orig_rax = ~0ull;  // no restart pass: the image's registers are final
-  if (auto r = tr.set_regs(regs); !r) return fail(r.error().wrap("set registers"));
-  if (auto r = tr.set_sigmask(t.sigmask); !r) return fail(r.error().wrap("set signal mask"));
-  return {};
+  return load_final_state(b.tracee(), img.threads[0]);
 }
 
 }  // namespace ferry::restore

@@ -31,10 +31,17 @@
 //      overlap); mremap staged regions home; mprotect to final protections; PR_SET_MM_MAP
 //      (brk, arg/env, auxv with AT_SYSINFO_EHDR = image vdso; exe best effort);
 //      sigaltstack, robust list, tid address, rseq; soft rlimits; the self-checkpoint flag.
-//   5. munmap(G) is the last remote syscall; at its syscall-exit stop set XSAVE (padded to
-//      the kernel's size, xstate_bv unchanged), registers (orig_rax = -1) and the signal
-//      mask; disarm the watchdog; PTRACE_DETACH. The thread returns to user space at the
-//      checkpointed rip. Any failure in 4-5: SIGKILL, reap, errc::restore_failed.
+//   5. Threads 1..n-1 (threads_restore.cpp): clone3 in the leader (set_tid = image tid with
+//      opt.same_tids), each adopted through PTRACE_O_TRACECLONE, given its sigaltstack,
+//      robust list, tid address and rseq by remote calls in itself, then its final XSAVE,
+//      registers and mask; it stays stopped.
+//   6. munmap(G) is the last remote syscall; at its syscall-exit stop set the leader's XSAVE
+//      (padded to the kernel's size, xstate_bv unchanged), registers (orig_rax = -1) and
+//      signal mask; disarm the watchdog; PTRACE_DETACH every thread, the leader last. Each
+//      returns to user space at its checkpointed rip. Any failure in 4-6: SIGKILL the whole
+//      thread group, collect every traced thread, reap, errc::restore_failed.
+//   With opt.spawner (launch::PidNamespace) step 2's child is created by the spawner (in a
+//   fresh PID namespace with the image's pid) and planned against the spawner's layout.
 #include "restore/restore.hpp"
 
 #include <fcntl.h>
@@ -96,9 +103,11 @@ private:
   std::thread thread_;
 };
 
+}  // namespace
+
 // The forked child before it is seized. Async-signal-safe raw system calls only: the
 // parent may be multi-threaded (HDF5, logging) and its locks may be held.
-[[noreturn]] void bootstrap_child(int status_fd, uint64_t gadget, uint64_t page, pid_t parent) {
+[[noreturn]] void bootstrap_restore_child(int status_fd, uint64_t gadget, uint64_t page, pid_t parent) {
   uint64_t all = ~uint64_t{0};
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
   ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -122,6 +131,8 @@ private:
   for (;;) ::syscall(SYS_pause);
 }
 
+namespace {
+
 // Waits for fd to become readable; false on timeout.
 bool wait_readable(int fd, int timeout_ms) {
   pollfd p{fd, POLLIN, 0};
@@ -144,6 +155,24 @@ void kill_and_reap(pid_t pid) {
   }
 }
 
+// Kills a restore child that may have several traced threads: SIGKILL the group, collect
+// each traced thread's exit (a traced zombie thread holds back the leader's), then the leader.
+void kill_all(pid_t pid, std::vector<ptrace::Tracee>& threads) {
+  ::kill(pid, SIGKILL);
+  for (auto& t : threads) {
+    pid_t tid = t.tid();
+    t.release();
+    if (tid < 0) continue;
+    for (int i = 0; i < 1000; ++i) {
+      int st = 0;
+      pid_t r = ::waitpid(tid, &st, WNOHANG | __WALL);
+      if (r == tid || (r < 0 && errno != EINTR)) break;
+      ::usleep(10000);
+    }
+  }
+  kill_and_reap(pid);
+}
+
 Result<pid_t> spawn_child(uint64_t gadget, uint64_t page) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("create bootstrap pipe");
@@ -151,7 +180,7 @@ Result<pid_t> spawn_child(uint64_t gadget, uint64_t page) {
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return fail_errno("fork restore child");
-  if (pid == 0) bootstrap_child(wr.get(), gadget, page, parent);
+  if (pid == 0) bootstrap_restore_child(wr.get(), gadget, page, parent);
   wr.reset();
   auto bail = [&](Error e) -> Result<pid_t> {
     kill_and_reap(pid);
@@ -200,16 +229,20 @@ Result<void> pre_ponr(ChildBuilder& b, image::ImageSource& src, const AddressPla
   FERRY_TRY_VOID(restore_fds(b, src, opt));
   FERRY_TRY_VOID(restore_process_attrs(b, img));
 
-  // Trial load of the final CPU state: the kernel checks XSAVE headers and segment/base
-  // values now, while a refusal still leaves nothing behind. The remote calls that follow
-  // overwrite only rip/rax/args; the FPU state is not touched by system calls.
-  const auto& th = img.threads[0];
+  // Trial load of every thread's final CPU state into the leader: the kernel checks XSAVE
+  // headers and segment/base values now, while a refusal still leaves nothing behind. The
+  // leader's own state goes last (it is loaded for real at the end; the remote calls that
+  // follow overwrite only rip/rax/args and the FPU state is not touched by system calls).
   FERRY_TRY(host, t.get_xstate());
-  FERRY_TRY(xs, xstate_for_host(th.xsave, host));
-  if (auto r = t.set_xstate(xs); !r) return fail(r.error().wrap("load XSAVE state of the image"));
-  user_regs_struct want = arch::from_array(th.regs);
-  want.orig_rax = ~0ull;
-  if (auto r = t.set_regs(want); !r) return fail(r.error().wrap("load registers of the image"));
+  for (size_t i = img.threads.size(); i-- > 0;) {
+    const auto& th = img.threads[i];
+    const std::string who = " of thread " + std::to_string(th.tid);
+    FERRY_TRY(xs, xstate_for_host(th.xsave, host));
+    if (auto r = t.set_xstate(xs); !r) return fail(r.error().wrap("load XSAVE state" + who));
+    user_regs_struct want = arch::from_array(th.regs);
+    want.orig_rax = ~0ull;
+    if (auto r = t.set_regs(want); !r) return fail(r.error().wrap("load registers" + who));
+  }
   FERRY_TRY_VOID(t.set_regs(own));
   return {};
 }
@@ -219,12 +252,17 @@ Result<void> pre_ponr(ChildBuilder& b, image::ImageSource& src, const AddressPla
 Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt) {
   if (opt.validate) FERRY_TRY_VOID(validate_for_restore(src, opt));
   const auto& img = src.image();
+  if (img.threads.empty()) return fail(errc::image_corrupt, "restore: the image has no thread");
   uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  FERRY_TRY(maps, read_maps(0));
+  // The child starts with the layout of whoever forks it: us, or the spawner's process.
+  FERRY_TRY(maps, read_maps(opt.spawner ? opt.spawner->layout_pid() : 0));
   FERRY_TRY(plan, plan_addresses(img.regions, maps, page));
   if (opt.log) opt.log("restore: gadget at " + hex(plan.gadget));
 
-  FERRY_TRY(pid, spawn_child(plan.gadget, page));
+  Result<pid_t> spawned = opt.spawner ? opt.spawner->spawn(img.threads[0].tid, plan.gadget, page)
+                                      : spawn_child(plan.gadget, page);
+  if (!spawned) return fail(spawned.error());
+  const pid_t pid = *spawned;
   Watchdog dog(pid, opt.timeout);
   auto timed_out = [&](Error e) {
     if (dog.disarm())
@@ -246,26 +284,33 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
     kill_and_reap(pid);
     return fail(timed_out(r.error().wrap("restore")));
   }
+  std::vector<ptrace::Tracee> others;  // threads 1..n-1, once created
   auto post = [&]() -> Result<void> {
     FERRY_TRY_VOID(tear_down_and_place(b, img, plan, page, opt));
+    FERRY_TRY_VOID(create_threads(b, img, opt.same_tids, others));
+    if (opt.log && img.threads.size() > 1)
+      opt.log("restore: created " + std::to_string(others.size()) + " more threads");
     FERRY_TRY_VOID(finish_thread(b, img, plan.gadget, page));
     return {};
   }();
+  auto abort_all = [&](const std::string& why) {
+    t.release();
+    kill_all(pid, others);
+    return fail(errc::restore_failed, why);
+  };
   if (!post) {
-    t.release();
-    kill_and_reap(pid);
     Error e = timed_out(post.error());
-    return fail(errc::restore_failed, "restore (after the point of no return, process killed): " + e.message());
+    return abort_all("restore (after the point of no return, process killed): " + e.message());
   }
-  if (dog.disarm()) {
-    t.release();
-    kill_and_reap(pid);
-    return fail(errc::restore_failed, "restore timed out after " + std::to_string(opt.timeout.count()) + " s");
+  if (dog.disarm())
+    return abort_all("restore timed out after " + std::to_string(opt.timeout.count()) + " s");
+  // Every thread has its final state: let them all go (the leader last).
+  for (auto& o : others) {
+    pid_t tid = o.tid();
+    if (auto r = o.detach(); !r)
+      return abort_all("restore: detach thread " + std::to_string(tid) + ": " + r.error().message());
   }
-  if (auto r = t.detach(); !r) {
-    kill_and_reap(pid);
-    return fail(errc::restore_failed, "restore: " + r.error().message());
-  }
+  if (auto r = t.detach(); !r) return abort_all("restore: " + r.error().message());
   if (opt.log) opt.log("restore: process " + std::to_string(pid) + " running");
   return pid;
 }

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -15,6 +16,21 @@
 
 namespace ferry::restore {
 
+// Where the restore child comes from when it must not simply be a fork of the caller, e.g.
+// inside a fresh PID namespace with a given pid (launch::PidNamespace implements it). The
+// child must run bootstrap_restore_child() and be traceable by the caller.
+class Spawner {
+public:
+  virtual ~Spawner() = default;
+  // A process whose address-space layout the spawned child will have (it is forked from
+  // it); restore plans its gadget and regions against that layout.
+  virtual pid_t layout_pid() const = 0;
+  // Starts the child with id `pid` in its own PID namespace, running
+  // bootstrap_restore_child(status_fd, gadget, page, parent) until it reported success, and
+  // returns its id in the caller's namespace. Nothing is left behind on failure.
+  virtual Result<pid_t> spawn(pid_t pid, uint64_t gadget, uint64_t page) = 0;
+};
+
 struct RestoreOptions {
   // Run ImageSource::verify_all() (checksums of every chunk) in validate_for_restore.
   bool verify_checksums = true;
@@ -22,6 +38,14 @@ struct RestoreOptions {
   bool validate = true;
   // Upper bound on the whole restore; the child is killed when it is exceeded (no hang).
   std::chrono::seconds timeout{300};
+  // nullptr: the restored process is a fork() of the caller (its pid is whatever the kernel
+  // gives). Otherwise it comes from spawner->spawn(threads[0].tid, ...).
+  Spawner* spawner = nullptr;
+  // Recreate every other thread with its image tid (clone3 set_tid). Needs
+  // CAP_CHECKPOINT_RESTORE over the process's PID namespace and those ids free there (a
+  // fresh namespace from launch::PidNamespace). false: threads get new ids; glibc's cached
+  // ids then go stale (pthread_kill, robust and PI mutexes break; join and plain mutexes work).
+  bool same_tids = false;
   // Debug/progress lines ("restore: built 42 regions"); may be empty. Called on the caller's
   // thread only.
   std::function<void(const std::string&)> log;
@@ -31,14 +55,21 @@ struct RestoreOptions {
 // image_foreign (ABI), image_version, cpu_incompatible (XSAVE components, area size),
 // vdso_mismatch, file_changed (mapped and open files), image_corrupt (regions, page runs,
 // references, checksums), address_conflict (no room for the restorer's own pages),
-// unsupported (more than one thread, fd kinds this build cannot restore).
+// unsupported (fd kinds this build cannot restore).
 [[nodiscard]] Result<void> validate_for_restore(image::ImageSource& src, const RestoreOptions& opt);
 
-// Creates the process as a child of the caller, rebuilds it from src and lets it run from
+// Creates the process as a child of the caller (or through opt.spawner), rebuilds it from src and lets it run from
 // where it was checkpointed. Returns its pid; the caller waitpid()s it. On failure no process
 // is left: before the point of no return the error of the failing step is returned, after it
 // errc::restore_failed naming the step. Open regular files that were written after the
 // checkpoint are truncated back to their checkpoint size (README.md, "Files").
 [[nodiscard]] Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt);
+
+// The first code the restore child runs (after fork or Spawner::spawn); async-signal-safe
+// raw system calls only. Blocks all signals, asks for SIGKILL when its parent (`parent`, as
+// getppid() sees it) dies, maps the 2-page gadget at `gadget`, writes one status byte (0 or
+// an errno) to status_fd, closes every fd >= 3 (status_fd too: EOF tells the waiter it is
+// done) and pauses until it is seized. Exits 127 on failure.
+[[noreturn]] void bootstrap_restore_child(int status_fd, uint64_t gadget, uint64_t page, pid_t parent);
 
 }  // namespace ferry::restore

@@ -37,8 +37,19 @@ Result<void> tear_down_and_place(ChildBuilder& b, const image::ProcessImage& img
 // NT_X86_XSTATE takes exactly that size); xstate_bv unchanged.
 Result<std::vector<uint8_t>> xstate_for_host(std::span<const uint8_t> image_xsave,
                                              std::span<const uint8_t> host_xsave);
-// Last steps: munmap the gadget, then registers, XSAVE and signal mask; the thread is left
-// stopped at its syscall-exit stop, ready to be detached.
+// Last steps: munmap the gadget, then the leader's registers, XSAVE and signal mask; the
+// thread is left stopped at its syscall-exit stop, ready to be detached.
 Result<void> finish_thread(ChildBuilder& b, const image::ProcessImage& img, uint64_t gadget, uint64_t page);
+
+// threads_restore.cpp (after the PONR):
+// sigaltstack, robust list, clear-tid address and rseq of `t`, by remote calls in b's thread.
+Result<void> restore_thread_kernel_state(ChildBuilder& b, const image::Thread& t);
+// XSAVE (padded for this host), registers (orig_rax = -1) and signal mask of `t`.
+Result<void> load_final_state(ptrace::Tracee& tr, const image::Thread& t);
+// Creates image threads 1..n-1 by clone3 in the leader (set_tid = image tid if same_tids),
+// each with its kernel state and final CPU state, left stopped. Every thread created is
+// appended to `out` (also on failure, so the caller can kill and collect them).
+Result<void> create_threads(ChildBuilder& b, const image::ProcessImage& img, bool same_tids,
+                            std::vector<ptrace::Tracee>& out);
 
 }  // namespace ferry::restore

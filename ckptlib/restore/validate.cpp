@@ -73,17 +73,24 @@ Result<void> check_header(const image::ProcessImage& img) {
 }
 
 Result<void> check_threads(const image::ProcessImage& img) {
-  if (img.threads.size() != 1)
-    return fail(errc::unsupported, "check threads: image has " + std::to_string(img.threads.size()) +
-                                       " threads; this restorer handles exactly one");
-  const auto& t = img.threads[0];
-  if (t.regs[arch::kCs] != arch::kUserCs64)
-    return fail(errc::image_foreign, "check thread " + std::to_string(t.tid) + ": code segment " +
-                                         hex(t.regs[arch::kCs]) + " is not 64-bit user mode");
-  if (t.xsave.size() < arch::kXsaveMinSize || t.xsave.size() != img.header.xsave_size)
-    return fail(errc::image_corrupt, "check thread " + std::to_string(t.tid) + ": XSAVE area of " +
-                                         std::to_string(t.xsave.size()) + " bytes, header says " +
-                                         std::to_string(img.header.xsave_size));
+  if (img.threads.empty())
+    return fail(errc::image_corrupt, "check threads: the image has no thread");
+  // A restore recreates every thread with its recorded id (clone3 set_tid): ids must be
+  // valid and distinct. pid_max is checked where the ids are created (a restore host may
+  // have another limit).
+  std::set<int32_t> ids;
+  for (const auto& t : img.threads) {
+    if (t.tid <= 0 || !ids.insert(t.tid).second)
+      return fail(errc::image_corrupt, "check thread " + std::to_string(t.tid) +
+                                           ": thread id is not positive or appears twice");
+    if (t.regs[arch::kCs] != arch::kUserCs64)
+      return fail(errc::image_foreign, "check thread " + std::to_string(t.tid) + ": code segment " +
+                                           hex(t.regs[arch::kCs]) + " is not 64-bit user mode");
+    if (t.xsave.size() < arch::kXsaveMinSize || t.xsave.size() != img.header.xsave_size)
+      return fail(errc::image_corrupt, "check thread " + std::to_string(t.tid) + ": XSAVE area of " +
+                                           std::to_string(t.xsave.size()) + " bytes, header says " +
+                                           std::to_string(img.header.xsave_size));
+  }
   return {};
 }
 
