@@ -36,7 +36,8 @@ kill -9 "$job_pid"
 wait "$launch_pid" || echo "   ferry launch exited with status $? (137 = killed by SIGKILL)"
 launch_pid=
 echo "== 5. inspect the image"
-"$ferry" inspect demo | head -12 | sed 's/^/   /'
+"$ferry" inspect demo > "$work/inspect.txt"
+sed -n '1,3p;/^regions/,/^threads/p' "$work/inspect.txt" | head -20 | sed 's/^/   /'
 echo "== 6. restart from the checkpoint"
 "$ferry" restart demo > /dev/null
 echo "== 7. compare"
