@@ -130,6 +130,15 @@ def is_live(pid):
     return st is not None and st[0] not in ("Z", "X")
 
 
+def kill_pid(pid, sig=signal.SIGKILL):
+    """kill(2) that tolerates a process which has already gone (and been reaped)."""
+    try:
+        os.kill(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -711,7 +720,7 @@ class Driver:
         time.sleep(delay)
         self.log(f"kill -9 `ferry {self.fg_kind}` (pid {self.fg.pid}) {delay:.3f} s after "
                  f"{sorted(started) if isinstance(started, set) else 'the commit'} appeared")
-        os.kill(self.fg.pid, signal.SIGKILL)
+        kill_pid(self.fg.pid)
         self.wait_fg(KILL_GRACE, "after SIGKILL")
         try:
             rc = client.wait(timeout=min(KILL_GRACE, self.remaining()))
@@ -724,7 +733,7 @@ class Driver:
         left = pid if pid is not None and is_live(pid) else self.workload_pid()
         if left is not None:
             self.log(f"kill -9 {left} (the program, orphaned)")
-            os.kill(left, signal.SIGKILL)
+            kill_pid(left)
             self.wait_until(f"process {left} to be gone", lambda: not is_live(left), limit=10)
         self.check_no_leftovers("after the crash")
         new = sorted(set(self.gen_dirs()) - before)
@@ -754,7 +763,7 @@ class Driver:
             raise Failure("cannot find the program's process to kill (job.json pid and the "
                           f"processes below the driver: {self.describe_procs()})")
         self.log(f"kill -9 {pid} ({cmdline(pid)})")
-        os.kill(pid, signal.SIGKILL)
+        kill_pid(pid)
         st = self.wait_fg(KILL_GRACE, f"after its program {pid} was killed")
         self.log(f"`ferry {self.fg_kind}` ended with status {st}")
         if st != 137:
@@ -902,10 +911,7 @@ class Driver:
             if not left:
                 break
             for pid in left:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                kill_pid(pid)
             time.sleep(0.05)
         for p in self.popens:
             try:

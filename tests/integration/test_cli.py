@@ -201,6 +201,30 @@ class CliTest(unittest.TestCase):
                     p.wait()
             subprocess.run(["umount", "-l", mnt])
 
+    def test_traced_process_is_refused_and_keeps_running(self):
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        PTRACE_SEIZE, PTRACE_INTERRUPT, PTRACE_DETACH, WALL = 0x4206, 0x4207, 17, 0x40000000
+        args = ["4", "60", "20"]
+        expected = self.uninterrupted(*args)
+        out_path = os.path.join(self.dir, "out.txt")
+        with open(out_path, "w") as out:
+            p = self.launch(COUNTER, *args, out=out)
+            pid = self.job()["pid"]
+            self.assertEqual(libc.ptrace(PTRACE_SEIZE, pid, None, None), 0, os.strerror(ctypes.get_errno()))
+            try:
+                r = self.ferry("checkpoint", "1")
+                self.assertEqual(r.returncode, 69, r.stderr)
+                self.assertIn("traced by process %d" % os.getpid(), r.stderr)
+            finally:
+                # A tracer must stop its tracee before it can detach.
+                libc.ptrace(PTRACE_INTERRUPT, pid, None, None)
+                os.waitpid(pid, WALL)
+                libc.ptrace(PTRACE_DETACH, pid, None, None)
+            self.assertEqual(p.wait(timeout=TIMEOUT), 0)
+        self.assertEqual(read_text(out_path), expected)
+        self.assertEqual(os.listdir(os.path.join(self.store, "jobs", "1")).count("gen-000001"), 0)
+
     def test_corrupt_manifest_is_refused(self):
         p = self.launch(COUNTER, "4", "400", "20")
         self.assertEqual(self.ferry("checkpoint", "1", "--stop").returncode, 0)

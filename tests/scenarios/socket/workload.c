@@ -1,41 +1,108 @@
-/* A socket makes checkpoints fail (unsupported resource) without harming the program: phase 1
- * holds a connected AF_UNIX datagram pair and uses it every step; phase 2, after closing it and
- * creating the file "phase2", has nothing unsupported and must checkpoint normally.
+/* Something ferry does not support makes checkpoints fail without harming the program: in
+ * phase 1 the program holds KIND and uses it every step; phase 2, after it released KIND and
+ * created the file "phase2", has nothing unsupported and must checkpoint normally.
+ * KIND: socket (a connected AF_UNIX datagram pair), child (a child process), thread (a second
+ * thread), eventfd (an fd of a kind ferry does not restore).
  * SPDX-License-Identifier: Apache-2.0
- * Usage: workload [PHASE1_ITERATIONS=2500] [PHASE2_ITERATIONS=2000] [SLEEP_US=1000] */
+ * Usage: workload KIND [PHASE1_ITERATIONS=2500] [PHASE2_ITERATIONS=2000] [SLEEP_US=1000] */
 #include "scenario.h"
 
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+
+static volatile int thread_stop;
+static volatile long thread_steps;
+
+static void *thread_main(void *arg)
+{
+    (void)arg;
+    while (!thread_stop) {
+        thread_steps++;
+        scn_sleep_us(1000);
+    }
+    return NULL;
+}
 
 int main(int argc, char **argv)
 {
-    long phase1 = argc > 1 ? atol(argv[1]) : 2500;
-    long phase2 = argc > 2 ? atol(argv[2]) : 2000;
-    long sleep_us = argc > 3 ? atol(argv[3]) : 1000;
+    const char *kind = argc > 1 ? argv[1] : "socket";
+    long phase1 = argc > 2 ? atol(argv[2]) : 2500;
+    long phase2 = argc > 3 ? atol(argv[3]) : 2000;
+    long sleep_us = argc > 4 ? atol(argv[4]) : 1000;
 
-    int sv[2];
-    SCN_CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0, "socketpair");
-    printf("socket pair open\n");
+    int sv[2] = {-1, -1}, efd = -1;
+    pid_t child = -1;
+    pthread_t thread;
+    if (strcmp(kind, "socket") == 0) {
+        SCN_CHECK(socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) == 0, "socketpair");
+    } else if (strcmp(kind, "child") == 0) {
+        fflush(stdout);
+        child = fork();
+        SCN_CHECK(child >= 0, "fork");
+        if (child == 0) {
+            for (;;)
+                scn_sleep_us(1000); /* until the parent kills it */
+        }
+    } else if (strcmp(kind, "thread") == 0) {
+        SCN_CHECK(pthread_create(&thread, NULL, thread_main, NULL) == 0, "pthread_create");
+    } else if (strcmp(kind, "eventfd") == 0) {
+        efd = eventfd(0, 0);
+        SCN_CHECK(efd >= 0, "eventfd");
+    } else {
+        fprintf(stderr, "scenario: unknown KIND %s\n", kind);
+        return 64;
+    }
+    printf("holding: %s\n", kind);
     scn_ready();
 
     long sum = 0;
     for (long i = 0; i < phase1; i++) {
-        SCN_CHECK(send(sv[0], &i, sizeof i, 0) == sizeof i, "send");
-        long got;
-        SCN_CHECK(recv(sv[1], &got, sizeof got, 0) == sizeof got, "recv");
-        sum += got;
+        if (sv[0] >= 0) {
+            SCN_CHECK(send(sv[0], &i, sizeof i, 0) == sizeof i, "send");
+            long got;
+            SCN_CHECK(recv(sv[1], &got, sizeof got, 0) == sizeof got, "recv");
+            sum += got;
+        } else if (efd >= 0) {
+            uint64_t one = 1, got;
+            SCN_CHECK(write(efd, &one, 8) == 8, "write eventfd");
+            SCN_CHECK(read(efd, &got, 8) == 8, "read eventfd");
+            sum += (long)got * i;
+        } else if (child > 0) {
+            SCN_CHECK(kill(child, 0) == 0, "child alive");
+            sum += i;
+        } else {
+            sum += i;
+        }
         if (i % 250 == 249)
-            printf("phase 1 step %ld: sum of datagrams %ld\n", i + 1, sum);
+            printf("phase 1 step %ld: sum %ld\n", i + 1, sum);
         if (i % 8 == 0)
             scn_tick();
         scn_sleep_us(sleep_us);
     }
-    close(sv[0]);
-    close(sv[1]);
+    if (sv[0] >= 0) {
+        close(sv[0]);
+        close(sv[1]);
+    }
+    if (efd >= 0)
+        close(efd);
+    if (child > 0) {
+        kill(child, SIGKILL);
+        int status;
+        SCN_CHECK(waitpid(child, &status, 0) == child, "waitpid");
+        printf("child ended by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+    }
+    if (strcmp(kind, "thread") == 0) {
+        thread_stop = 1;
+        SCN_CHECK(pthread_join(thread, NULL) == 0, "pthread_join");
+        printf("thread joined (it ran: %s)\n", thread_steps > 0 ? "yes" : "no");
+    }
     int fd = open("phase2", O_WRONLY | O_CREAT | O_TRUNC, 0644);
     SCN_CHECK(fd >= 0, "create phase2");
     close(fd);
-    printf("socket pair closed\n");
+    printf("%s released\n", kind);
 
     uint64_t state = SCN_FNV_INIT;
     for (long i = 0; i < phase2; i++) {
