@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// `ferry launch`: create a job, start PROGRAM as a child under the supervisor, exit with its
-// status. The program inherits stdin/stdout/stderr and gets FERRY_CONTROL (the control
+// `ferry launch`: create a job, start PROGRAM under the supervisor (as PID 2 of the job's own
+// PID namespace, below ferry init), exit with its status. The program inherits stdin/stdout/stderr and gets FERRY_CONTROL (the control
 // socket, for ferry_checkpoint()) and FERRY_JOB in its environment.
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "exit_status.hpp"
 #include "job_store.hpp"
+#include "launch/pid_namespace.hpp"
 #include "options.hpp"
 #include "supervisor.hpp"
 
@@ -73,7 +74,26 @@ int cmd_launch(const Args& all) {
   std::sort(keep.begin(), keep.end());
   keep.push_back(errpipe[1]);
 
-  pid_t pid = ::fork();
+  // The job gets its own PID namespace with ferry init as PID 1 and the program as PID 2, so a
+  // restart can give it the same pid and tids (ckptlib/launch/README.md). Without the
+  // privilege to create one, the program is our direct child as before.
+  launch::ExecSpec spec;
+  spec.argv = program;
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    if (kv.rfind("FERRY_CONTROL=", 0) != 0 && kv.rfind("FERRY_JOB=", 0) != 0) spec.env.emplace_back(kv);
+  }
+  spec.env.push_back("FERRY_CONTROL=" + control);
+  spec.env.push_back("FERRY_JOB=" + job->id);
+  spec.keep_fds = keep;
+  spec.sigmask = *old_mask;
+  spec.exec_error_fd = errpipe[1];
+  auto ns = launch::PidNamespace::create(&spec);
+  if (!ns && ns.error().code() != std::error_code(EPERM, std::system_category())) {
+    complain("launch job " + job->id + ": " + ns.error().message());
+    return exit_status_for(ns.error());
+  }
+  pid_t pid = ns ? (*ns)->init_pid() : ::fork();
   if (pid < 0) {
     complain(std::string("launch: fork: ") + std::strerror(errno));
     return kExitSystem;
@@ -103,12 +123,15 @@ int cmd_launch(const Args& all) {
   ::close(errpipe[0]);
   if (n == sizeof child_errno) {
     complain("launch: cannot run " + program[0] + ": " + std::strerror(child_errno));
+    if (ns) (*ns)->release();
     sup.run(pid);  // reap it and record the job as ended
     return 127;
   }
-  std::cerr << "ferry: job " << job->id << " launched (pid " << pid << ")"
+  pid_t program_pid = ns ? (*ns)->main_pid() : pid;
+  std::cerr << "ferry: job " << job->id << " launched (pid " << program_pid << ")"
             << (job->name.empty() ? "" : " as '" + job->name + "'") << "\n";
-  return sup.run(pid);
+  if (ns) (*ns)->release();  // the supervisor waits for init from now on
+  return sup.run(pid, program_pid);
 }
 
 }  // namespace ferry::cli

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // `ferry restart JOB [--generation N]`: validate the image completely (nothing is created when
-// a check fails), then restore the process as a child of this command and supervise it like
-// `ferry launch` does, exiting with its status.
+// a check fails), then restore the process with its old pid and tids in a fresh PID namespace
+// below this command and supervise it like `ferry launch` does, exiting with its status.
 #include <unistd.h>
 
 #include <iostream>
@@ -11,6 +11,7 @@
 #include "ferry/image/reader.hpp"
 #include "generation_lookup.hpp"
 #include "job_store.hpp"
+#include "launch/pid_namespace.hpp"
 #include "options.hpp"
 #include "restore/restore.hpp"
 #include "supervisor.hpp"
@@ -66,16 +67,26 @@ int cmd_restart(const Args& args) {
   Supervisor sup(*store, *job);
   if (auto r = sup.listen(); !r) return refuse(r.error());
   ropts.validate = false;  // done above, before the supervisor was set up
+  // A fresh PID namespace (ferry init as PID 1) in which the process and its threads get
+  // their old ids back; without the privilege for one, the process is our child with new ids.
+  auto ns = launch::PidNamespace::create(nullptr);
+  if (!ns && ns.error().code() != std::error_code(EPERM, std::system_category())) return refuse(ns.error());
+  if (ns) {
+    ropts.spawner = ns->get();
+    ropts.same_tids = true;
+  }
   auto pid = restore::restore_process(**reader, ropts);
   if (!pid) {
     complain("restart job " + job->id + " from generation " + std::to_string(gen->generation) +
              " failed: " + pid.error().message());
-    return exit_status_for(pid.error());
+    return exit_status_for(pid.error());  // ~PidNamespace ends init and the namespace
   }
   reader->reset();  // release the image file while the job runs
   std::cerr << "ferry: job " << job->id << " restarted from generation " << gen->generation << " (pid " << *pid
             << ")\n";
-  return sup.run(*pid);
+  if (!ns) return sup.run(*pid);
+  (*ns)->release();  // the supervisor waits for init from now on
+  return sup.run((*ns)->init_pid(), *pid);
 }
 
 }  // namespace ferry::cli

@@ -49,7 +49,8 @@ struct Supervisor::Impl {
   asio::posix::stream_descriptor pidfd{io};
   asio::posix::stream_descriptor sigfd{io};
   sigset_t old_mask{};
-  pid_t pid = -1;
+  pid_t pid = -1;    // the job's program: checkpointed, signalled, recorded
+  pid_t child = -1;  // our child, waited for: the program itself or ferry init
   bool stopped_after_checkpoint = false;
   uint64_t stopped_generation = 0;
   int exit_code = kExitInternal;
@@ -142,7 +143,7 @@ struct Supervisor::Impl {
     pidfd.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
       if (ec) return;
       int status = 0;
-      pid_t r = ::waitpid(pid, &status, WNOHANG);
+      pid_t r = ::waitpid(child, &status, WNOHANG);
       if (r == 0) return wait_child();
       if (r < 0) {
         exit_code = kExitInternal;
@@ -209,16 +210,17 @@ Result<void> Supervisor::listen() {
   return {};
 }
 
-int Supervisor::run(pid_t pid) {
+int Supervisor::run(pid_t pid, pid_t program) {
   auto& s = *impl_;
-  s.pid = pid;
+  s.child = pid;
+  s.pid = program > 0 ? program : pid;
   int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
   if (pfd < 0) {
     std::perror("ferry: pidfd_open");
     return kExitInternal;
   }
   s.pidfd.assign(pfd);
-  s.job.pid = pid;
+  s.job.pid = s.pid;
   s.job.supervisor_pid = ::getpid();
   s.job.state = "running";
   if (auto r = s.store.save(s.job); !r) std::cerr << "ferry: " << r.error().message() << "\n";

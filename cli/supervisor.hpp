@@ -31,7 +31,10 @@ public:
 
   // Serves until `pid` (a child of this process) exits. Returns what the command should
   // exit with: the process's status, 128+signal, or kExitStopped after checkpoint --stop.
-  int run(pid_t pid);
+  // `program` is the process to checkpoint, signal and record in the job (default: pid);
+  // with a PID namespace, pid is ferry init (which relays the program's status) and program
+  // the job's main process (its pid in our namespace).
+  int run(pid_t pid, pid_t program = -1);
 
 private:
   struct Impl;

@@ -1,0 +1,316 @@
+// SPDX-License-Identifier: Apache-2.0
+// PidNamespace and ferry init (see pid_namespace.hpp).
+//
+// Algorithm:
+//   create: socketpair(SEQPACKET) ctl; clone3(CLONE_NEWPID, exit_signal SIGCHLD) -> the child
+//     is PID 1 of a new namespace and runs init_main(); we wait (bounded) for its first
+//     reply, then find the main process's pid in our namespace through
+//     /proc/INIT/task/INIT/children and the NSpid line of each child.
+//   init_main (raw system calls only: it is a fork of a possibly multi-threaded process):
+//     block every signal; with a program, clone a child (PID 2) that sets the program's
+//     signal mask, closes the fds it must not keep and execs (errno to exec_error_fd on
+//     failure); reply {0, pid}; close every fd but 0-2 and ctl; signalfd for every signal;
+//     loop on poll(signalfd, ctl):
+//       SIGCHLD      reap every exited child (wait4 WNOHANG); the main one ends init with
+//                    its status (exit code, or 128+signal: PID 1 cannot re-raise a signal
+//                    on itself, and ferry reports both the same way);
+//       other        forward to the main process (PID 1 gets no signal it has no handler
+//                    for, so without this `kill -TERM INIT` would do nothing);
+//       ctl request  spawn {pid, gadget, page}: pipe; clone3(set_tid = {pid}) whose child
+//                    runs restore::bootstrap_restore_child(pipe, gadget, page, 1); wait for
+//                    its status byte and EOF (bounded); reply {errno, pid}; on success it is
+//                    the main process;
+//       ctl EOF      the creator is gone: keep reaping and relaying.
+//   Choice: init creates the restore child (rather than the restorer doing setns + clone3),
+//   because only then is init its parent: getppid() is 1 as at launch, init reaps it and
+//   relays its exit status, exactly as for a launched program.
+#include "launch/pid_namespace.hpp"
+
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "capture/ns_ids.hpp"
+#include "ferry/common/fs.hpp"
+#include "proc/task.hpp"
+
+namespace ferry::launch {
+
+namespace {
+
+constexpr int kReplyTimeoutMs = 15000;  // init answers within this (it never blocks long)
+constexpr int kBootstrapTimeoutMs = 10000;
+
+struct Request {
+  int32_t op;  // kSpawn
+  int32_t pid;
+  uint64_t gadget;
+  uint64_t page;
+};
+struct Reply {
+  int32_t err;  // 0 or an errno
+  int32_t pid;  // in the namespace
+};
+constexpr int32_t kSpawn = 1;
+
+struct CloneArgs {  // struct clone_args, version 2 (include/uapi/linux/sched.h)
+  uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
+  uint64_t set_tid, set_tid_size, cgroup;
+};
+static_assert(sizeof(CloneArgs) == 88);
+
+// Everything init needs, prepared before the clone (init allocates nothing).
+struct InitPlan {
+  int ctl = -1;
+  bool has_program = false;
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const int* keep = nullptr;  // sorted
+  size_t nkeep = 0;
+  sigset_t mask{};
+  int errfd = -1;
+};
+
+long raw_clone3(CloneArgs& a) { return ::syscall(SYS_clone3, &a, sizeof a); }
+
+void block_all() {
+  uint64_t all = ~uint64_t{0};
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, nullptr, 8);
+}
+
+int status_code(int st) {
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return 255;
+}
+
+bool poll_in(int fd, int timeout_ms) {
+  pollfd p{fd, POLLIN, 0};
+  for (;;) {
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    return r > 0;
+  }
+}
+
+void send_reply(int ctl, int32_t err, int32_t pid) {
+  Reply r{err, pid};
+  if (ctl >= 0) (void)::send(ctl, &r, sizeof r, MSG_NOSIGNAL);
+}
+
+// The program, in init's namespace (its pid there is 2 when it is the first child).
+[[noreturn]] void exec_program(const InitPlan& p) {
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &p.mask, nullptr, 8);
+  unsigned first = 3;
+  for (size_t i = 0; i < p.nkeep; ++i) {
+    int k = p.keep[i];
+    if (k < 3 || static_cast<unsigned>(k) < first) continue;
+    if (static_cast<unsigned>(k) > first) ::syscall(SYS_close_range, first, static_cast<unsigned>(k) - 1, 0);
+    first = static_cast<unsigned>(k) + 1;
+  }
+  ::syscall(SYS_close_range, first, ~0U, 0);  // keeps errfd when it was listed in keep
+  ::execvpe(p.argv[0], p.argv, p.envp);
+  int err = errno;
+  if (p.errfd >= 0) (void)!::write(p.errfd, &err, sizeof err);
+  ::syscall(SYS_exit_group, 127);
+  __builtin_unreachable();
+}
+
+// Handles one spawn request; returns the new main pid or 0.
+pid_t init_spawn(int ctl, const Request& rq) {
+  int pfd[2];
+  if (::pipe2(pfd, O_CLOEXEC) != 0) {
+    send_reply(ctl, errno, 0);
+    return 0;
+  }
+  pid_t want = rq.pid;
+  CloneArgs a{};
+  a.exit_signal = SIGCHLD;
+  a.set_tid = reinterpret_cast<uint64_t>(&want);
+  a.set_tid_size = 1;
+  long c = raw_clone3(a);
+  if (c == 0) {
+    ::close(pfd[0]);
+    restore::bootstrap_restore_child(pfd[1], rq.gadget, rq.page, 1);
+  }
+  int err = c < 0 ? errno : 0;
+  ::close(pfd[1]);
+  if (err == 0) {
+    unsigned char status = 0;
+    char dummy;
+    if (!poll_in(pfd[0], kBootstrapTimeoutMs) || ::read(pfd[0], &status, 1) != 1)
+      err = ETIMEDOUT;
+    else if (status != 0)
+      err = status;
+    else if (!poll_in(pfd[0], kBootstrapTimeoutMs) || ::read(pfd[0], &dummy, 1) != 0)
+      err = ETIMEDOUT;
+    if (err != 0) ::kill(static_cast<pid_t>(c), SIGKILL);  // reaped with the next SIGCHLD
+  }
+  ::close(pfd[0]);
+  send_reply(ctl, err, err == 0 ? static_cast<int32_t>(c) : 0);
+  return err == 0 ? static_cast<pid_t>(c) : 0;
+}
+
+[[noreturn]] void init_main(const InitPlan& p) {
+  block_all();
+  ::prctl(PR_SET_NAME, "ferry-init", 0, 0, 0);
+  int ctl = p.ctl;
+  pid_t main_pid = 0;
+  if (p.has_program) {
+    CloneArgs a{};
+    a.exit_signal = SIGCHLD;
+    long c = raw_clone3(a);
+    if (c == 0) exec_program(p);
+    if (c < 0) {
+      send_reply(ctl, errno, 0);
+      ::syscall(SYS_exit_group, 127);
+    }
+    main_pid = static_cast<pid_t>(c);
+    if (p.errfd >= 0) ::close(p.errfd);
+  }
+  send_reply(ctl, 0, main_pid);
+  // Nothing of the creator's stays open in init but the std streams and ctl.
+  if (ctl > 3) ::syscall(SYS_close_range, 3, static_cast<unsigned>(ctl) - 1, 0);
+  ::syscall(SYS_close_range, static_cast<unsigned>(ctl) + 1, ~0U, 0);
+  sigset_t all;
+  sigfillset(&all);
+  int sfd = ::signalfd(-1, &all, SFD_CLOEXEC);
+  if (sfd < 0) ::syscall(SYS_exit_group, 127);
+  for (;;) {
+    pollfd fds[2] = {{sfd, POLLIN, 0}, {ctl, POLLIN, 0}};
+    int r = ::poll(fds, ctl >= 0 ? 2 : 1, -1);
+    if (r < 0) continue;
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si;
+      if (::read(sfd, &si, sizeof si) == static_cast<ssize_t>(sizeof si)) {
+        int sig = static_cast<int>(si.ssi_signo);
+        if (sig == SIGCHLD) {
+          for (;;) {
+            int st = 0;
+            pid_t w = ::wait4(-1, &st, WNOHANG | __WALL, nullptr);
+            if (w <= 0) break;
+            if (w == main_pid) ::syscall(SYS_exit_group, status_code(st));
+          }
+        } else if (main_pid > 0) {
+          ::kill(main_pid, sig);
+        }
+      }
+    }
+    if (ctl >= 0 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+      Request rq{};
+      ssize_t n = ::recv(ctl, &rq, sizeof rq, 0);
+      if (n <= 0) {
+        ::close(ctl);  // the creator is gone; the job goes on
+        ctl = -1;
+      } else if (n == static_cast<ssize_t>(sizeof rq) && rq.op == kSpawn && main_pid == 0) {
+        main_pid = init_spawn(ctl, rq);
+      } else {
+        send_reply(ctl, EINVAL, 0);
+      }
+    }
+  }
+}
+
+Result<Reply> read_reply(int ctl, const std::string& what) {
+  if (!poll_in(ctl, kReplyTimeoutMs)) return fail(errc::restore_failed, what + ": ferry init did not answer");
+  Reply r{};
+  ssize_t n = ::recv(ctl, &r, sizeof r, 0);
+  if (n != static_cast<ssize_t>(sizeof r)) return fail(errc::restore_failed, what + ": ferry init is gone");
+  return r;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PidNamespace>> PidNamespace::create(const ExecSpec* program) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return fail_errno("create PID namespace: socketpair");
+  InitPlan plan;
+  plan.ctl = sv[1];
+  std::vector<char*> argv, envp;
+  std::vector<int> keep;
+  if (program) {
+    if (program->argv.empty()) return fail(errc::protocol, "create PID namespace: no program");
+    for (const auto& a : program->argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    for (const auto& e : program->env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    keep = program->keep_fds;
+    std::sort(keep.begin(), keep.end());
+    plan.has_program = true;
+    plan.argv = argv.data();
+    plan.envp = envp.data();
+    plan.keep = keep.data();
+    plan.nkeep = keep.size();
+    plan.mask = program->sigmask;
+    plan.errfd = program->exec_error_fd;
+  }
+  CloneArgs a{};
+  a.flags = CLONE_NEWPID;
+  a.exit_signal = SIGCHLD;
+  long c = raw_clone3(a);
+  if (c == 0) init_main(plan);
+  int err = errno;
+  ::close(sv[1]);
+  if (c < 0) {
+    ::close(sv[0]);
+    return fail_errno("create PID namespace: clone3(CLONE_NEWPID)", err);
+  }
+  std::unique_ptr<PidNamespace> ns(new PidNamespace(static_cast<pid_t>(c), sv[0]));
+  const std::string what = "start ferry init " + std::to_string(c);
+  FERRY_TRY(r, read_reply(sv[0], what));
+  if (r.err != 0) return fail_errno(what + ": start the program", r.err);
+  if (program) {
+    FERRY_TRY(host, ns->host_pid_of(r.pid));
+    ns->main_pid_ = host;
+  }
+  return ns;
+}
+
+PidNamespace::~PidNamespace() {
+  if (ctl_ >= 0) ::close(ctl_);
+  if (released_ || init_pid_ <= 0) return;
+  ::kill(init_pid_, SIGKILL);
+  for (int i = 0; i < 1000; ++i) {
+    int st = 0;
+    pid_t r = ::waitpid(init_pid_, &st, WNOHANG);
+    if (r == init_pid_ || (r < 0 && errno != EINTR)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Result<pid_t> PidNamespace::host_pid_of(pid_t ns_pid) const {
+  const std::string path = "/proc/" + std::to_string(init_pid_) + "/task/" + std::to_string(init_pid_) + "/children";
+  FERRY_TRY(text, fs::read_file(path));
+  for (pid_t c : proc::parse_children(text)) {
+    auto id = capture::innermost_id(c, c);
+    if (id && *id == ns_pid) return c;
+  }
+  return fail(errc::process_gone, "find process " + std::to_string(ns_pid) + " of the namespace of ferry init " +
+                                      std::to_string(init_pid_) + ": not a child of init");
+}
+
+Result<pid_t> PidNamespace::spawn(pid_t pid, uint64_t gadget, uint64_t page) {
+  const std::string what = "create process " + std::to_string(pid) + " in the namespace of ferry init " +
+                           std::to_string(init_pid_);
+  if (ctl_ < 0) return fail(errc::restore_failed, what + ": init is gone");
+  Request rq{kSpawn, pid, gadget, page};
+  if (::send(ctl_, &rq, sizeof rq, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof rq)) return fail_errno(what);
+  FERRY_TRY(r, read_reply(ctl_, what));
+  if (r.err != 0) return fail_errno(what + " (clone3 set_tid)", r.err);
+  FERRY_TRY(host, host_pid_of(r.pid));
+  main_pid_ = host;
+  return host;
+}
+
+}  // namespace ferry::launch

@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// PidNamespace: a job's own PID namespace whose PID 1 is "ferry init", a tiny reaper that
+// starts or receives the job's main process, forwards signals to it and exits with its
+// status. `ferry launch` starts the program in one (it becomes PID 2); `ferry restart` makes a
+// fresh one and has init create the restore child with the image's pid (clone3 set_tid), so
+// getpid(), gettid() and getppid() (= 1) read the same before and after a restart.
+// Ownership: the object owns init until release(); the destructor SIGKILLs init, which ends
+// every process of the namespace, and reaps it.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ferry/common/result.hpp"
+#include "restore/restore.hpp"
+
+namespace ferry::launch {
+
+// The program ferry init starts as the namespace's first process.
+struct ExecSpec {
+  std::vector<std::string> argv;  // argv[0] is searched in PATH (execvpe)
+  std::vector<std::string> env;   // the complete environment, "NAME=value"
+  std::vector<int> keep_fds;      // descriptors > 2 the program keeps; all others are closed
+  sigset_t sigmask{};             // the program's signal mask
+  int exec_error_fd = -1;         // close-on-exec pipe: a failed exec writes its errno here
+};
+
+class PidNamespace final : public restore::Spawner {
+public:
+  // Creates the namespace (needs CAP_SYS_ADMIN) with ferry init as PID 1, a child of the
+  // caller. With `program`, init starts it at once and main_pid() is its pid; without, init
+  // waits for spawn(). Init is forked from the caller: it runs only raw system calls, so the
+  // caller may be multi-threaded.
+  static Result<std::unique_ptr<PidNamespace>> create(const ExecSpec* program);
+
+  ~PidNamespace() override;
+  PidNamespace(const PidNamespace&) = delete;
+  PidNamespace& operator=(const PidNamespace&) = delete;
+
+  // Init's pid in the caller's namespace. Its exit status is the main process's: its exit
+  // code, or 128+N when signal N killed it.
+  pid_t init_pid() const noexcept { return init_pid_; }
+  // The main process's pid in the caller's namespace (after create with a program or a
+  // successful spawn), else -1. `kill -9` on it ends the job.
+  pid_t main_pid() const noexcept { return main_pid_; }
+  // The caller has taken over init (it waits for it): the destructor leaves it alone.
+  void release() noexcept { released_ = true; }
+
+  // restore::Spawner: init creates the restore child with clone3(set_tid = {pid}) in the
+  // namespace; it becomes the main process.
+  pid_t layout_pid() const override { return init_pid_; }
+  Result<pid_t> spawn(pid_t pid, uint64_t gadget, uint64_t page) override;
+
+private:
+  PidNamespace(pid_t init, int ctl) : init_pid_(init), ctl_(ctl) {}
+  Result<pid_t> host_pid_of(pid_t ns_pid) const;
+  pid_t init_pid_ = -1;
+  pid_t main_pid_ = -1;
+  int ctl_ = -1;
+  bool released_ = false;
+};
+
+}  // namespace ferry::launch
