@@ -77,14 +77,28 @@ int cmd_checkpoint(const Args& args) {
     complain("checkpoint: job " + job->id + " belongs to uid " + std::to_string(job->uid));
     return kExitPermission;
   }
+  // A job being launched or restarted has no live supervisor in its record for a moment:
+  // wait for it (bounded) rather than failing a checkpoint asked for right after a restart.
+  for (int i = 0; i < 50 && !(job->state == "running" && store::supervisor_alive(*job)); ++i) {
+    if (job->state == "exited" || job->state == "stopped" || job->state == "failed") break;
+    ::usleep(100 * 1000);
+    if (auto again = store->find(job->id)) *job = *again;
+  }
   if (job->state != "running" || !store::supervisor_alive(*job)) {
     complain("checkpoint: job " + job->id + " is not running (state: " + job->state + ")");
     return kExitNotFound;
   }
   auto reply = request(store->control_socket(job->id), vm.count("stop") ? "checkpoint stop" : "checkpoint");
   if (!reply) {
-    complain("checkpoint job " + job->id + ": " + reply.error().message() + " (is its supervisor still running?)");
-    return kExitNotFound;
+    if (reply.error().context().rfind("connect", 0) == 0) {
+      complain("checkpoint job " + job->id + ": its supervisor (pid " + std::to_string(job->supervisor_pid) +
+               ") does not answer: " + reply.error().message());
+      return kExitNotFound;
+    }
+    complain("checkpoint job " + job->id + ": the supervisor (pid " + std::to_string(job->supervisor_pid) +
+             ") ended before replying (" + reply.error().message() +
+             "); no generation was committed by this request unless 'ferry inspect " + job->id + "' shows it");
+    return kExitInternal;
   }
   std::istringstream in(*reply);
   std::string status;
