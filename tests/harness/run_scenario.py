@@ -66,7 +66,7 @@ PROGRESS_WAIT = 30.0         # seconds a restored program may take to show progr
 KNOWN_KEYS = {"description", "args", "actions", "expect", "timeout", "env", "library",
               "refuse_status", "refuse_message", "checkpoint_fail_status",
               "checkpoint_fail_message", "self_checkpoint", "dlopen", "requires",
-              "sources_from", "stdout"}
+              "sources_from", "stdout", "compile_flags"}
 EXPECTS = {"pass", "checkpoint-fails", "restart-refused"}
 # Seed of the xorshift block that workloads place in memory (tests/harness/scenario.h) so
 # that `tamper corrupt-image` can find their data inside an image.
