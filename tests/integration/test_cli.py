@@ -84,7 +84,22 @@ class CliTest(unittest.TestCase):
         self.procs.append(p)
         if ready:
             self.assertTrue(wait_file(self.ready), "workload did not get ready")
+            jobs = os.listdir(os.path.join(self.store, "jobs"))
+            self.wait_running(str(max(int(j) for j in jobs if j.isdigit())))
         return p
+
+    def wait_running(self, jid, timeout=20):
+        """The job record names the running program (it is saved just after the fork)."""
+        end = time.time() + timeout
+        while time.time() < end:
+            try:
+                rec = self.job(jid)
+                if rec.get("state") == "running" and rec.get("pid"):
+                    return rec
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.02)
+        self.fail("job %s never recorded as running" % jid)
 
     def job(self, jid="1"):
         return read_json(os.path.join(self.store, "jobs", jid, "job.json"))
