@@ -14,6 +14,7 @@
 #include "launch/pid_namespace.hpp"
 #include "options.hpp"
 #include "restore/restore.hpp"
+#include "restore/time_namespace.hpp"
 #include "supervisor.hpp"
 
 namespace ferry::cli {
@@ -69,6 +70,10 @@ int cmd_restart(const Args& args) {
   ropts.validate = false;  // done above, before the supervisor was set up
   // A fresh PID namespace (ferry init as PID 1) in which the process and its threads get
   // their old ids back; without the privilege for one, the process is our child with new ids.
+  // Its init and everything it creates start in the job's time namespace (monotonic clocks
+  // continue from the checkpoint); must precede PidNamespace::create.
+  if (auto t = restore::prepare_time_namespace((*reader)->image()); !t)
+    return refuse(t.error());
   auto ns = launch::PidNamespace::create(nullptr);
   if (!ns && ns.error().code() != std::error_code(EPERM, std::system_category())) return refuse(ns.error());
   if (ns) {

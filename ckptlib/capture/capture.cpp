@@ -17,6 +17,9 @@
 //   4. maps + smaps -> memory plan (refusals of unsupported mappings; file hashes)
 //   5. process attributes (exe, argv, cwd, umask, personality, rlimits, mm fields, auxv)
 //   6. only now write: pages, then blobs; header; sink.finish(image)
+//   Timers, event fds, pending signals (timers.cpp, event_fds.cpp, pending_signals.cpp): their
+//   /proc reading and refusals join step 1; clocks, itimers and timer times are remote calls
+//   at the end of step 3; the signal queues are peeked right after.
 #include "capture.hpp"
 
 #include <elf.h>
@@ -34,6 +37,9 @@
 #include "arch/x86_64/syscall_restart.hpp"
 #include "arch/x86_64/xsave.hpp"
 #include "capture_internal.hpp"
+#include "event_fds.hpp"
+#include "pending_signals.hpp"
+#include "timers.hpp"
 #include "ferry/common/fs.hpp"
 #include "ferry/common/hash.hpp"
 #include "ferry/common/unique_fd.hpp"
@@ -277,6 +283,8 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   }
   detail::BlobTable blobs;
   FERRY_TRY(fds, detail::plan_fds(pid, blobs));
+  FERRY_TRY(event_fds, plan_event_fds(pid));
+  FERRY_TRY(planned_timers, plan_timers(pid));
 
   // 2. Per-thread state, from the interrupt stops and before any injection.
   std::vector<image::Thread> saved;
@@ -294,6 +302,8 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
     saved[i].altstack_flags = inj.threads[i].altstack_flags;
     saved[i].clear_tid_addr = inj.threads[i].clear_tid_addr;
   }
+  FERRY_TRY(timers, capture_timers(t, pid, page_size, std::move(planned_timers)));
+  FERRY_TRY(pending, capture_pending_signals(threads, pid));
 
   // 4. Memory plan.
   FERRY_TRY(maps, proc::read_maps(pid));
@@ -330,6 +340,12 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   }
   img.fds = std::move(fds);
   if (opts.self_flag_addr) img.self_checkpoint = image::SelfCheckpoint{*opts.self_flag_addr};
+  img.clocks = timers.clocks;
+  img.itimers = std::move(timers.itimers);
+  img.posix_timers = std::move(timers.posix_timers);
+  img.event_fds = std::move(event_fds.fds);
+  img.epoll_targets = std::move(event_fds.targets);
+  img.pending_signals = std::move(pending);
 
   auto& h = img.header;
   h.schema_version = image::kSchemaVersion;
@@ -357,6 +373,10 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   if (!img.mapped_files.empty()) h.record_kinds |= image::kRecMappedFiles;
   if (!blobs.blobs().empty()) h.record_kinds |= image::kRecBlobs;
   if (img.self_checkpoint) h.record_kinds |= image::kRecSelfCheckpoint;
+  h.record_kinds |= image::kRecClocks;
+  if (!img.itimers.empty() || !img.posix_timers.empty()) h.record_kinds |= image::kRecTimers;
+  if (!img.event_fds.empty()) h.record_kinds |= image::kRecEventFds;
+  if (!img.pending_signals.empty()) h.record_kinds |= image::kRecPendingSignals;
 
   if (auto r = sink.finish(img); !r) return fail(r.error().wrap("finish image of " + who));
   return img;

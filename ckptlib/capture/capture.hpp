@@ -74,8 +74,8 @@ struct CaptureOptions {
 
 // Fills a complete image::ProcessImage, streams page and blob bytes into sink, calls
 // sink.finish(image) and returns the image. Everything ferry cannot checkpoint yet (child
-// processes, a foreign tracer, sockets, pipes/FIFOs/ttys above fd 2, eventfd/signalfd/timerfd/
-// epoll/inotify and other anon inodes, devices other than null/zero/random/urandom, 32-bit or
+// processes, a foreign tracer, sockets, pipes/FIFOs/ttys above fd 2, inotify and other anon
+// inodes except eventfd/timerfd/signalfd/epoll, epoll sets watching a closed fd, devices other than null/zero/random/urandom, 32-bit or
 // x32 processes, SysV shm, mappings of deleted files) is refused with errc::unsupported BEFORE
 // anything is written to the sink or injected into the process. On any error the process is
 // still frozen and unharmed; the caller resumes it (or lets the destructor do so).

@@ -4,7 +4,8 @@
 // Algorithm: for every fd in /proc/PID/fd: readlink (the kind for sockets, pipes and anon
 // inodes), stat through the link (mode, identity, rdev), fdinfo (flags, pos). Decide:
 //   socket / pipe / FIFO / tty:   fd 0-2 -> inherit; above -> refuse
-//   anon_inode:* (eventfd, ...):  refuse
+//   anon_inode:[eventfd|timerfd|signalfd|eventpoll]: skipped here, event_fds.cpp records them;
+//   other anon inodes (inotify, pidfd, userfaultfd, ...): refuse
 //   char device:                  null/zero/random/urandom -> devnull (fd 0-2 /dev/null -> inherit);
 //                                 other devices -> refuse
 //   directory -> directory; regular: memfd -> memfd + blob, unlinked -> deleted + blob,
@@ -14,6 +15,7 @@
 #include <sys/sysmacros.h>
 
 #include "capture_internal.hpp"
+#include "event_fds.hpp"
 #include "proc/fds.hpp"
 
 namespace ferry::capture::detail {
@@ -70,6 +72,7 @@ Result<std::vector<image::FdRecord>> plan_fds(pid_t pid, BlobTable& blobs) {
     if (starts_with(link.target, "anon_inode:")) {
       std::string k = link.target.substr(11);
       if (!k.empty() && k.front() == '[') k = k.substr(1, k.size() - 2);
+      if (is_event_fd_kind(k)) continue;  // plan_event_fds()
       return refuse(k == "eventpoll" ? "an epoll instance" : "an anonymous inode of kind " + k);
     }
     if (starts_with(link.target, "socket:")) {

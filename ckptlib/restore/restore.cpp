@@ -63,7 +63,10 @@
 #include "ferry/common/unique_fd.hpp"
 #include "restore/address_plan.hpp"
 #include "restore/child_builder.hpp"
+#include "restore/event_fds_restore.hpp"
 #include "restore/steps.hpp"
+#include "restore/time_namespace.hpp"
+#include "restore/timers_restore.hpp"
 
 namespace ferry::restore {
 
@@ -227,6 +230,7 @@ Result<void> pre_ponr(ChildBuilder& b, image::ImageSource& src, const AddressPla
   FERRY_TRY_VOID(write_pages(b, src, plan, page));
   if (opt.log) opt.log("restore: wrote " + std::to_string(img.page_runs.size()) + " page runs");
   FERRY_TRY_VOID(restore_fds(b, src, opt));
+  FERRY_TRY_VOID(restore_event_fds(b, img));  // eventfd/timerfd/signalfd/epoll, after all fds
   FERRY_TRY_VOID(restore_process_attrs(b, img));
 
   // Trial load of every thread's final CPU state into the leader: the kernel checks XSAVE
@@ -259,6 +263,9 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
   FERRY_TRY(plan, plan_addresses(img.regions, maps, page));
   if (opt.log) opt.log("restore: gadget at " + hex(plan.gadget));
 
+  // Without a spawner our fork lands in the job's time namespace (time_namespace.cpp); a
+  // spawner's process must have been created after prepare_time_namespace (cmd_restart.cpp).
+  if (!opt.spawner) FERRY_TRY_VOID(prepare_time_namespace(img, opt.log));
   Result<pid_t> spawned = opt.spawner ? opt.spawner->spawn(img.threads[0].tid, plan.gadget, page)
                                       : spawn_child(plan.gadget, page);
   if (!spawned) return fail(spawned.error());
@@ -288,6 +295,7 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
   auto post = [&]() -> Result<void> {
     FERRY_TRY_VOID(tear_down_and_place(b, img, plan, page, opt));
     FERRY_TRY_VOID(create_threads(b, img, opt.same_tids, others));
+    FERRY_TRY_VOID(restore_timers_and_signals(b, img, others));  // timers_restore.cpp
     if (opt.log && img.threads.size() > 1)
       opt.log("restore: created " + std::to_string(others.size()) + " more threads");
     FERRY_TRY_VOID(finish_thread(b, img, plan.gadget, page));

@@ -47,6 +47,23 @@ std::string utf8(const std::string& s) {
   return out;
 }
 
+// Seconds with millisecond precision: "12.345s".
+std::string ns_text(int64_t ns) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%s%" PRId64 ".%03" PRId64 "s", ns < 0 ? "-" : "",
+                (ns < 0 ? -ns : ns) / 1000000000, ((ns < 0 ? -ns : ns) % 1000000000) / 1000000);
+  return buf;
+}
+
+std::string itimer_name(int32_t which) {
+  switch (which) {
+    case 0: return "ITIMER_REAL";
+    case 1: return "ITIMER_VIRTUAL";
+    case 2: return "ITIMER_PROF";
+  }
+  return "itimer" + std::to_string(which);
+}
+
 std::string human_bytes(uint64_t n) {
   static const char* units[] = {"B", "K", "M", "G", "T"};
   double v = static_cast<double>(n);
@@ -265,6 +282,37 @@ json build_json(const ProcessImage& im) {
   j["blobs"] = blobs;
   j["self_checkpoint"] =
       im.self_checkpoint ? json{{"flag_addr", im.self_checkpoint->flag_addr}} : json(nullptr);
+  j["clocks"] = im.clocks ? json{{"realtime_ns", im.clocks->realtime_ns},
+                                 {"monotonic_ns", im.clocks->monotonic_ns},
+                                 {"boottime_ns", im.clocks->boottime_ns}}
+                          : json(nullptr);
+  json itimers = json::array();
+  for (const auto& t : im.itimers)
+    itimers.push_back({{"which", t.which}, {"name", itimer_name(t.which)},
+                       {"value_ns", t.value_ns}, {"interval_ns", t.interval_ns}});
+  j["itimers"] = itimers;
+  json ptimers = json::array();
+  for (const auto& t : im.posix_timers)
+    ptimers.push_back({{"id", t.id}, {"clockid", t.clockid}, {"notify", t.notify},
+                       {"signo", t.signo}, {"sigval", t.sigval}, {"notify_tid", t.notify_tid},
+                       {"value_ns", t.value_ns}, {"interval_ns", t.interval_ns}});
+  j["posix_timers"] = ptimers;
+  json evfds = json::array();
+  for (const auto& e : im.event_fds)
+    evfds.push_back({{"fd", e.fd}, {"kind", event_fd_kind_name(e.kind)}, {"flags", e.flags},
+                     {"cloexec", e.cloexec}, {"count", e.count}, {"mode", e.mode},
+                     {"clockid", e.clockid}, {"value_ns", e.value_ns},
+                     {"interval_ns", e.interval_ns}, {"sigmask", e.sigmask}});
+  j["event_fds"] = evfds;
+  json targets = json::array();
+  for (const auto& t : im.epoll_targets)
+    targets.push_back({{"epfd", t.epfd}, {"fd", t.fd}, {"events", t.events}, {"data", t.data}});
+  j["epoll_targets"] = targets;
+  json pending = json::array();
+  for (const auto& p : im.pending_signals)
+    pending.push_back({{"tid", p.tid}, {"signo", p.signo}, {"name", signal_name(p.signo)},
+                       {"code", p.code}});
+  j["pending_signals"] = pending;
   j["stored_bytes"] = {{"pages", page_bytes(im)},
                        {"blobs", blob_bytes(im)},
                        {"total", page_bytes(im) + blob_bytes(im)}};
@@ -362,6 +410,48 @@ std::string build_text(const ProcessImage& im) {
     o << "  " << b.id << "  " << human_bytes(b.size) << "  " << b.name << "\n";
   if (im.self_checkpoint)
     o << "self checkpoint: flag word at " << hex(im.self_checkpoint->flag_addr) << "\n";
+  if (im.clocks)
+    o << "clocks at freeze: realtime " << ns_text(im.clocks->realtime_ns) << "  monotonic "
+      << ns_text(im.clocks->monotonic_ns) << "  boottime " << ns_text(im.clocks->boottime_ns)
+      << "\n";
+  if (!im.itimers.empty() || !im.posix_timers.empty()) {
+    o << "timers (" << im.itimers.size() + im.posix_timers.size() << ")\n";
+    for (const auto& t : im.itimers)
+      o << "  " << itimer_name(t.which) << "  next " << ns_text(t.value_ns) << "  every "
+        << ns_text(t.interval_ns) << "\n";
+    for (const auto& t : im.posix_timers)
+      o << "  posix id " << t.id << " clock " << t.clockid << " notify " << t.notify << " "
+        << signal_name(t.signo) << " value " << hex(t.sigval) << "  next " << ns_text(t.value_ns)
+        << "  every " << ns_text(t.interval_ns) << "\n";
+  }
+  if (!im.event_fds.empty()) {
+    o << "event fds (" << im.event_fds.size() << ")\n";
+    for (const auto& e : im.event_fds) {
+      o << "  " << e.fd << " " << event_fd_kind_name(e.kind) << " " << open_flags(e.flags)
+        << (e.cloexec ? " cloexec" : "");
+      switch (e.kind) {
+        case EventFdKind::eventfd:
+          o << "  count " << e.count << (e.mode ? " semaphore" : "");
+          break;
+        case EventFdKind::timerfd:
+          o << "  clock " << e.clockid << " next " << ns_text(e.value_ns) << " every "
+            << ns_text(e.interval_ns) << " ticks " << e.count;
+          break;
+        case EventFdKind::signalfd: o << "  mask " << hex(e.sigmask); break;
+        case EventFdKind::epoll:
+          for (const auto& t : im.epoll_targets)
+            if (t.epfd == e.fd) o << "  [fd " << t.fd << " events " << hex(t.events) << "]";
+          break;
+      }
+      o << "\n";
+    }
+  }
+  if (!im.pending_signals.empty()) {
+    o << "pending signals (" << im.pending_signals.size() << ")\n";
+    for (const auto& p : im.pending_signals)
+      o << "  " << (p.tid == 0 ? std::string("process") : "thread " + std::to_string(p.tid))
+        << "  " << signal_name(p.signo) << "  si_code " << p.code << "\n";
+  }
   o << "stored bytes: " << human_bytes(page_bytes(im) + blob_bytes(im)) << " ("
     << page_bytes(im) << " page bytes + " << blob_bytes(im) << " blob bytes)\n";
   return o.str();
@@ -383,6 +473,16 @@ std::string region_kind_name(RegionKind kind) {
     case RegionKind::vvar: return "vvar";
     case RegionKind::vvar_vclock: return "vvar_vclock";
     case RegionKind::vsyscall: return "vsyscall";
+  }
+  return "kind" + std::to_string(static_cast<uint32_t>(kind));
+}
+
+std::string event_fd_kind_name(EventFdKind kind) {
+  switch (kind) {
+    case EventFdKind::eventfd: return "eventfd";
+    case EventFdKind::timerfd: return "timerfd";
+    case EventFdKind::signalfd: return "signalfd";
+    case EventFdKind::epoll: return "epoll";
   }
   return "kind" + std::to_string(static_cast<uint32_t>(kind));
 }
@@ -414,8 +514,9 @@ std::string xfeature_names(uint64_t x) {
 }
 
 std::string record_kind_names(uint64_t k) {
-  static const char* names[] = {"memory",       "threads", "signals",        "files",
-                                "mapped_files", "blobs",   "self_checkpoint"};
+  static const char* names[] = {"memory",       "threads", "signals",         "files",
+                                "mapped_files", "blobs",   "self_checkpoint", "clocks",
+                                "timers",       "event_fds", "pending_signals"};
   std::string s;
   for (unsigned b = 0; b < 64; ++b) {
     if (!(k & (uint64_t{1} << b))) continue;

@@ -408,9 +408,10 @@ TEST(ImageDescribe, TextAndJson) {
   ASSERT_TRUE(reader);
   std::string text = to_text((*reader)->image());
   std::printf("%s", text.c_str());
-  for (const char* want : {"schema 1.0.0", "abi x86_64", "[heap]", "anon", "10.0M", "SIGINT",
+  for (const char* want : {"schema 1.1.0", "abi x86_64", "[heap]", "anon", "10.0M", "SIGINT",
                            "SIG_IGN", "O_RDWR|O_APPEND", "memfd:ring", "x87 sse avx",
-                           "self checkpoint"})
+                           "self checkpoint", "ITIMER_REAL", "posix id 2", "eventfd",
+                           "semaphore", "timerfd", "signalfd", "epoll", "pending signals"})
     EXPECT_NE(text.find(want), std::string::npos) << want;
   auto j = to_json((*reader)->image());
   EXPECT_EQ(j["header"]["abi"], "x86_64");

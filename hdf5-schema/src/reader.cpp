@@ -290,6 +290,60 @@ Result<void> ImageReader::Impl::read_tables() {
       im.self_checkpoint = sc;
       return {};
     }));
+  if (kinds & kRecClocks)
+    FERRY_TRY_VOID(ds(n::kClocks, [&]() -> Result<void> {
+      FERRY_TRY_VOID(group_required(n::kClocks));
+      h5::Id g(H5Gopen2(f, std::string(n::kClocks).c_str(), H5P_DEFAULT));
+      if (!g) return fail(h5::corrupt(path, "cannot open " + std::string(n::kClocks)));
+      Clocks c;
+      FERRY_TRY_VOID(tables::read_attrs(g.get(), schema::clock_fields(), c, n::kAttrsXxh3,
+                                        n::kClocks, path));
+      im.clocks = c;
+      return {};
+    }));
+  if (kinds & kRecTimers) {
+    FERRY_TRY_VOID(ds(n::kItimers, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kItimers, schema::itimer_fields(), path));
+      im.itimers = std::move(v);
+      return {};
+    }));
+    FERRY_TRY_VOID(ds(n::kPosixTimers, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kPosixTimers, schema::posix_timer_fields(), path));
+      im.posix_timers = std::move(v);
+      return {};
+    }));
+  }
+  if (kinds & kRecEventFds) {
+    FERRY_TRY_VOID(ds(n::kEventFds, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kEventFds, schema::event_fd_fields(), path));
+      im.event_fds = std::move(v);
+      return {};
+    }));
+    FERRY_TRY_VOID(ds(n::kEpollTargets, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kEpollTargets, schema::epoll_target_fields(), path));
+      im.epoll_targets = std::move(v);
+      return {};
+    }));
+  }
+  if (kinds & kRecPendingSignals) {
+    FERRY_TRY_VOID(ds(n::kPendingInfo, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kPendingInfo, schema::pending_signal_fields(), path));
+      im.pending_signals = std::move(v);
+      return {};
+    }));
+    FERRY_TRY_VOID(ds(n::kPendingSiginfo, [&]() -> Result<void> {
+      FERRY_TRY(a, tables::read_array(f, n::kPendingSiginfo, tables::Col::u8, 2, path));
+      size_t np = im.pending_signals.size();
+      if (a.dims[0] != np || a.dims[1] != n::kSiginfoBytes)
+        return fail(err(errc::image_corrupt, "dataset " + std::string(n::kPendingSiginfo) +
+                                                 " is not [" + std::to_string(np) + "][" +
+                                                 std::to_string(n::kSiginfoBytes) + "]"));
+      for (size_t i = 0; i < np; ++i)
+        std::memcpy(im.pending_signals[i].siginfo.data(), a.data.data() + i * n::kSiginfoBytes,
+                    n::kSiginfoBytes);
+      return {};
+    }));
+  }
   return {};
 }
 

@@ -182,4 +182,79 @@ const std::vector<tables::Field<BlobRow>>& blob_fields() {
   return f;
 }
 
+const std::vector<tables::Field<Clocks>>& clock_fields() {
+  using C = Clocks;
+  static const std::vector<tables::Field<C>> f = {
+      num(n::kRealtimeNs, Col::i64, &C::realtime_ns),
+      num(n::kMonotonicNs, Col::i64, &C::monotonic_ns),
+      num(n::kBoottimeNs, Col::i64, &C::boottime_ns),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<Itimer>>& itimer_fields() {
+  namespace k = n::itimer;
+  static const std::vector<tables::Field<Itimer>> f = {
+      num(k::kWhich, Col::i32, &Itimer::which),
+      num(k::kValueNs, Col::i64, &Itimer::value_ns),
+      num(k::kIntervalNs, Col::i64, &Itimer::interval_ns),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<PosixTimer>>& posix_timer_fields() {
+  namespace k = n::posix_timer;
+  using P = PosixTimer;
+  static const std::vector<tables::Field<P>> f = {
+      num(k::kId, Col::i32, &P::id),
+      num(k::kClockid, Col::i32, &P::clockid),
+      num(k::kNotify, Col::i32, &P::notify),
+      num(k::kSigno, Col::i32, &P::signo),
+      num(k::kSigval, Col::u64, &P::sigval),
+      num(k::kNotifyTid, Col::i32, &P::notify_tid),
+      num(k::kValueNs, Col::i64, &P::value_ns),
+      num(k::kIntervalNs, Col::i64, &P::interval_ns),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<EventFd>>& event_fd_fields() {
+  namespace k = n::event_fd;
+  using E = EventFd;
+  static const std::vector<tables::Field<E>> f = {
+      num(k::kFd, Col::i32, &E::fd),
+      num(k::kKind, Col::u32, &E::kind),
+      num(k::kFlags, Col::u32, &E::flags),
+      num(k::kCloexec, Col::u8, &E::cloexec),
+      num(k::kCount, Col::u64, &E::count),
+      num(k::kMode, Col::u32, &E::mode),
+      num(k::kClockid, Col::i32, &E::clockid),
+      num(k::kValueNs, Col::i64, &E::value_ns),
+      num(k::kIntervalNs, Col::i64, &E::interval_ns),
+      num(k::kSigmask, Col::u64, &E::sigmask),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<EpollTarget>>& epoll_target_fields() {
+  namespace k = n::epoll_target;
+  static const std::vector<tables::Field<EpollTarget>> f = {
+      num(k::kEpfd, Col::i32, &EpollTarget::epfd),
+      num(k::kFd, Col::i32, &EpollTarget::fd),
+      num(k::kEvents, Col::u32, &EpollTarget::events),
+      num(k::kData, Col::u64, &EpollTarget::data),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<PendingSignal>>& pending_signal_fields() {
+  namespace k = n::pending;
+  static const std::vector<tables::Field<PendingSignal>> f = {
+      num(k::kTid, Col::i32, &PendingSignal::tid),
+      num(k::kSigno, Col::i32, &PendingSignal::signo),
+      num(k::kCode, Col::i32, &PendingSignal::code),
+  };
+  return f;
+}
+
 }  // namespace ferry::image::schema

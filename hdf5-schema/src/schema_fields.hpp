@@ -27,5 +27,12 @@ const std::vector<tables::Field<Thread>>& thread_fields();  // without regs and 
 const std::vector<tables::Field<SignalAction>>& signal_fields();
 const std::vector<tables::Field<FdRecord>>& fd_fields();
 const std::vector<tables::Field<BlobRow>>& blob_fields();
+// 1.1
+const std::vector<tables::Field<Clocks>>& clock_fields();  // /clocks attributes
+const std::vector<tables::Field<Itimer>>& itimer_fields();
+const std::vector<tables::Field<PosixTimer>>& posix_timer_fields();
+const std::vector<tables::Field<EventFd>>& event_fd_fields();
+const std::vector<tables::Field<EpollTarget>>& epoll_target_fields();
+const std::vector<tables::Field<PendingSignal>>& pending_signal_fields();  // without siginfo
 
 }  // namespace ferry::image::schema

@@ -119,6 +119,27 @@ inline ProcessImage full_image() {
   fd4.blob = 0;
   im.fds = {fd3, fd4};
   im.self_checkpoint = SelfCheckpoint{0x7f3000002000};
+  // 1.1 records
+  im.clocks = Clocks{1700000000123456789, 98765432101, 98765432999};
+  im.itimers = {{0, 250000000, 500000000}};
+  im.posix_timers = {{0, 1, 0, 34, 0x1234, 0, 3000000, 10000000},
+                     {2, 0, 4, 35, 7, 1001, 0, 0}};
+  EventFd ev{5, EventFdKind::eventfd, 02 | 04000, true, 7, 1, 0, 0, 0, 0};
+  EventFd tf{6, EventFdKind::timerfd, 02, false, 3, 0, 1, 4500000, 1000000000, 0};
+  EventFd sf{7, EventFdKind::signalfd, 02, false, 0, 0, 0, 0, 0, 1ull << 9};
+  EventFd ep{8, EventFdKind::epoll, 02, true, 0, 0, 0, 0, 0, 0};
+  im.event_fds = {ev, tf, sf, ep};
+  im.epoll_targets = {{8, 5, 0x80000001, 0xabc}, {8, 6, 1, 6}};
+  PendingSignal ps;
+  ps.tid = 0;
+  ps.signo = 35;
+  ps.code = -1;
+  for (size_t i = 0; i < ps.siginfo.size(); ++i) ps.siginfo[i] = static_cast<uint8_t>(i * 3);
+  PendingSignal pt = ps;
+  pt.tid = 1001;
+  pt.signo = 10;
+  pt.code = -6;
+  im.pending_signals = {ps, pt};
   return im;
 }
 

@@ -175,6 +175,10 @@ Result<void> ImageWriter::Impl::finish(const ProcessImage& image) {
   if (!image.mapped_files.empty()) kinds |= kRecMappedFiles;
   if (!blobs.empty()) kinds |= kRecBlobs;
   if (image.self_checkpoint) kinds |= kRecSelfCheckpoint;
+  if (image.clocks) kinds |= kRecClocks;
+  if (!image.itimers.empty() || !image.posix_timers.empty()) kinds |= kRecTimers;
+  if (!image.event_fds.empty()) kinds |= kRecEventFds;
+  if (!image.pending_signals.empty()) kinds |= kRecPendingSignals;
   FERRY_TRY_VOID(write_groups(image, kinds));
 
   // The header goes last: an image interrupted before this point has no magic and is refused.
@@ -278,6 +282,38 @@ Result<void> ImageWriter::Impl::write_groups(const ProcessImage& image, uint64_t
     if (!tables::write_attrs(g.get(), schema::self_checkpoint_fields(), *image.self_checkpoint,
                              n::kAttrsXxh3))
       return fail(h5::write_error(path, "write " + std::string(n::kSelfCheckpoint)));
+  }
+  if (kinds & kRecClocks) {
+    FERRY_TRY(g, group(n::kClocks));
+    if (!tables::write_attrs(g.get(), schema::clock_fields(), *image.clocks, n::kAttrsXxh3))
+      return fail(h5::write_error(path, "write " + std::string(n::kClocks)));
+  }
+  if (kinds & kRecTimers) {
+    FERRY_TRY_VOID(group(n::kTimersGroup));
+    FERRY_TRY_VOID(write_table(f, n::kItimers, schema::itimer_fields(),
+                               std::span<const Itimer>(image.itimers), path));
+    FERRY_TRY_VOID(write_table(f, n::kPosixTimers, schema::posix_timer_fields(),
+                               std::span<const PosixTimer>(image.posix_timers), path));
+  }
+  if (kinds & kRecEventFds) {
+    FERRY_TRY_VOID(group(n::kEventFdsGroup));
+    FERRY_TRY_VOID(write_table(f, n::kEventFds, schema::event_fd_fields(),
+                               std::span<const EventFd>(image.event_fds), path));
+    FERRY_TRY_VOID(write_table(f, n::kEpollTargets, schema::epoll_target_fields(),
+                               std::span<const EpollTarget>(image.epoll_targets), path));
+  }
+  if (kinds & kRecPendingSignals) {
+    FERRY_TRY_VOID(group(n::kPendingGroup));
+    FERRY_TRY_VOID(write_table(f, n::kPendingInfo, schema::pending_signal_fields(),
+                               std::span<const PendingSignal>(image.pending_signals), path));
+    size_t np = image.pending_signals.size();
+    std::vector<uint8_t> raw(np * n::kSiginfoBytes);
+    for (size_t i = 0; i < np; ++i)
+      std::copy(image.pending_signals[i].siginfo.begin(), image.pending_signals[i].siginfo.end(),
+                raw.begin() + static_cast<ptrdiff_t>(i * n::kSiginfoBytes));
+    hsize_t dims[2] = {np, n::kSiginfoBytes};
+    FERRY_TRY_VOID(
+        tables::write_array(f, n::kPendingSiginfo, tables::Col::u8, raw.data(), dims, path));
   }
   return {};
 }

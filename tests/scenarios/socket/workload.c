@@ -2,7 +2,8 @@
  * phase 1 the program holds KIND and uses it every step; phase 2, after it released KIND and
  * created the file "phase2", has nothing unsupported and must checkpoint normally.
  * KIND: socket (a connected AF_UNIX datagram pair), child (a child process), thread (a second
- * thread), eventfd (an fd of a kind ferry does not restore).
+ * thread), inotify (an fd of a kind ferry does not restore; eventfd, which this scenario
+ * used before, is restored since the timers/event-fd work: see ../event_fds).
  * SPDX-License-Identifier: Apache-2.0
  * Usage: workload KIND [PHASE1_ITERATIONS=2500] [PHASE2_ITERATIONS=2000] [SLEEP_US=1000] */
 #include "scenario.h"
@@ -10,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -33,7 +35,7 @@ int main(int argc, char **argv)
     long phase2 = argc > 3 ? atol(argv[3]) : 2000;
     long sleep_us = argc > 4 ? atol(argv[4]) : 1000;
 
-    int sv[2] = {-1, -1}, efd = -1;
+    int sv[2] = {-1, -1}, efd = -1, ino = -1;
     pid_t child = -1;
     pthread_t thread;
     if (strcmp(kind, "socket") == 0) {
@@ -51,6 +53,9 @@ int main(int argc, char **argv)
     } else if (strcmp(kind, "eventfd") == 0) {
         efd = eventfd(0, 0);
         SCN_CHECK(efd >= 0, "eventfd");
+    } else if (strcmp(kind, "inotify") == 0) {
+        ino = inotify_init1(IN_NONBLOCK);
+        SCN_CHECK(ino >= 0, "inotify_init1");
     } else {
         fprintf(stderr, "scenario: unknown KIND %s\n", kind);
         return 64;
@@ -88,6 +93,8 @@ int main(int argc, char **argv)
     }
     if (efd >= 0)
         close(efd);
+    if (ino >= 0)
+        close(ino);
     if (child > 0) {
         kill(child, SIGKILL);
         int status;

@@ -22,6 +22,7 @@ std::string to_text(const ValidationReport& report);
 // Small helpers also useful to other printers.
 std::string region_kind_name(RegionKind kind);
 std::string fd_kind_name(FdKind kind);
+std::string event_fd_kind_name(EventFdKind kind);
 std::string xfeature_names(uint64_t xfeatures);   // "x87 sse avx opmask zmm_hi256 hi16_zmm"
 std::string record_kind_names(uint64_t kinds);    // "memory threads signals ..."
 

@@ -27,8 +27,12 @@ enum RecordKind : uint64_t {
   kRecMappedFiles = 1u << 4,    // /mapped_files: identities of file-backed mappings
   kRecBlobs = 1u << 5,          // /blobs: saved file contents (deleted files, memfd, shm)
   kRecSelfCheckpoint = 1u << 6, // a ferry_checkpoint() call was waiting at checkpoint time
+  kRecClocks = 1u << 7,         // /clocks: the process's clocks when it was frozen (1.1)
+  kRecTimers = 1u << 8,         // /timers: itimers and POSIX timers (1.1)
+  kRecEventFds = 1u << 9,       // /event_fds: eventfd, timerfd, signalfd, epoll fds (1.1)
+  kRecPendingSignals = 1u << 10,// /pending_signals: queued signals, shared and per thread (1.1)
 };
-inline constexpr uint64_t kKnownRecordKinds = (1u << 7) - 1;
+inline constexpr uint64_t kKnownRecordKinds = (1u << 11) - 1;
 
 struct ImageHeader {
   std::string schema_version;   // "MAJOR.MINOR.PATCH" of SCHEMA.md this image follows
@@ -187,6 +191,79 @@ struct SelfCheckpoint {
   bool operator==(const SelfCheckpoint&) const = default;
 };
 
+// The process's own view of its clocks when it was frozen (read by a remote clock_gettime, so
+// a process already inside a time namespace reports its shifted clocks). Restore puts the
+// process into a time namespace whose offsets make MONOTONIC and BOOTTIME continue from here.
+struct Clocks {
+  int64_t realtime_ns = 0;      // CLOCK_REALTIME (never offset: wall time jumps by the downtime)
+  int64_t monotonic_ns = 0;     // CLOCK_MONOTONIC
+  int64_t boottime_ns = 0;      // CLOCK_BOOTTIME
+  bool operator==(const Clocks&) const = default;
+};
+
+// ITIMER_REAL (0), ITIMER_VIRTUAL (1) or ITIMER_PROF (2); only armed ones are stored.
+struct Itimer {
+  int32_t which = 0;
+  int64_t value_ns = 0;         // remaining time until the next expiry
+  int64_t interval_ns = 0;      // reload value (0: one-shot)
+  bool operator==(const Itimer&) const = default;
+};
+
+// A timer_create() timer, from /proc/PID/timers and a remote timer_gettime. Overruns are not
+// kept. Recreated with the same kernel timer id.
+struct PosixTimer {
+  int32_t id = 0;               // kernel timer id (glibc's timer_t for SIGEV_SIGNAL timers)
+  int32_t clockid = 0;
+  int32_t notify = 0;           // SIGEV_SIGNAL 0, SIGEV_NONE 1, SIGEV_THREAD_ID 4
+  int32_t signo = 0;
+  uint64_t sigval = 0;          // sigev_value
+  int32_t notify_tid = 0;       // SIGEV_THREAD_ID: the thread (namespace tid); else 0
+  int64_t value_ns = 0;         // remaining time (0: disarmed)
+  int64_t interval_ns = 0;
+  bool operator==(const PosixTimer&) const = default;
+};
+
+enum class EventFdKind : uint32_t {
+  eventfd = 0,        // count and EFD_SEMAPHORE
+  timerfd = 1,        // clock, settime flags, remaining time, interval, unread ticks
+  signalfd = 2,       // signal mask
+  epoll = 3,          // its registered targets are EpollTarget rows
+};
+
+// An fd of one of the kinds above (anon inodes; none is in ProcessImage::fds).
+struct EventFd {
+  int32_t fd = -1;
+  EventFdKind kind = EventFdKind::eventfd;
+  uint32_t flags = 0;           // file flags from fdinfo (O_NONBLOCK|O_RDWR...)
+  bool cloexec = false;
+  uint64_t count = 0;           // eventfd: counter; timerfd: expirations not yet read
+  uint32_t mode = 0;            // eventfd: EFD_SEMAPHORE; timerfd: settime flags (TFD_TIMER_*)
+  int32_t clockid = 0;          // timerfd
+  int64_t value_ns = 0;         // timerfd: remaining time (0: disarmed)
+  int64_t interval_ns = 0;      // timerfd
+  uint64_t sigmask = 0;         // signalfd: bit (signo-1)
+  bool operator==(const EventFd&) const = default;
+};
+
+// One fd registered in an epoll set (the fdinfo "tfd:" line). Re-added after every other fd
+// of the process exists.
+struct EpollTarget {
+  int32_t epfd = -1;
+  int32_t fd = -1;
+  uint32_t events = 0;          // EPOLLIN|... including EPOLLET/EPOLLONESHOT/EPOLLEXCLUSIVE
+  uint64_t data = 0;            // epoll_data as u64
+  bool operator==(const EpollTarget&) const = default;
+};
+
+// A signal queued and not yet delivered, for the whole process (tid 0) or for one thread.
+struct PendingSignal {
+  int32_t tid = 0;              // 0: process-shared queue; else the thread's (namespace) tid
+  int32_t signo = 0;
+  int32_t code = 0;             // si_code (copy of siginfo bytes 8..11, for display)
+  std::array<uint8_t, 128> siginfo{};  // the raw siginfo_t PTRACE_PEEKSIGINFO returned
+  bool operator==(const PendingSignal&) const = default;
+};
+
 struct ProcessImage {
   ImageHeader header;
   ProcessInfo process;
@@ -198,9 +275,16 @@ struct ProcessImage {
   std::vector<Blob> blobs;
   std::vector<PageRun> page_runs;       // filled by the writer / read back by the reader
   std::optional<SelfCheckpoint> self_checkpoint;
+  // 1.1 additions (each with its record kind bit)
+  std::optional<Clocks> clocks;
+  std::vector<Itimer> itimers;
+  std::vector<PosixTimer> posix_timers;     // sorted by id
+  std::vector<EventFd> event_fds;           // sorted by fd
+  std::vector<EpollTarget> epoll_targets;   // grouped by epfd, in fdinfo order
+  std::vector<PendingSignal> pending_signals;  // shared first, then per thread; queue order
   bool operator==(const ProcessImage&) const = default;
 };
 
-inline constexpr const char* kSchemaVersion = "1.0.0";
+inline constexpr const char* kSchemaVersion = "1.1.0";
 
 }  // namespace ferry::image

@@ -87,6 +87,21 @@ inline constexpr std::string_view kBlobsXxh3          = "/blobs/data_xxh3";
 inline constexpr std::string_view kSelfCheckpoint     = "/self_checkpoint";
 inline constexpr std::string_view kFlagAddr           = "flag_addr";
 
+// ---- 1.1: /clocks, /timers, /event_fds, /pending_signals ----------------------------------
+inline constexpr std::string_view kClocks             = "/clocks";
+inline constexpr std::string_view kRealtimeNs         = "realtime_ns";
+inline constexpr std::string_view kMonotonicNs        = "monotonic_ns";
+inline constexpr std::string_view kBoottimeNs         = "boottime_ns";
+inline constexpr std::string_view kTimersGroup        = "/timers";
+inline constexpr std::string_view kItimers            = "/timers/itimers";
+inline constexpr std::string_view kPosixTimers        = "/timers/posix";
+inline constexpr std::string_view kEventFdsGroup      = "/event_fds";
+inline constexpr std::string_view kEventFds           = "/event_fds/fds";
+inline constexpr std::string_view kEpollTargets       = "/event_fds/epoll_targets";
+inline constexpr std::string_view kPendingGroup       = "/pending_signals";
+inline constexpr std::string_view kPendingInfo        = "/pending_signals/info";
+inline constexpr std::string_view kPendingSiginfo     = "/pending_signals/siginfo";
+
 // ---- compound fields (one namespace per table; order = canonical checksum order) ----------
 namespace region {
 inline constexpr std::string_view kStart = "start", kEnd = "end", kProt = "prot", kFlags = "flags",
@@ -114,6 +129,25 @@ inline constexpr std::string_view kFd = "fd", kKind = "kind", kFlags = "flags", 
     kOffset = "offset", kMode = "mode", kBlob = "blob";
 // plus the file_identity fields, inlined
 }
+namespace itimer {
+inline constexpr std::string_view kWhich = "which", kValueNs = "value_ns", kIntervalNs = "interval_ns";
+}
+namespace posix_timer {
+inline constexpr std::string_view kId = "id", kClockid = "clockid", kNotify = "notify",
+    kSigno = "signo", kSigval = "sigval", kNotifyTid = "notify_tid", kValueNs = "value_ns",
+    kIntervalNs = "interval_ns";
+}
+namespace event_fd {
+inline constexpr std::string_view kFd = "fd", kKind = "kind", kFlags = "flags", kCloexec = "cloexec",
+    kCount = "count", kMode = "mode", kClockid = "clockid", kValueNs = "value_ns",
+    kIntervalNs = "interval_ns", kSigmask = "sigmask";
+}
+namespace epoll_target {
+inline constexpr std::string_view kEpfd = "epfd", kFd = "fd", kEvents = "events", kData = "data";
+}
+namespace pending {
+inline constexpr std::string_view kTid = "tid", kSigno = "signo", kCode = "code";
+}
 namespace blob {
 inline constexpr std::string_view kId = "id", kSize = "size", kOffset = "offset", kName = "name";
 }
@@ -127,6 +161,8 @@ inline constexpr std::array<std::string_view, 0> kReserved{};
 
 // Number of u64 words in /threads/regs rows (struct user_regs_struct).
 inline constexpr std::size_t kRegsWords = 27;
+// Bytes per /pending_signals/siginfo row (siginfo_t).
+inline constexpr std::size_t kSiginfoBytes = 128;
 
 // clang-format on
 
