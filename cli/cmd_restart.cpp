@@ -64,18 +64,36 @@ int cmd_restart(const Args& args) {
   restore::RestoreOptions ropts;
   if (auto v = restore::validate_for_restore(**reader, ropts); !v) return refuse(v.error());
 
+  const store::JobRecord before = *job;
   job->restored_from = gen->generation;
   Supervisor sup(*store, *job);
   if (auto r = sup.listen(); !r) return refuse(r.error());
+  // From here this command owns the job: leftovers of killed checkpoints go, and the record
+  // says "restarting" (so `ferry checkpoint` waits for the restored process rather than
+  // acting on the old pid) until the supervisor records the new pid.
+  store->remove_partials(job->id);
+  {
+    store::JobRecord restarting = *job;
+    restarting.state = "restarting";
+    restarting.pid = 0;
+    restarting.supervisor_pid = ::getpid();
+    if (auto r = store->save(restarting); !r) return refuse(r.error());
+  }
+  auto unclaim = [&] { (void)store->save(before); };
   ropts.validate = false;  // done above, before the supervisor was set up
   // A fresh PID namespace (ferry init as PID 1) in which the process and its threads get
   // their old ids back; without the privilege for one, the process is our child with new ids.
   // Its init and everything it creates start in the job's time namespace (monotonic clocks
   // continue from the checkpoint); must precede PidNamespace::create.
-  if (auto t = restore::prepare_time_namespace((*reader)->image()); !t)
+  if (auto t = restore::prepare_time_namespace((*reader)->image()); !t) {
+    unclaim();
     return refuse(t.error());
+  }
   auto ns = launch::PidNamespace::create(nullptr);
-  if (!ns && ns.error().code() != std::error_code(EPERM, std::system_category())) return refuse(ns.error());
+  if (!ns && ns.error().code() != std::error_code(EPERM, std::system_category())) {
+    unclaim();
+    return refuse(ns.error());
+  }
   if (ns) {
     ropts.spawner = ns->get();
     ropts.same_tids = true;
@@ -84,6 +102,7 @@ int cmd_restart(const Args& args) {
   if (!pid) {
     complain("restart job " + job->id + " from generation " + std::to_string(gen->generation) +
              " failed: " + pid.error().message());
+    unclaim();
     return exit_status_for(pid.error());  // ~PidNamespace ends init and the namespace
   }
   reader->reset();  // release the image file while the job runs

@@ -10,6 +10,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -55,6 +56,7 @@ struct Supervisor::Impl {
   uint64_t stopped_generation = 0;
   int exit_code = kExitInternal;
   bool busy = false;
+  int lock_fd = -1;  // flock on supervisor.lock, held for the supervisor's life
 
   Impl(const store::JobStore& s, store::JobRecord j) : store(s), job(std::move(j)) {}
 
@@ -179,12 +181,27 @@ Supervisor::Supervisor(const store::JobStore& store, store::JobRecord job)
 Supervisor::~Supervisor() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
-  ::unlink(impl_->store.control_socket(impl_->job.id).c_str());
+  if (impl_->lock_fd >= 0) {
+    ::unlink(impl_->store.control_socket(impl_->job.id).c_str());
+    ::close(impl_->lock_fd);
+  }
 }
 
 const void* Supervisor::original_sigmask() const { return &impl_->old_mask; }
 
 Result<void> Supervisor::listen() {
+  // One supervisor per job, for as long as it lives: a second `ferry restart` of a job that
+  // is being restarted or runs fails here (the lock goes away with this process).
+  std::string lock_path = impl_->store.job_dir(impl_->job.id) + "/supervisor.lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0) return fail_errno("open " + lock_path);
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    ::close(lock_fd);
+    if (err == EWOULDBLOCK) return fail(errc::busy, "job " + impl_->job.id + " is already running or being restarted");
+    return fail_errno("lock " + lock_path, err);
+  }
+  impl_->lock_fd = lock_fd;
   std::string path = impl_->store.control_socket(impl_->job.id);
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     return fail(errc::protocol, "control socket path " + path + " is longer than " +

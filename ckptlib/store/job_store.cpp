@@ -174,23 +174,32 @@ Result<std::vector<uint64_t>> JobStore::generations(const std::string& id) const
   return out;
 }
 
-Result<std::pair<uint64_t, std::string>> JobStore::begin_generation(const std::string& id) const {
-  uint64_t next = 1;
+void JobStore::remove_partials(const std::string& id) const {
   std::vector<std::string> stale;
   DIR* d = ::opendir(job_dir(id).c_str());
-  if (!d) return fail_errno("open job directory " + job_dir(id));
+  if (!d) return;
   while (auto* e = ::readdir(d)) {
     bool partial = false;
-    uint64_t g = parse_gen(e->d_name, &partial);
-    if (!g) continue;
-    next = std::max(next, g + 1);
-    if (partial) stale.push_back(job_dir(id) + "/" + e->d_name);
+    if (parse_gen(e->d_name, &partial) && partial) stale.push_back(job_dir(id) + "/" + e->d_name);
   }
   ::closedir(d);
   for (const auto& s : stale) {
     std::error_code ec;
     std::filesystem::remove_all(s, ec);
   }
+}
+
+Result<std::pair<uint64_t, std::string>> JobStore::begin_generation(const std::string& id) const {
+  uint64_t next = 1;
+  DIR* d = ::opendir(job_dir(id).c_str());
+  if (!d) return fail_errno("open job directory " + job_dir(id));
+  while (auto* e = ::readdir(d)) {
+    bool partial = false;
+    uint64_t g = parse_gen(e->d_name, &partial);
+    if (g) next = std::max(next, g + 1);
+  }
+  ::closedir(d);
+  remove_partials(id);
   std::string dir = generation_dir(id, next) + kPartialSuffix;
   if (::mkdir(dir.c_str(), 0700) != 0) return fail_errno("create generation directory " + dir);
   return std::make_pair(next, dir);

@@ -62,6 +62,9 @@ public:
   // Renames the partial directory to its final name and fsyncs the job directory.
   Result<std::string> commit_generation(const std::string& id, uint64_t gen) const;
   void abandon_generation(const std::string& id, uint64_t gen) const;
+  // Removes gen-*.partial directories left by killed checkpoints. Only while no checkpoint
+  // of the job can be running (begin_generation, restart).
+  void remove_partials(const std::string& id) const;
 
 private:
   explicit JobStore(std::string root) : root_(std::move(root)) {}
