@@ -15,24 +15,14 @@
 
 #include "ferry/common/fs.hpp"
 #include "proc/fds.hpp"
+#include "proc/text.hpp"
 
 namespace ferry::capture {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return {};
-  size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
-
-template <class T>
-bool parse_num(std::string_view s, T& out, int base) {
-  s = trim(s);
-  auto r = std::from_chars(s.data(), s.data() + s.size(), out, base);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
+using proc::parse_num;
+using proc::trim;
 
 // "(4, 952970275)" -> nanoseconds
 bool parse_pair_ns(std::string_view s, int64_t& ns) {
@@ -78,13 +68,9 @@ Result<void> parse_event_fdinfo(std::string_view anon_kind, std::string_view tex
   out.cloexec = (base.flags & O_CLOEXEC) != 0;
   bool have_main = out.kind == EventFdKind::epoll;  // an empty epoll set has no extra lines
   bool have_value = false, have_interval = false;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view key = line.substr(0, colon), val = line.substr(colon + 1);
+  proc::Field f;
+  while (proc::next_field(text, f)) {
+    std::string_view line = f.line, key = f.key, val = f.value;
     bool ok = true;
     switch (out.kind) {
       case EventFdKind::eventfd:

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "ferry/common/fs.hpp"
+#include "proc/text.hpp"
 #include "ns_ids.hpp"
 
 namespace ferry::capture {
@@ -26,19 +27,8 @@ namespace {
 
 bool is_err(int64_t r) { return r < 0 && r > -4096; }
 
-std::string_view trim(std::string_view s) {
-  size_t b = s.find_first_not_of(" \t");
-  if (b == std::string_view::npos) return {};
-  size_t e = s.find_last_not_of(" \t");
-  return s.substr(b, e - b + 1);
-}
-
-template <class T>
-bool parse_num(std::string_view s, T& out, int base) {
-  s = trim(s);
-  auto r = std::from_chars(s.data(), s.data() + s.size(), out, base);
-  return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
+using proc::parse_num;
+using proc::trim;
 
 // Layout of the scratch area.
 constexpr uint64_t kClocksOff = 0;     // 3 x struct timespec (16)
@@ -62,13 +52,9 @@ int64_t tv_ns(const std::byte* p) {
 
 Result<std::vector<ProcTimer>> parse_proc_timers(std::string_view text) {
   std::vector<ProcTimer> out;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view key = line.substr(0, colon), val = trim(line.substr(colon + 1));
+  proc::Field f;
+  while (proc::next_field(text, f)) {
+    std::string_view line = f.line, key = f.key, val = trim(f.value);
     bool ok = true;
     if (key == "ID") {
       out.emplace_back();

@@ -9,19 +9,16 @@
 
 #include "ferry/common/fs.hpp"
 #include "proc/task.hpp"
+#include "proc/text.hpp"
 
 namespace ferry::proc {
 
 Result<FdInfo> parse_fdinfo(std::string_view text) {
   FdInfo fi;
   bool have_pos = false, have_flags = false;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view key = line.substr(0, colon), val = line.substr(colon + 1);
+  Field f;
+  while (next_field(text, f)) {
+    std::string_view line = f.line, key = f.key, val = f.value;
     size_t b = val.find_first_not_of(" \t");
     if (b == std::string_view::npos) continue;
     val.remove_prefix(b);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // stat/status/limits/auxv/cmdline/children parsers (see task.hpp).
 #include "proc/task.hpp"
+#include "proc/text.hpp"
 
 #include <dirent.h>
 #include <sys/resource.h>
@@ -22,10 +23,7 @@ std::string proc_path(pid_t pid, const char* what) {
 
 template <typename T>
 bool to_num(std::string_view f, T& out, int base = 10) {
-  while (!f.empty() && (f.front() == ' ' || f.front() == '\t')) f.remove_prefix(1);
-  while (!f.empty() && (f.back() == ' ' || f.back() == '\t' || f.back() == '\n')) f.remove_suffix(1);
-  auto r = std::from_chars(f.data(), f.data() + f.size(), out, base);
-  return r.ec == std::errc() && r.ptr == f.data() + f.size() && !f.empty();
+  return parse_num(f, out, base);
 }
 
 std::vector<std::string_view> split_ws(std::string_view s) {
@@ -72,13 +70,9 @@ Result<Stat> read_stat(pid_t pid) {
 
 Result<Status> parse_status(std::string_view text) {
   Status st;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    std::string_view key = line.substr(0, colon), val = line.substr(colon + 1);
+  Field f;
+  while (next_field(text, f)) {
+    std::string_view line = f.line, key = f.key, val = f.value;
     bool ok = true;
     if (key == "Umask") ok = to_num(val, st.umask, 8);
     else if (key == "Tgid") ok = to_num(val, st.tgid);
