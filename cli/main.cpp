@@ -11,7 +11,7 @@ namespace {
 const char* kUsage = R"(usage: ferry COMMAND [OPTIONS]
 
 Commands:
-  launch     [--store DIR] [--name NAME] -- PROGRAM [ARGS...]
+  launch     [--store DIR] [--name NAME] [--keep-fd N]... -- PROGRAM [ARGS...]
              run PROGRAM under checkpoint control, in the foreground
   checkpoint [--store DIR] JOB [--stop]
              take a new generation of a running job (--stop: end it once committed)
