@@ -271,8 +271,11 @@ Result<std::unique_ptr<PidNamespace>> PidNamespace::create(const ExecSpec* progr
   FERRY_TRY(r, read_reply(sv[0], what));
   if (r.err != 0) return fail_errno(what + ": start the program", r.err);
   if (program) {
-    FERRY_TRY(host, ns->host_pid_of(r.pid));
-    ns->main_pid_ = host;
+    // A program that ends at once (exec failed, or `true`) may already be reaped by init:
+    // then it has no host pid any more, and init is about to exit with its status.
+    auto host = ns->host_pid_of(r.pid);
+    if (!host && !host.error().is(errc::process_gone)) return fail(host.error());
+    ns->main_pid_ = host ? *host : -1;
   }
   return ns;
 }

@@ -33,7 +33,8 @@ struct ExecSpec {
 class PidNamespace final : public restore::Spawner {
 public:
   // Creates the namespace (needs CAP_SYS_ADMIN) with ferry init as PID 1, a child of the
-  // caller. With `program`, init starts it at once and main_pid() is its pid; without, init
+  // caller. With `program`, init starts it at once and main_pid() is its host pid (-1 when it
+  // already ended, e.g. exec failed, and init reaped it); without, init
   // waits for spawn(). Init is forked from the caller: it runs only raw system calls, so the
   // caller may be multi-threaded.
   static Result<std::unique_ptr<PidNamespace>> create(const ExecSpec* program);
