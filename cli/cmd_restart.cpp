@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // `ferry restart JOB [--generation N]`: validate the image completely (nothing is created when
-// a check fails), then restore the process with its old pid and tids in a fresh PID namespace
-// below this command and supervise it like `ferry launch` does, exiting with its status.
+// a check fails), then restore the process (or the process tree: every image of the manifest)
+// with its old pids and tids in a fresh PID namespace below this command and supervise it like
+// `ferry launch` does, exiting with its status.
 #include <unistd.h>
 
 #include <iostream>
+#include <memory>
+#include <vector>
 
 #include "commands.hpp"
 #include "exit_status.hpp"
@@ -63,6 +66,23 @@ int cmd_restart(const Args& args) {
   if (!reader) return refuse(reader.error());
   restore::RestoreOptions ropts;
   if (auto v = restore::validate_for_restore(**reader, ropts); !v) return refuse(v.error());
+  // A process tree: every other process's image (manifest order: parents before children).
+  std::vector<std::unique_ptr<image::ImageReader>> others;
+  std::vector<restore::TreeProcess> tree;
+  if (gen->manifest.images.size() > 1) {
+    for (size_t i = 0; i < gen->manifest.images.size(); ++i) {
+      const auto& mi = gen->manifest.images[i];
+      image::ImageSource* src = reader->get();
+      if (i > 0) {
+        auto r = image::ImageReader::open(gen->dir + "/" + mi.file);
+        if (!r) return refuse(r.error());
+        if (auto v = restore::validate_for_restore(**r, ropts); !v) return refuse(v.error().wrap(mi.file));
+        others.push_back(std::move(*r));
+        src = others.back().get();
+      }
+      tree.push_back({src, mi.pid, mi.ppid, mi.pgid, mi.sid, mi.shared_fds});
+    }
+  }
 
   const store::JobRecord before = *job;
   job->restored_from = gen->generation;
@@ -98,14 +118,16 @@ int cmd_restart(const Args& args) {
     ropts.spawner = ns->get();
     ropts.same_tids = true;
   }
-  auto pid = restore::restore_process(**reader, ropts);
+  auto pid = tree.empty() ? restore::restore_process(**reader, ropts) : restore::restore_tree(tree, ropts);
   if (!pid) {
     complain("restart job " + job->id + " from generation " + std::to_string(gen->generation) +
              " failed: " + pid.error().message());
     unclaim();
     return exit_status_for(pid.error());  // ~PidNamespace ends init and the namespace
   }
-  reader->reset();  // release the image file while the job runs
+  tree.clear();
+  others.clear();
+  reader->reset();  // release the image files while the job runs
   std::cerr << "ferry: job " << job->id << " restarted from generation " << gen->generation << " (pid " << *pid
             << ")\n";
   if (!ns) return sup.run(*pid);

@@ -269,7 +269,7 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
     return fail(errc::unsupported, "checkpoint " + who + ": it is traced by process " +
                                        std::to_string(status.tracer_pid));
   FERRY_TRY(children, proc::read_children(pid));
-  if (!children.empty()) {
+  if (!children.empty() && !opts.allow_children) {
     std::string list;
     for (pid_t c : children) list += (list.empty() ? "" : ", ") + std::to_string(c);
     return fail(errc::unsupported, "checkpoint " + who + ": it has child processes (" + list +

@@ -70,6 +70,9 @@ struct CaptureOptions {
   uint32_t rank = 0;
   uint64_t generation = 0;
   std::optional<uint64_t> self_flag_addr;  // a ferry_checkpoint() call is waiting on this word
+  // The caller freezes and captures the process's children too (a process tree, see
+  // cli/take_checkpoint.cpp); otherwise a process with children is refused.
+  bool allow_children = false;
 };
 
 // Fills a complete image::ProcessImage, streams page and blob bytes into sink, calls

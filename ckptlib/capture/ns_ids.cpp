@@ -9,9 +9,10 @@
 
 namespace ferry::capture {
 
-std::vector<pid_t> parse_nspid(std::string_view text) {
+std::vector<pid_t> parse_nspid(std::string_view text) { return parse_ns_line(text, "NSpid:"); }
+
+std::vector<pid_t> parse_ns_line(std::string_view text, std::string_view kKey) {
   std::vector<pid_t> out;
-  constexpr std::string_view kKey = "NSpid:";
   size_t at = 0;
   while (at < text.size()) {
     size_t nl = text.find('\n', at);
@@ -40,6 +41,24 @@ Result<pid_t> innermost_id(pid_t pid, pid_t tid) {
   auto ids = parse_nspid(text);
   if (ids.empty()) return tid;
   return ids.back();
+}
+
+Result<TreeIds> tree_ids(pid_t pid) {
+  FERRY_TRY(text, fs::read_file("/proc/" + std::to_string(pid) + "/status"));
+  TreeIds t;
+  auto last = [&](std::string_view key, pid_t dflt) {
+    auto v = parse_ns_line(text, key);
+    return v.empty() ? dflt : v.back();
+  };
+  t.pid = last("NSpid:", pid);
+  t.pgid = last("NSpgid:", 0);
+  t.sid = last("NSsid:", 0);
+  auto pp = parse_ns_line(text, "PPid:");
+  if (!pp.empty() && pp.front() > 0) {
+    auto ppin = innermost_id(pp.front(), pp.front());
+    t.ppid = ppin ? *ppin : 0;
+  }
+  return t;
 }
 
 }  // namespace ferry::capture

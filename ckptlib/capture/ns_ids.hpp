@@ -22,4 +22,12 @@ std::vector<pid_t> parse_nspid(std::string_view status_text);
 // in the caller's namespace). Equal to tid when the task lives in the caller's namespace.
 Result<pid_t> innermost_id(pid_t pid, pid_t tid);
 
+// A process's place in the job's process tree, as ids of its innermost PID namespace (the last
+// value of NSpid / NSpgid / NSsid; 0 when the group or session lies outside that namespace).
+struct TreeIds {
+  pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;
+};
+std::vector<pid_t> parse_ns_line(std::string_view status_text, std::string_view key);
+Result<TreeIds> tree_ids(pid_t pid);
+
 }  // namespace ferry::capture

@@ -155,7 +155,7 @@ Result<void> Tracee::wait_stop(bool syscall_stop) {
     if (!WIFSTOPPED(status)) continue;
     int sig = WSTOPSIG(status);
     int event = status >> 16;
-    if (event == PTRACE_EVENT_CLONE) {
+    if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK) {
       unsigned long child = 0;
       if (raw_ptrace(PTRACE_GETEVENTMSG, tid_, 0, reinterpret_cast<uint64_t>(&child)) == 0)
         cloned_.push_back(static_cast<pid_t>(child));

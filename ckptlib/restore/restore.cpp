@@ -64,6 +64,7 @@
 #include "restore/address_plan.hpp"
 #include "restore/child_builder.hpp"
 #include "restore/event_fds_restore.hpp"
+#include "restore/restore_internal.hpp"
 #include "restore/steps.hpp"
 #include "restore/time_namespace.hpp"
 #include "restore/timers_restore.hpp"
@@ -73,38 +74,6 @@ namespace ferry::restore {
 namespace {
 
 constexpr int kBootstrapTimeoutMs = 10000;
-
-// Kills the child if restore takes longer than allowed. The child is not reaped until we
-// waitpid() it, so its pid cannot be reused while the watchdog may fire.
-class Watchdog {
-public:
-  Watchdog(pid_t pid, std::chrono::seconds timeout)
-      : thread_([this, pid, timeout] {
-          std::unique_lock lk(mu_);
-          if (!cv_.wait_for(lk, timeout, [this] { return done_; })) {
-            ::kill(pid, SIGKILL);
-            fired_ = true;
-          }
-        }) {}
-  ~Watchdog() { disarm(); }
-  // Returns true if the watchdog fired before it was disarmed.
-  bool disarm() {
-    {
-      std::lock_guard lk(mu_);
-      done_ = true;
-    }
-    cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    return fired_;
-  }
-
-private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  bool fired_ = false;
-  std::thread thread_;
-};
 
 }  // namespace
 
@@ -134,7 +103,7 @@ private:
   for (;;) ::syscall(SYS_pause);
 }
 
-namespace {
+namespace detail {
 
 // Waits for fd to become readable; false on timeout.
 bool wait_readable(int fd, int timeout_ms) {
@@ -251,7 +220,9 @@ Result<void> pre_ponr(ChildBuilder& b, image::ImageSource& src, const AddressPla
   return {};
 }
 
-}  // namespace
+}  // namespace detail
+
+using namespace detail;
 
 Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt) {
   if (opt.validate) FERRY_TRY_VOID(validate_for_restore(src, opt));

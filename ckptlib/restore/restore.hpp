@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ferry/common/result.hpp"
 #include "ferry/image/image_io.hpp"
@@ -64,6 +66,21 @@ struct RestoreOptions {
 // errc::restore_failed naming the step. Open regular files that were written after the
 // checkpoint are truncated back to their checkpoint size (README.md, "Files").
 [[nodiscard]] Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt);
+
+// One process of a checkpointed process tree (ids in the job's PID namespace, from the
+// generation's manifest) and its image.
+struct TreeProcess {
+  image::ImageSource* src = nullptr;
+  pid_t pid = 0, ppid = 0, pgid = 0, sid = 0;
+  std::vector<std::pair<int32_t, int32_t>> shared_fds;  // {fd, parent_fd}: the parent's description
+};
+
+// Restores a whole process tree (members[0] is the root; every other member's parent comes
+// before it) as restore_process does one process: the root from opt.spawner (or a fork of
+// the caller), every other process forked by its restored parent, each rebuilt completely
+// before any of them runs. Returns the root's pid. On failure every process created is
+// killed and collected (see tree_restore.cpp).
+[[nodiscard]] Result<pid_t> restore_tree(const std::vector<TreeProcess>& members, const RestoreOptions& opt);
 
 // The first code the restore child runs (after fork or Spawner::spawn); async-signal-safe
 // raw system calls only. Blocks all signals, asks for SIGKILL when its parent (`parent`, as

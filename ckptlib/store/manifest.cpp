@@ -16,8 +16,19 @@ constexpr const char* kManifestName = "MANIFEST.json";
 
 Result<void> write_manifest(const std::string& gen_dir, const Manifest& m) {
   nlohmann::json images = nlohmann::json::array();
-  for (const auto& i : m.images)
-    images.push_back({{"rank", i.rank}, {"file", i.file}, {"size", i.size}, {"memory_bytes", i.memory_bytes}});
+  for (const auto& i : m.images) {
+    nlohmann::json e = {{"rank", i.rank}, {"file", i.file}, {"size", i.size}, {"memory_bytes", i.memory_bytes}};
+    if (i.pid != 0) {
+      e["pid"] = i.pid;
+      e["ppid"] = i.ppid;
+      e["pgid"] = i.pgid;
+      e["sid"] = i.sid;
+      nlohmann::json sh = nlohmann::json::array();
+      for (const auto& [fd, pfd] : i.shared_fds) sh.push_back({fd, pfd});
+      e["shared_fds"] = sh;
+    }
+    images.push_back(e);
+  }
   nlohmann::json j = {{"format", m.format},         {"version", m.version},   {"job", m.job},
                       {"generation", m.generation}, {"created_ns", m.created_ns},
                       {"pause_ns", m.pause_ns},     {"duration_ns", m.duration_ns},
@@ -48,6 +59,13 @@ Result<Manifest> read_manifest(const std::string& gen_dir) {
       mi.file = i.at("file").get<std::string>();
       mi.size = i.at("size").get<uint64_t>();
       mi.memory_bytes = i.value("memory_bytes", uint64_t{0});
+      mi.pid = i.value("pid", int32_t{0});
+      mi.ppid = i.value("ppid", int32_t{0});
+      mi.pgid = i.value("pgid", int32_t{0});
+      mi.sid = i.value("sid", int32_t{0});
+      if (i.contains("shared_fds"))
+        for (const auto& p : i.at("shared_fds"))
+          mi.shared_fds.emplace_back(p.at(0).get<int32_t>(), p.at(1).get<int32_t>());
       if (mi.file.find('/') != std::string::npos || mi.file.empty() || mi.file[0] == '.')
         return fail(errc::image_corrupt, path + ": bad image file name '" + mi.file + "'");
       m.images.push_back(mi);

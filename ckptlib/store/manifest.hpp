@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ferry/common/result.hpp"
@@ -17,6 +18,11 @@ struct ManifestImage {
   std::string file;          // name inside the generation directory
   uint64_t size = 0;         // bytes of the file
   uint64_t memory_bytes = 0; // bytes of memory pages stored
+  // Process tree (0 when absent: a single-process generation). Ids in the job's PID namespace.
+  int32_t pid = 0, ppid = 0, pgid = 0, sid = 0;
+  // {fd, parent_fd}: this process's fd is the same open file description as its parent's
+  // parent_fd (inherited across fork; one offset). Restore hands the parent's one over.
+  std::vector<std::pair<int32_t, int32_t>> shared_fds;
 };
 
 struct Manifest {
