@@ -7,6 +7,8 @@
 //      child, so once its list is read it is final; a child that exits meanwhile leaves a
 //      zombie (its parent is stopped and cannot reap it), which is refused. Nothing is
 //      captured before the whole tree is stopped, so the images are of one instant.
+//      A child sharing its parent's address space (vfork, posix_spawn, CLONE_VM) or fd table
+//      (CLONE_FILES), per kcmp(KCMP_VM / KCMP_FILES), is refused.
 //   2. ids (NSpid, NSpgid, NSsid, parent) of every process, from /proc/PID/status.
 //   3. shared fds, with kcmp(KCMP_FILE) against the fds of the other processes:
 //      - a pipe/socket/tty at fd 0-2 must be the root's fd of the same number (what the
@@ -119,6 +121,16 @@ Result<std::vector<TreeMember>> freeze_tree(pid_t root) {
                                            "exit statuses still to be reaped are not supported yet");
       auto f = FrozenProcess::freeze(c);
       if (!f) return fail(f.error().wrap("checkpoint child of process " + std::to_string(pid)));
+      // vfork (posix_spawn) or clone(CLONE_VM/CLONE_FILES) children share kernel objects with
+      // their parent that separate processes cannot get back.
+      if (::syscall(SYS_kcmp, pid, c, KCMP_VM, 0, 0) == 0)
+        return fail(errc::unsupported, "checkpoint child process " + std::to_string(c) + " of process " +
+                                           std::to_string(pid) + ": it shares its parent's address space "
+                                           "(vfork/posix_spawn or CLONE_VM); not supported");
+      if (::syscall(SYS_kcmp, pid, c, KCMP_FILES, 0, 0) == 0)
+        return fail(errc::unsupported, "checkpoint child process " + std::to_string(c) + " of process " +
+                                           std::to_string(pid) + ": it shares its parent's fd table "
+                                           "(CLONE_FILES); not supported");
       tree.push_back(TreeMember{std::move(*f), {}, static_cast<int>(i), {}});
     }
   }

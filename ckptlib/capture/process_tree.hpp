@@ -23,7 +23,8 @@ struct TreeMember {
 };
 
 // Freezes `root` and all its descendants (parents before children, children by pid) and
-// checks what a restore could not rebuild: a zombie child not yet reaped, a pipe/socket/tty
+// checks what a restore could not rebuild: a zombie child not yet reaped, a child sharing its
+// parent's address space (vfork) or fd table, a pipe/socket/tty
 // at fd 0-2 that is not the root's own (a pipe between processes), an open file description
 // shared other than with the parent, or an event fd shared between processes. Refusals are
 // errc::unsupported naming the pid and fd; everything frozen is resumed on any failure.
