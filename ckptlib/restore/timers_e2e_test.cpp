@@ -19,33 +19,15 @@
 
 #include "capture/capture.hpp"
 #include "ferry/image/memory_image.hpp"
+#include "restore/e2e_support.hpp"
 #include "restore/restore.hpp"
 #include "restore/time_namespace.hpp"
 
 namespace ferry::restore {
 namespace {
 
-// Waits for pid for at most `ms`; kills and reaps it on timeout. Returns the wait status or -1.
-int wait_bounded(pid_t pid, int ms) {
-  for (int waited = 0; waited < ms; waited += 10) {
-    int st = 0;
-    pid_t r = ::waitpid(pid, &st, WNOHANG);
-    if (r == pid) return st;
-    if (r < 0) return -1;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ::kill(pid, SIGKILL);
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  return -1;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using e2e::slurp;
+using e2e::wait_bounded;
 
 class TimersE2E : public ::testing::Test {
 protected:
