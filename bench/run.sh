@@ -108,7 +108,15 @@ one_run() {
     >"$ctl/launch.out" 2>"$ctl/launch.err" &
   local lpid=$!; PIDS+=("$lpid")
   wait_for exists "$ctl/ready" 900 || { stop_pid "$lpid" 0; fail_run "$size" "$run" "memhog never got ready" "$ctl"; return 1; }
-  local mpid; mpid=$(awk '{ print $2 }' "$ctl/ready")
+  # memhog's own getpid() is its pid inside the job's PID namespace; kill needs the host pid,
+  # which the job record holds once the supervisor has saved it.
+  local mpid=0 _
+  for _ in $(seq 1 500); do
+    mpid=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r.get("pid", 0) if r.get("state") == "running" else 0)' \
+           "$home/jobs/1/job.json" 2>/dev/null || echo 0)
+    [ "${mpid:-0}" -gt 1 ] && break
+    sleep 0.02
+  done
 
   # baseline for the restart figure: verifying the checksum in the original process
   local t0 t1
@@ -124,7 +132,7 @@ one_run() {
   t1=$(now_ns); local ckpt_s; ckpt_s=$(secs "$t0" "$t1")
   local image_bytes; image_bytes=$(du -sb "$home/jobs" | awk '{ print $1 }')
 
-  kill -KILL "$mpid" 2>/dev/null || true
+  if [ "${mpid:-0}" -gt 1 ]; then kill -KILL "$mpid" 2>/dev/null || true; fi
   stop_pid "$lpid" 30
   if [ "$COLD" = 1 ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
 
@@ -141,9 +149,13 @@ one_run() {
   fi
   t1=$(now_ns)
   local verdict rmpid; read -r verdict rmpid <"$ctl/verified"
+  # memhog reports its pid inside the job's PID namespace; the host pid is in the job record.
+  local hostpid
+  hostpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("pid", 0))' \
+            "$home/jobs/1/job.json" 2>/dev/null || echo 0)
   touch "$ctl/exit-request"
   stop_pid "$rpid" 60
-  if kill -0 "$rmpid" 2>/dev/null; then kill -KILL "$rmpid" 2>/dev/null || true; fi
+  if [ "${hostpid:-0}" -gt 1 ] && kill -0 "$hostpid" 2>/dev/null; then kill -KILL "$hostpid" 2>/dev/null || true; fi
   if [ "$verdict" != OK ]; then fail_run "$size" "$run" "restored memory has a WRONG checksum" "$ctl"; return 1; fi
   echo "$ckpt_s $verify_s $(secs "$t0" "$t_run") $(secs "$t0" "$t1") $image_bytes" >>"$WORK/results-$size"
   rm -rf "$home"
