@@ -17,6 +17,8 @@
 //   4. maps + smaps -> memory plan (refusals of unsupported mappings; file hashes)
 //   5. process attributes (exe, argv, cwd, umask, personality, rlimits, mm fields, auxv)
 //   6. only now write: pages, then blobs; header; sink.finish(image)
+//   Pipes, shared descriptions (tree_fds.hpp) and exited children not yet reaped
+//   (zombies.hpp) join step 1; buffered pipe bytes, read there, are written in step 6.
 //   Timers, event fds, pending signals (timers.cpp, event_fds.cpp, pending_signals.cpp): their
 //   /proc reading and refusals join step 1; clocks, itimers and timer times are remote calls
 //   at the end of step 3; the signal queues are peeked right after.
@@ -31,6 +33,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "arch/x86_64/regs.hpp"
@@ -40,6 +43,8 @@
 #include "event_fds.hpp"
 #include "pending_signals.hpp"
 #include "timers.hpp"
+#include "tree_fds.hpp"
+#include "zombies.hpp"
 #include "ferry/common/fs.hpp"
 #include "ferry/common/hash.hpp"
 #include "ferry/common/unique_fd.hpp"
@@ -268,7 +273,19 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   if (status.tracer_pid != ::getpid())
     return fail(errc::unsupported, "checkpoint " + who + ": it is traced by process " +
                                        std::to_string(status.tracer_pid));
-  FERRY_TRY(children, proc::read_children(pid));
+  FERRY_TRY(all_children, proc::read_children(pid));
+  std::vector<pid_t> children;  // live ones; exited ones not yet reaped are recorded (zombies.hpp)
+  std::vector<image::Zombie> zombies;
+  for (pid_t c : all_children) {
+    if (!is_unreaped_zombie(c)) {
+      children.push_back(c);
+      continue;
+    }
+    auto z = read_zombie(c);
+    if (!z) return fail(z.error().wrap("checkpoint " + who));
+    zombies.push_back(*z);
+  }
+  std::sort(zombies.begin(), zombies.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
   if (!children.empty() && !opts.allow_children) {
     std::string list;
     for (pid_t c : children) list += (list.empty() ? "" : ", ") + std::to_string(c);
@@ -281,8 +298,17 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
     FERRY_TRY(regs, th.get_regs());
     FERRY_TRY_VOID(check_abi(pid, regs));
   }
+  // Shared descriptions and pipes: from freeze_tree, or this process seen by itself.
+  std::shared_ptr<const TreeFdPlan> own_plan;
+  const TreeFdPlan* tree_fds = frozen.tree_fds();
+  if (!tree_fds) {
+    FERRY_TRY(ns_pid, innermost_id(pid, pid));
+    FERRY_TRY(plans, plan_tree_fds({{pid, ns_pid, -1}}));
+    own_plan = std::make_shared<const TreeFdPlan>(std::move(plans.front()));
+    tree_fds = own_plan.get();
+  }
   detail::BlobTable blobs;
-  FERRY_TRY(fds, detail::plan_fds(pid, blobs));
+  FERRY_TRY(fds, detail::plan_fds(pid, blobs, *tree_fds));
   FERRY_TRY(event_fds, plan_event_fds(pid));
   FERRY_TRY(planned_timers, plan_timers(pid));
 
@@ -326,6 +352,8 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
     return fail(r.error().wrap("save memory of " + who));
   auto blob_ids = detail::stream_blobs(pid, blobs, sink);
   if (!blob_ids) return fail(blob_ids.error().wrap("save file contents of " + who));
+  auto pipes = detail::stream_pipes(*tree_fds, sink);
+  if (!pipes) return fail(pipes.error().wrap("save buffered pipe bytes of " + who));
 
   image::ProcessImage img;
   img.process = std::move(info);
@@ -346,6 +374,10 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   img.event_fds = std::move(event_fds.fds);
   img.epoll_targets = std::move(event_fds.targets);
   img.pending_signals = std::move(pending);
+  img.pipes = std::move(*pipes);
+  img.pipe_ends = tree_fds->pipe_ends;
+  img.shared_fds = tree_fds->shared_fds;
+  img.zombies = std::move(zombies);
 
   auto& h = img.header;
   h.schema_version = image::kSchemaVersion;
@@ -377,6 +409,9 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   if (!img.itimers.empty() || !img.posix_timers.empty()) h.record_kinds |= image::kRecTimers;
   if (!img.event_fds.empty()) h.record_kinds |= image::kRecEventFds;
   if (!img.pending_signals.empty()) h.record_kinds |= image::kRecPendingSignals;
+  if (!img.pipes.empty() || !img.pipe_ends.empty()) h.record_kinds |= image::kRecPipes;
+  if (!img.zombies.empty()) h.record_kinds |= image::kRecZombies;
+  if (!img.shared_fds.empty()) h.record_kinds |= image::kRecSharedFds;
 
   if (auto r = sink.finish(img); !r) return fail(r.error().wrap("finish image of " + who));
   return img;

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,6 +21,8 @@
 #include "ptrace/tracee.hpp"
 
 namespace ferry::capture {
+
+struct TreeFdPlan;  // tree_fds.hpp
 
 // A process with every thread in a ptrace-stop (see threads.cpp for how all of them are
 // caught). Lifetime: the destructor resumes the process unless resume() or kill() was called.
@@ -50,6 +53,12 @@ public:
   // Writes into the process's memory (e.g. the self-checkpoint flag word).
   Result<void> write_memory(uint64_t addr, std::span<const std::byte> bytes);
 
+  // What freeze_tree decided about this process's fds seen with the whole tree (shared
+  // descriptions, pipes and their bytes); nullptr when frozen alone (capture() then looks at
+  // this process by itself).
+  const TreeFdPlan* tree_fds() const noexcept { return tree_fds_.get(); }
+  void set_tree_fds(std::shared_ptr<const TreeFdPlan> plan) noexcept { tree_fds_ = std::move(plan); }
+
   // The thread-group leader, for capture. Valid until resume()/kill().
   ptrace::Tracee& leader() noexcept { return threads_.front(); }
   // Every thread, the leader first, then by thread id. Valid until resume()/kill().
@@ -63,6 +72,7 @@ private:
   pid_t parent_ = -1;
   int64_t frozen_at_ns_ = 0;
   std::vector<ptrace::Tracee> threads_;
+  std::shared_ptr<const TreeFdPlan> tree_fds_;
 };
 
 struct CaptureOptions {
@@ -77,7 +87,8 @@ struct CaptureOptions {
 
 // Fills a complete image::ProcessImage, streams page and blob bytes into sink, calls
 // sink.finish(image) and returns the image. Everything ferry cannot checkpoint yet (child
-// processes, a foreign tracer, sockets, pipes/FIFOs/ttys above fd 2, inotify and other anon
+// processes other than exited ones not yet reaped (recorded as zombies), a foreign tracer,
+// sockets and ttys above fd 2, pipes/FIFOs open outside the job, inotify and other anon
 // inodes except eventfd/timerfd/signalfd/epoll, epoll sets watching a closed fd, devices other than null/zero/random/urandom, 32-bit or
 // x32 processes, SysV shm, mappings of deleted files) is refused with errc::unsupported BEFORE
 // anything is written to the sink or injected into the process. On any error the process is

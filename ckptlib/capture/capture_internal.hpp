@@ -17,6 +17,7 @@
 #include "proc/maps.hpp"
 #include "proc/pagemap.hpp"
 #include "ptrace/tracee.hpp"
+#include "tree_fds.hpp"
 
 namespace ferry::capture::detail {
 
@@ -40,7 +41,12 @@ private:
 };
 
 // Classifies every open fd; refuses unsupported kinds. FdRecord::blob holds a BlobTable index.
-Result<std::vector<image::FdRecord>> plan_fds(pid_t pid, BlobTable& blobs);
+// Fds on the tree's own pipes (tree.pipe_ends) are left out: they are PipeEnd records.
+Result<std::vector<image::FdRecord>> plan_fds(pid_t pid, BlobTable& blobs, const TreeFdPlan& tree);
+
+// Streams the buffered bytes of each pipe the plan holds as a blob; returns the Pipe records
+// with their blob ids.
+Result<std::vector<image::Pipe>> stream_pipes(const TreeFdPlan& tree, image::ImageSink& sink);
 
 // One region plus how its bytes are found.
 struct RegionPlan {

@@ -3,6 +3,8 @@
 //
 // Algorithm: for every fd in /proc/PID/fd: readlink (the kind for sockets, pipes and anon
 // inodes), stat through the link (mode, identity, rdev), fdinfo (flags, pos). Decide:
+//   a fd on one of the tree's own pipes or FIFOs (TreeFdPlan::pipe_ends): skipped here, it is
+//     a PipeEnd record (tree_fds.cpp decided, and refused what it cannot rebuild)
 //   socket / pipe / FIFO / tty:   fd 0-2 -> inherit; above -> refuse
 //   anon_inode:[eventfd|timerfd|signalfd|eventpoll]: skipped here, event_fds.cpp records them;
 //   other anon inodes (inotify, pidfd, userfaultfd, ...): refuse
@@ -58,12 +60,15 @@ int32_t BlobTable::add(uint64_t dev, uint64_t ino, BlobPlan plan) {
   return id;
 }
 
-Result<std::vector<image::FdRecord>> plan_fds(pid_t pid, BlobTable& blobs) {
+Result<std::vector<image::FdRecord>> plan_fds(pid_t pid, BlobTable& blobs, const TreeFdPlan& tree) {
   const std::string who = "process " + std::to_string(pid);
   FERRY_TRY(links, proc::list_fds(pid));
   std::vector<image::FdRecord> out;
   for (const auto& link : links) {
     const int fd = link.fd;
+    bool pipe_end = false;
+    for (const auto& e : tree.pipe_ends) pipe_end = pipe_end || e.fd == fd;
+    if (pipe_end) continue;
     const std::string fd_path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd);
     auto refuse = [&](const std::string& kind) {
       return fail(errc::unsupported, "checkpoint " + who + ": fd " + std::to_string(fd) + " is " +
@@ -142,6 +147,20 @@ Result<std::vector<image::FdRecord>> plan_fds(pid_t pid, BlobTable& blobs) {
       rec.kind = image::FdKind::regular;
     }
     out.push_back(rec);
+  }
+  return out;
+}
+
+Result<std::vector<image::Pipe>> stream_pipes(const TreeFdPlan& tree, image::ImageSink& sink) {
+  std::vector<image::Pipe> out;
+  for (const auto& p : tree.pipes) {
+    image::Pipe rec = p.pipe;
+    if (!p.data.empty()) {
+      FERRY_TRY(id, sink.begin_blob(p.data.size(), "pipe:[" + std::to_string(rec.id) + "]"));
+      FERRY_TRY_VOID(sink.append_blob_data(id, p.data));
+      rec.blob = static_cast<int32_t>(id);
+    }
+    out.push_back(std::move(rec));
   }
   return out;
 }

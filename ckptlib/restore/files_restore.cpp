@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // restore_fds: reopens every fd of the image inside the restore child at its number, with
 // its flags and offset, rolling writable files back to their checkpoint size (README.md).
+// Pipe ends are not FdRecords: restore_pipes (tree_fds_restore.cpp) placed them before.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,6 +28,7 @@ constexpr int kReopenFlags = O_ACCMODE | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYN
 Result<void> restore_fds(ChildBuilder& b, image::ImageSource& src, const RestoreOptions& opt) {
   const auto& img = src.image();
   std::set<int> in_image;
+  for (const auto& e : img.pipe_ends) in_image.insert(e.fd);  // placed by restore_pipes already
   for (const auto& f : img.fds) {
     in_image.insert(f.fd);
     if (f.kind == FdKind::inherit) continue;

@@ -228,6 +228,13 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
   if (opt.validate) FERRY_TRY_VOID(validate_for_restore(src, opt));
   const auto& img = src.image();
   if (img.threads.empty()) return fail(errc::image_corrupt, "restore: the image has no thread");
+  // Pipes, zombie children and shared descriptions are rebuilt by the tree restore (a tree
+  // of one process here).
+  if (!img.pipes.empty() || !img.pipe_ends.empty() || !img.zombies.empty() || !img.shared_fds.empty()) {
+    RestoreOptions tree_opt = opt;
+    tree_opt.validate = false;
+    return restore_tree({TreeProcess{&src, img.threads[0].tid, 0, 0, 0, {}}}, tree_opt);
+  }
   uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   // The child starts with the layout of whoever forks it: us, or the spawner's process.
   FERRY_TRY(maps, read_maps(opt.spawner ? opt.spawner->layout_pid() : 0));

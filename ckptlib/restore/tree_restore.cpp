@@ -17,9 +17,16 @@
 //      mask and fds 0-2 (what the launch gave the whole tree), and runs setsid() when it led a
 //      session, setpgid(0,0) when it led a group, setpgid(0,pgid) when it was in another group
 //      than its parent.
+//   3b. Zombies (exited children the parent had not reaped, from the parent's image): the
+//      parent's SIGCHLD goes to SIG_DFL, it forks the child as in 3 (same id), the child runs
+//      exit_group(code) or kill(self, sig) and is detached; once it is a zombie, the parent's
+//      SIGCHLD it queued is dequeued (pending signals come back from the image later).
+//   3c. Pipes and FIFOs between processes (tree_fds_restore.hpp): each created once in the
+//      process whose image holds it, refilled, and every end placed at its fd in every process.
 //   4. Pre-PONR of every process (restore_process step 3), parents first; then for a child each
 //      {fd, parent_fd} it shared with its parent: pidfd_open(getppid()) + pidfd_getfd(parent_fd)
-//      + dup3 onto fd (keeping its FD_CLOEXEC): one open file description with one offset again.
+//      + dup3 onto fd (keeping its FD_CLOEXEC): one open file description with one offset again;
+//      then each SharedFd (a description of an earlier process, or a dup within the process).
 //   5. PONR and after for every process (restore_process steps 4-6): all are left stopped.
 //   6. Only when every process is complete: disarm the watchdogs and detach, children before
 //      parents, each process's threads before its leader. Any failure before: SIGKILL every
@@ -38,6 +45,7 @@
 #include "restore/steps.hpp"
 #include "restore/time_namespace.hpp"
 #include "restore/timers_restore.hpp"
+#include "restore/tree_fds_restore.hpp"
 
 namespace ferry::restore {
 
@@ -123,6 +131,9 @@ Result<pid_t> restore_tree(const std::vector<TreeProcess>& members, const Restor
       return fail(errc::image_corrupt, "restore " + proc_name(members[i]) + ": its parent " +
                                            std::to_string(members[i].ppid) + " is not restored before it");
   }
+  std::vector<detail::TreeSlot> slots;
+  for (const auto& m : members) slots.push_back({m.src, m.pid, nullptr, -1});
+  if (auto r = detail::check_tree_fds(slots); !r) return fail(r.error());
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   FERRY_TRY(maps, read_maps(opt.spawner ? opt.spawner->layout_pid() : 0));
   std::vector<Range> busy;
@@ -144,8 +155,15 @@ Result<pid_t> restore_tree(const std::vector<TreeProcess>& members, const Restor
 
   if (!opt.spawner) FERRY_TRY_VOID(prepare_time_namespace(members[0].src->image(), opt.log));
   std::vector<std::unique_ptr<Live>> procs;
+  std::vector<std::unique_ptr<Live>> zombies;  // recreated zombies still traced (until they exit)
   bool past_ponr = false;
   auto abort_all = [&](const Error& e) {
+    for (auto& z : zombies) {
+      if (z->dog) z->dog->disarm();
+      if (!z->t || z->t->tid() < 0) continue;  // already detached and exited: its parent's
+      z->t->release();
+      detail::kill_and_reap(z->pid);
+    }
     for (size_t i = procs.size(); i-- > 0;) {
       auto& l = *procs[i];
       if (l.dog) l.dog->disarm();
@@ -176,46 +194,78 @@ Result<pid_t> restore_tree(const std::vector<TreeProcess>& members, const Restor
     if (auto r = restore_group(*procs[0]->b, members[0], nullptr); !r) return abort_all(r.error());
   }
 
-  // 3. Every other process, forked by its parent.
-  for (size_t i = 1; i < n; ++i) {
-    const auto& m = members[i];
-    Live& par = *procs[parent[i]];
-    const std::string what = "create " + proc_name(m) + " in its parent " + std::to_string(members[parent[i]].pid);
+  // A new child of `par` with id `want` (clone3 set_tid), adopted into `into` (also when the
+  // call fails half-way, so that abort_all kills it).
+  auto fork_in = [&](Live& par, pid_t want, const std::string& what,
+                     std::vector<std::unique_ptr<Live>>& into) -> Result<Live*> {
     if (auto r = par.t->set_options(PTRACE_O_EXITKILL | PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE); !r)
-      return abort_all(r.error().wrap(what));
-    pid_t want = m.pid;
+      return fail(r.error().wrap(what));
     CloneArgs args{};
     args.exit_signal = SIGCHLD;
     auto st = par.b->put(bytes_of(want), kSetTidOff);
-    if (!st) return abort_all(st.error().wrap(what));
+    if (!st) return fail(st.error().wrap(what));
     if (opt.same_tids) {
       args.set_tid = *st;
       args.set_tid_size = 1;
     }
     auto at = par.b->put(bytes_of(args), kCloneArgsOff);
-    if (!at) return abort_all(at.error().wrap(what));
+    if (!at) return fail(at.error().wrap(what));
     auto got = par.b->call(what + " (clone3" + (opt.same_tids ? " set_tid)" : ")"), SYS_clone3, {*at, sizeof args});
     auto cloned = par.t->take_cloned();
+    const size_t before = into.size();
     for (pid_t c : cloned) {  // adopt whatever was created, so a failure kills it too
       auto l = std::make_unique<Live>();
       l->pid = c;
       l->dog = std::make_unique<detail::Watchdog>(c, opt.timeout);
       auto t = ptrace::Tracee::adopt(c);
       if (!t) {
-        procs.push_back(std::move(l));
-        return abort_all(t.error().wrap("attach new " + proc_name(m)));
+        into.push_back(std::move(l));
+        return fail(t.error().wrap("attach new child " + std::to_string(want)));
       }
       l->t = std::make_unique<ptrace::Tracee>(std::move(*t));
       l->b = std::make_unique<ChildBuilder>(*l->t, gadget, page);
-      procs.push_back(std::move(l));
+      into.push_back(std::move(l));
     }
-    if (!got) return abort_all(got.error());
-    if (cloned.size() != 1 || procs.size() != i + 1)
-      return abort_all(Error(errc::restore_failed, what + ": no fork event from the parent"));
+    if (!got) return fail(got.error());
+    if (cloned.size() != 1 || into.size() != before + 1)
+      return fail(errc::restore_failed, what + ": no fork event from the parent");
     if (opt.same_tids && static_cast<pid_t>(*got) != want)
-      return abort_all(Error(errc::restore_failed, what + ": the kernel gave id " + std::to_string(*got)));
+      return fail(errc::restore_failed, what + ": the kernel gave id " + std::to_string(*got));
+    return into.back().get();
+  };
+
+  // 3. Every other process, forked by its parent.
+  for (size_t i = 1; i < n; ++i) {
+    const auto& m = members[i];
+    Live& par = *procs[parent[i]];
+    const std::string what = "create " + proc_name(m) + " in its parent " + std::to_string(members[parent[i]].pid);
+    auto child = fork_in(par, m.pid, what, procs);
+    if (!child) return abort_all(child.error());
+    if (procs.size() != i + 1) return abort_all(Error(errc::restore_failed, what + ": unexpected children"));
     if (auto r = restore_group(*procs[i]->b, m, &members[parent[i]]); !r) return abort_all(r.error());
   }
+  // 3b. Zombies, forked by their parent, exited at once.
+  for (size_t i = 0; i < n; ++i) {
+    for (const auto& z : members[i].src->image().zombies) {
+      Live& par = *procs[i];
+      const std::string what = "recreate exited child " + std::to_string(z.pid) + " of " + proc_name(members[i]);
+      if (auto r = detail::default_sigchld(*par.b); !r) return abort_all(r.error().wrap(what));
+      auto child = fork_in(par, z.pid, what, zombies);
+      if (!child) return abort_all(child.error());
+      TreeProcess as_member{nullptr, z.pid, members[i].pid, z.pgid, z.sid, {}};
+      if (auto r = restore_group(*(*child)->b, as_member, &members[i]); !r) return abort_all(r.error().wrap(what));
+      if (auto r = detail::exit_as_zombie(*(*child)->t, *(*child)->b, z); !r) return abort_all(r.error().wrap(what));
+      (*child)->dog->disarm();
+      if (auto r = detail::drop_sigchld(*par.b); !r) return abort_all(r.error().wrap(what));
+    }
+  }
+  if (opt.log && !zombies.empty()) opt.log("restore: recreated " + std::to_string(zombies.size()) + " exited children");
+  // 3c. Pipes between processes (and within one).
+  for (size_t i = 0; i < n; ++i) {
+    slots[i].b = procs[i]->b.get();
+    slots[i].live_pid = procs[i]->pid;
+  }
+  if (auto r = detail::restore_pipes(slots, opt); !r) return abort_all(r.error().wrap("restore pipes"));
   if (opt.log) opt.log("restore: created " + std::to_string(n) + " processes");
 
   // 4. Pre-PONR, parents first; shared fds once the parent has its own.
@@ -223,6 +273,8 @@ Result<pid_t> restore_tree(const std::vector<TreeProcess>& members, const Restor
     if (auto r = detail::pre_ponr(*procs[i]->b, *members[i].src, plans[i], page, opt); !r)
       return abort_all(r.error().wrap("restore " + proc_name(members[i])));
     if (auto r = take_shared_fds(*procs[i]->b, members[i]); !r)
+      return abort_all(r.error().wrap("restore " + proc_name(members[i])));
+    if (auto r = detail::take_tree_shared_fds(slots, i); !r)
       return abort_all(r.error().wrap("restore " + proc_name(members[i])));
   }
 

@@ -313,6 +313,24 @@ json build_json(const ProcessImage& im) {
     pending.push_back({{"tid", p.tid}, {"signo", p.signo}, {"name", signal_name(p.signo)},
                        {"code", p.code}});
   j["pending_signals"] = pending;
+  json pipes = json::array();
+  for (const auto& p : im.pipes)
+    pipes.push_back({{"id", p.id}, {"fifo_path", utf8(p.fifo_path)}, {"capacity", p.capacity},
+                     {"bytes", p.bytes}, {"blob", p.blob}});
+  j["pipes"] = pipes;
+  json ends = json::array();
+  for (const auto& e : im.pipe_ends)
+    ends.push_back({{"fd", e.fd}, {"pipe", e.pipe}, {"desc", e.desc}, {"flags", e.flags},
+                    {"cloexec", e.cloexec}});
+  j["pipe_ends"] = ends;
+  json zombies = json::array();
+  for (const auto& z : im.zombies)
+    zombies.push_back({{"pid", z.pid}, {"status", z.status}, {"pgid", z.pgid}, {"sid", z.sid}});
+  j["zombies"] = zombies;
+  json shared = json::array();
+  for (const auto& sf : im.shared_fds)
+    shared.push_back({{"fd", sf.fd}, {"pid", sf.pid}, {"source_fd", sf.source_fd}});
+  j["shared_fds"] = shared;
   j["stored_bytes"] = {{"pages", page_bytes(im)},
                        {"blobs", blob_bytes(im)},
                        {"total", page_bytes(im) + blob_bytes(im)}};
@@ -452,6 +470,30 @@ std::string build_text(const ProcessImage& im) {
       o << "  " << (p.tid == 0 ? std::string("process") : "thread " + std::to_string(p.tid))
         << "  " << signal_name(p.signo) << "  si_code " << p.code << "\n";
   }
+  if (!im.pipes.empty() || !im.pipe_ends.empty()) {
+    o << "pipes (" << im.pipes.size() << " held here, " << im.pipe_ends.size() << " fds)\n";
+    for (const auto& p : im.pipes)
+      o << "  pipe:[" << p.id << "]" << (p.fifo_path.empty() ? "" : " fifo " + p.fifo_path)
+        << "  capacity " << human_bytes(p.capacity) << "  buffered " << p.bytes << " bytes"
+        << (p.blob >= 0 ? " (blob " + std::to_string(p.blob) + ")" : "") << "\n";
+    for (const auto& e : im.pipe_ends)
+      o << "  fd " << e.fd << " -> pipe:[" << e.pipe << "] description " << e.desc << " "
+        << open_flags(e.flags) << (e.cloexec ? " cloexec" : "") << "\n";
+  }
+  if (!im.shared_fds.empty()) {
+    o << "shared fds (" << im.shared_fds.size() << ")\n";
+    for (const auto& sf : im.shared_fds)
+      o << "  fd " << sf.fd << " = fd " << sf.source_fd << " of process " << sf.pid << "\n";
+  }
+  if (!im.zombies.empty()) {
+    o << "zombie children (" << im.zombies.size() << ")\n";
+    for (const auto& z : im.zombies) {
+      o << "  pid " << z.pid << "  ";
+      if ((z.status & 0x7f) == 0) o << "exited " << ((z.status >> 8) & 0xff);
+      else o << "killed by " << signal_name(z.status & 0x7f);
+      o << "  (wait status " << z.status << ")\n";
+    }
+  }
   o << "stored bytes: " << human_bytes(page_bytes(im) + blob_bytes(im)) << " ("
     << page_bytes(im) << " page bytes + " << blob_bytes(im) << " blob bytes)\n";
   return o.str();
@@ -516,7 +558,8 @@ std::string xfeature_names(uint64_t x) {
 std::string record_kind_names(uint64_t k) {
   static const char* names[] = {"memory",       "threads", "signals",         "files",
                                 "mapped_files", "blobs",   "self_checkpoint", "clocks",
-                                "timers",       "event_fds", "pending_signals"};
+                                "timers",       "event_fds", "pending_signals", "pipes",
+                                "zombies",      "shared_fds"};
   std::string s;
   for (unsigned b = 0; b < 64; ++b) {
     if (!(k & (uint64_t{1} << b))) continue;

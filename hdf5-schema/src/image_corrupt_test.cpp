@@ -401,6 +401,37 @@ TEST(ImageValidate, InconsistentTablesAreReported) {
   EXPECT_TRUE(mentions(*rep->error, "refers to blob 9")) << rep->error->message();
 }
 
+TEST(ImageValidate, PipeBytesMustMatchTheirBlob) {
+  TempFile tmp("pipebytes");
+  ProcessImage im = full_image();
+  im.pipes[0].bytes = 100;  // blob 0 holds 65536
+  write_image(tmp.path, im);
+  auto rep = validate_image(tmp.path, false);
+  ASSERT_TRUE(rep);
+  ASSERT_FALSE(rep->ok());
+  EXPECT_TRUE(mentions(*rep->error, "pipe 4242 has 100 bytes but its blob 65536")) << rep->error->message();
+}
+
+// A 1.1 image (no /pipes, /zombies, /files/shared and none of their record kinds) still loads.
+TEST(ImageVersion, SchemaOneOneImageLoads) {
+  TempFile tmp("v11");
+  ProcessImage im = full_image();
+  im.pipes.clear();
+  im.pipe_ends.clear();
+  im.zombies.clear();
+  im.shared_fds.clear();
+  write_image(tmp.path, im);
+  tamper(tmp.path, [](hid_t f) {
+    set_string_attr(f, n::kSchemaVersion, "1.1.0");
+    reseal_header(f);
+  });
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_TRUE(reader) << reader.error().message();
+  EXPECT_EQ((*reader)->image().header.record_kinds & (kRecPipes | kRecZombies | kRecSharedFds), 0u);
+  EXPECT_EQ((*reader)->image().fds, im.fds);
+  EXPECT_TRUE((*reader)->image().pipe_ends.empty());
+}
+
 TEST(ImageDescribe, TextAndJson) {
   TempFile tmp("describe");
   write_image(tmp.path);
@@ -408,10 +439,13 @@ TEST(ImageDescribe, TextAndJson) {
   ASSERT_TRUE(reader);
   std::string text = to_text((*reader)->image());
   std::printf("%s", text.c_str());
-  for (const char* want : {"schema 1.1.0", "abi x86_64", "[heap]", "anon", "10.0M", "SIGINT",
+  for (const char* want : {"schema 1.2.0", "abi x86_64", "[heap]", "anon", "10.0M", "SIGINT",
                            "SIG_IGN", "O_RDWR|O_APPEND", "memfd:ring", "x87 sse avx",
                            "self checkpoint", "ITIMER_REAL", "posix id 2", "eventfd",
-                           "semaphore", "timerfd", "signalfd", "epoll", "pending signals"})
+                           "semaphore", "timerfd", "signalfd", "epoll", "pending signals",
+                           "pipe:[4242]", "buffered 65536 bytes", "fd 10 -> pipe:[4242] description 1",
+                           "fifo /tmp/f.fifo", "zombie children (2)", "exited 3", "killed by SIGKILL",
+                           "fd 3 = fd 12 of process 1000"})
     EXPECT_NE(text.find(want), std::string::npos) << want;
   auto j = to_json((*reader)->image());
   EXPECT_EQ(j["header"]["abi"], "x86_64");

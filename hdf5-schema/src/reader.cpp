@@ -344,6 +344,30 @@ Result<void> ImageReader::Impl::read_tables() {
       return {};
     }));
   }
+  if (kinds & kRecSharedFds)
+    FERRY_TRY_VOID(ds(n::kSharedFds, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kSharedFds, schema::shared_fd_fields(), path));
+      im.shared_fds = std::move(v);
+      return {};
+    }));
+  if (kinds & kRecPipes) {
+    FERRY_TRY_VOID(ds(n::kPipeObjects, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kPipeObjects, schema::pipe_fields(), path));
+      im.pipes = std::move(v);
+      return {};
+    }));
+    FERRY_TRY_VOID(ds(n::kPipeEnds, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kPipeEnds, schema::pipe_end_fields(), path));
+      im.pipe_ends = std::move(v);
+      return {};
+    }));
+  }
+  if (kinds & kRecZombies)
+    FERRY_TRY_VOID(ds(n::kZombies, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kZombies, schema::zombie_fields(), path));
+      im.zombies = std::move(v);
+      return {};
+    }));
   return {};
 }
 

@@ -257,4 +257,49 @@ const std::vector<tables::Field<PendingSignal>>& pending_signal_fields() {
   return f;
 }
 
+const std::vector<tables::Field<Pipe>>& pipe_fields() {
+  namespace k = n::pipe;
+  static const std::vector<tables::Field<Pipe>> f = {
+      num(k::kId, Col::u64, &Pipe::id),
+      str(k::kFifoPath, &Pipe::fifo_path),
+      num(k::kCapacity, Col::u32, &Pipe::capacity),
+      num(k::kBytes, Col::u64, &Pipe::bytes),
+      num(k::kBlob, Col::i32, &Pipe::blob),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<PipeEnd>>& pipe_end_fields() {
+  namespace k = n::pipe_end;
+  static const std::vector<tables::Field<PipeEnd>> f = {
+      num(k::kFd, Col::i32, &PipeEnd::fd),
+      num(k::kPipe, Col::u64, &PipeEnd::pipe),
+      num(k::kDesc, Col::u32, &PipeEnd::desc),
+      num(k::kFlags, Col::u32, &PipeEnd::flags),
+      num(k::kCloexec, Col::u8, &PipeEnd::cloexec),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<Zombie>>& zombie_fields() {
+  namespace k = n::zombie;
+  static const std::vector<tables::Field<Zombie>> f = {
+      num(k::kPid, Col::i32, &Zombie::pid),
+      num(k::kStatus, Col::i32, &Zombie::status),
+      num(k::kPgid, Col::i32, &Zombie::pgid),
+      num(k::kSid, Col::i32, &Zombie::sid),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<SharedFd>>& shared_fd_fields() {
+  namespace k = n::shared_fd;
+  static const std::vector<tables::Field<SharedFd>> f = {
+      num(k::kFd, Col::i32, &SharedFd::fd),
+      num(k::kPid, Col::i32, &SharedFd::pid),
+      num(k::kSourceFd, Col::i32, &SharedFd::source_fd),
+  };
+  return f;
+}
+
 }  // namespace ferry::image::schema

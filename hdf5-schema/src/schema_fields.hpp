@@ -34,5 +34,10 @@ const std::vector<tables::Field<PosixTimer>>& posix_timer_fields();
 const std::vector<tables::Field<EventFd>>& event_fd_fields();
 const std::vector<tables::Field<EpollTarget>>& epoll_target_fields();
 const std::vector<tables::Field<PendingSignal>>& pending_signal_fields();  // without siginfo
+// 1.2
+const std::vector<tables::Field<Pipe>>& pipe_fields();
+const std::vector<tables::Field<PipeEnd>>& pipe_end_fields();
+const std::vector<tables::Field<Zombie>>& zombie_fields();
+const std::vector<tables::Field<SharedFd>>& shared_fd_fields();
 
 }  // namespace ferry::image::schema

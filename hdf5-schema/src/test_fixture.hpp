@@ -140,6 +140,12 @@ inline ProcessImage full_image() {
   pt.signo = 10;
   pt.code = -6;
   im.pending_signals = {ps, pt};
+  // 1.2 records: a pipe whose 65536 buffered bytes are blob 0, two fds on it (one shared
+  // description), a FIFO without bytes, a zombie child, a dup of fd 3.
+  im.pipes = {{4242, "", 1048576, 65536, 0}, {4243, "/tmp/f.fifo", 65536, 0, -1}};
+  im.pipe_ends = {{9, 4242, 0, 00, false}, {10, 4242, 1, 01 | 04000, true}, {11, 4243, 0, 02, false}};
+  im.zombies = {{77, 3 << 8, 1000, 1000}, {78, 9, 1000, 1000}};
+  im.shared_fds = {{3, 1000, 12}};
   return im;
 }
 

@@ -109,6 +109,37 @@ Result<void> check_fds(const ProcessImage& im) {
   return {};
 }
 
+// 1.2 records: pipes (blob references and sizes), pipe ends, zombies, shared fds.
+Result<void> check_pipes_and_children(const ProcessImage& im) {
+  std::set<int32_t> fds;
+  for (const FdRecord& f : im.fds) fds.insert(f.fd);
+  std::set<uint64_t> ids;
+  for (const Pipe& p : im.pipes) {
+    std::string at = "pipe " + std::to_string(p.id);
+    if (!ids.insert(p.id).second) return bad(at + " twice");
+    if (p.bytes > p.capacity) return bad(at + " holds more bytes than its capacity");
+    if (p.blob < -1 || p.blob >= static_cast<int32_t>(im.blobs.size()))
+      return bad(at + " refers to blob " + std::to_string(p.blob));
+    if ((p.bytes > 0) != (p.blob >= 0)) return bad(at + ": bytes and blob disagree");
+    if (p.blob >= 0 && im.blobs[static_cast<size_t>(p.blob)].size != p.bytes)
+      return bad(at + " has " + std::to_string(p.bytes) + " bytes but its blob " +
+                 std::to_string(im.blobs[static_cast<size_t>(p.blob)].size));
+  }
+  for (size_t i = 0; i < im.pipe_ends.size(); ++i) {
+    const PipeEnd& e = im.pipe_ends[i];
+    std::string at = "pipe end fd " + std::to_string(e.fd);
+    if (e.fd < 0 || (i > 0 && im.pipe_ends[i - 1].fd >= e.fd)) return bad(at + " is negative, out of order or repeated");
+    if (fds.count(e.fd)) return bad(at + " is also a file descriptor record");
+  }
+  for (size_t i = 0; i < im.zombies.size(); ++i)
+    if (im.zombies[i].pid <= 0 || (i > 0 && im.zombies[i - 1].pid >= im.zombies[i].pid))
+      return bad("zombie " + std::to_string(im.zombies[i].pid) + " is not positive, out of order or repeated");
+  for (const SharedFd& s : im.shared_fds)
+    if (!fds.count(s.fd) || s.source_fd < 0 || s.pid <= 0)
+      return bad("shared fd " + std::to_string(s.fd) + " has no fd record or names no source");
+  return {};
+}
+
 }  // namespace
 
 Result<void> check_consistency(const ProcessImage& image, std::vector<ImageCheck>& checks) {
@@ -122,6 +153,7 @@ Result<void> check_consistency(const ProcessImage& image, std::vector<ImageCheck
       {"threads and XSAVE features", check_threads},
       {"signal dispositions", check_signals},
       {"file descriptors", check_fds},
+      {"pipes, zombies, shared fds", check_pipes_and_children},
   };
   for (const auto& s : steps) {
     auto r = s.fn(image);

@@ -179,6 +179,9 @@ Result<void> ImageWriter::Impl::finish(const ProcessImage& image) {
   if (!image.itimers.empty() || !image.posix_timers.empty()) kinds |= kRecTimers;
   if (!image.event_fds.empty()) kinds |= kRecEventFds;
   if (!image.pending_signals.empty()) kinds |= kRecPendingSignals;
+  if (!image.pipes.empty() || !image.pipe_ends.empty()) kinds |= kRecPipes;
+  if (!image.zombies.empty()) kinds |= kRecZombies;
+  if (!image.shared_fds.empty()) kinds |= kRecSharedFds | kRecFiles;
   FERRY_TRY_VOID(write_groups(image, kinds));
 
   // The header goes last: an image interrupted before this point has no magic and is refused.
@@ -314,6 +317,21 @@ Result<void> ImageWriter::Impl::write_groups(const ProcessImage& image, uint64_t
     hsize_t dims[2] = {np, n::kSiginfoBytes};
     FERRY_TRY_VOID(
         tables::write_array(f, n::kPendingSiginfo, tables::Col::u8, raw.data(), dims, path));
+  }
+  if (kinds & kRecSharedFds)  // inside /files, which kRecFiles created above
+    FERRY_TRY_VOID(write_table(f, n::kSharedFds, schema::shared_fd_fields(),
+                               std::span<const SharedFd>(image.shared_fds), path));
+  if (kinds & kRecPipes) {
+    FERRY_TRY_VOID(group(n::kPipesGroup));
+    FERRY_TRY_VOID(write_table(f, n::kPipeObjects, schema::pipe_fields(),
+                               std::span<const Pipe>(image.pipes), path));
+    FERRY_TRY_VOID(write_table(f, n::kPipeEnds, schema::pipe_end_fields(),
+                               std::span<const PipeEnd>(image.pipe_ends), path));
+  }
+  if (kinds & kRecZombies) {
+    FERRY_TRY_VOID(group(n::kZombiesGroup));
+    FERRY_TRY_VOID(write_table(f, n::kZombies, schema::zombie_fields(),
+                               std::span<const Zombie>(image.zombies), path));
   }
   return {};
 }

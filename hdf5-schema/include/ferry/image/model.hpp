@@ -31,8 +31,11 @@ enum RecordKind : uint64_t {
   kRecTimers = 1u << 8,         // /timers: itimers and POSIX timers (1.1)
   kRecEventFds = 1u << 9,       // /event_fds: eventfd, timerfd, signalfd, epoll fds (1.1)
   kRecPendingSignals = 1u << 10,// /pending_signals: queued signals, shared and per thread (1.1)
+  kRecPipes = 1u << 11,         // /pipes: pipes and FIFOs between fds of the job (1.2)
+  kRecZombies = 1u << 12,       // /zombies: exited children not yet reaped (1.2)
+  kRecSharedFds = 1u << 13,     // /files/shared: fds that are another fd's open file description (1.2)
 };
-inline constexpr uint64_t kKnownRecordKinds = (1u << 11) - 1;
+inline constexpr uint64_t kKnownRecordKinds = (1u << 14) - 1;
 
 struct ImageHeader {
   std::string schema_version;   // "MAJOR.MINOR.PATCH" of SCHEMA.md this image follows
@@ -264,6 +267,47 @@ struct PendingSignal {
   bool operator==(const PendingSignal&) const = default;
 };
 
+// 1.2: a pipe or FIFO whose both ends belong to the job (not the job's own stdin/stdout).
+// Its record, and its buffered bytes, are in the image of ONE process of the tree (the first
+// that holds it); every process holding it has PipeEnd rows naming it by id.
+struct Pipe {
+  uint64_t id = 0;              // pipe inode at checkpoint ("pipe:[id]"), unique in a generation
+  std::string fifo_path;        // "" for an anonymous pipe; the FIFO's path otherwise
+  uint32_t capacity = 0;        // F_GETPIPE_SZ, bytes
+  uint64_t bytes = 0;           // bytes buffered at checkpoint (== the blob's size)
+  int32_t blob = -1;            // blob holding those bytes in order; -1 when empty
+  bool operator==(const Pipe&) const = default;
+};
+
+// 1.2: one fd of this process on a Pipe (of this image or of another image of the tree).
+struct PipeEnd {
+  int32_t fd = -1;
+  uint64_t pipe = 0;            // Pipe::id
+  uint32_t desc = 0;            // open file description within the pipe: fds with the same
+                                //   (pipe, desc), in any process, share one description
+  uint32_t flags = 0;           // status flags from fdinfo (O_ACCMODE|O_NONBLOCK|...)
+  bool cloexec = false;
+  bool operator==(const PipeEnd&) const = default;
+};
+
+// 1.2: a child that had exited and was not yet reaped by this process (its parent).
+struct Zombie {
+  int32_t pid = 0;              // id in the job's PID namespace
+  int32_t status = 0;           // wait status (as waitpid reports it: exit code << 8, or signal)
+  int32_t pgid = 0, sid = 0;    // its process group and session (job namespace ids)
+  bool operator==(const Zombie&) const = default;
+};
+
+// 1.2: fd `fd` of this process is the same open file description as fd `source_fd` of process
+// `pid` of the tree (job namespace id; may be this process: a dup). The fd also has its
+// FdRecord; restore reopens it, then replaces it with the source's description.
+struct SharedFd {
+  int32_t fd = -1;
+  int32_t pid = 0;
+  int32_t source_fd = -1;
+  bool operator==(const SharedFd&) const = default;
+};
+
 struct ProcessImage {
   ImageHeader header;
   ProcessInfo process;
@@ -282,9 +326,14 @@ struct ProcessImage {
   std::vector<EventFd> event_fds;           // sorted by fd
   std::vector<EpollTarget> epoll_targets;   // grouped by epfd, in fdinfo order
   std::vector<PendingSignal> pending_signals;  // shared first, then per thread; queue order
+  // 1.2 additions
+  std::vector<Pipe> pipes;                  // pipes whose record this image holds, by id
+  std::vector<PipeEnd> pipe_ends;           // sorted by fd
+  std::vector<Zombie> zombies;              // sorted by pid
+  std::vector<SharedFd> shared_fds;         // sorted by fd
   bool operator==(const ProcessImage&) const = default;
 };
 
-inline constexpr const char* kSchemaVersion = "1.1.0";
+inline constexpr const char* kSchemaVersion = "1.2.0";
 
 }  // namespace ferry::image

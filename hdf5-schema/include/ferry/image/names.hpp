@@ -102,6 +102,14 @@ inline constexpr std::string_view kPendingGroup       = "/pending_signals";
 inline constexpr std::string_view kPendingInfo        = "/pending_signals/info";
 inline constexpr std::string_view kPendingSiginfo     = "/pending_signals/siginfo";
 
+// ---- 1.2: /pipes, /zombies, /files/shared --------------------------------------------------
+inline constexpr std::string_view kPipesGroup         = "/pipes";
+inline constexpr std::string_view kPipeObjects        = "/pipes/objects";
+inline constexpr std::string_view kPipeEnds           = "/pipes/ends";
+inline constexpr std::string_view kZombiesGroup       = "/zombies";
+inline constexpr std::string_view kZombies            = "/zombies/children";
+inline constexpr std::string_view kSharedFds          = "/files/shared";
+
 // ---- compound fields (one namespace per table; order = canonical checksum order) ----------
 namespace region {
 inline constexpr std::string_view kStart = "start", kEnd = "end", kProt = "prot", kFlags = "flags",
@@ -147,6 +155,20 @@ inline constexpr std::string_view kEpfd = "epfd", kFd = "fd", kEvents = "events"
 }
 namespace pending {
 inline constexpr std::string_view kTid = "tid", kSigno = "signo", kCode = "code";
+}
+namespace pipe {
+inline constexpr std::string_view kId = "id", kFifoPath = "fifo_path", kCapacity = "capacity",
+    kBytes = "bytes", kBlob = "blob";
+}
+namespace pipe_end {
+inline constexpr std::string_view kFd = "fd", kPipe = "pipe", kDesc = "desc", kFlags = "flags",
+    kCloexec = "cloexec";
+}
+namespace zombie {
+inline constexpr std::string_view kPid = "pid", kStatus = "status", kPgid = "pgid", kSid = "sid";
+}
+namespace shared_fd {
+inline constexpr std::string_view kFd = "fd", kPid = "pid", kSourceFd = "source_fd";
 }
 namespace blob {
 inline constexpr std::string_view kId = "id", kSize = "size", kOffset = "offset", kName = "name";
