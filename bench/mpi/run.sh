@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# MPI benchmark: ferry's proxy lower half against plain mpirun, in the same run, as ratios.
+# 8-byte ping-pong latency, 1 MiB ping-pong bandwidth, 8-byte MPI_Allreduce; 2 ranks.
+# Each configuration runs REPS times, interleaved; the table shows the median over runs of the
+# per-run median batch (mpi_bench.c prints median and best batch).
+#
+#   bash bench/mpi/run.sh [BUILD_DIR]      (default build/release; needs ferry-mpi-proxy built)
+# Environment: REPS (3), MPIRUN_OPTS (extra mpirun options for both, e.g. "--bind-to none").
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+build=${1:-$here/../../build/release}
+launcher=$build/mpi/ferry-mpirun-plain
+reps=${REPS:-3}
+if ! command -v mpicc >/dev/null || ! command -v mpirun >/dev/null; then
+  echo "bench/mpi: SKIP: mpicc/mpirun not found (install openmpi-bin libopenmpi-dev)"
+  exit 0
+fi
+if [[ ! -x $build/mpi/ferry-mpi-proxy ]]; then
+  echo "bench/mpi: no $build/mpi/ferry-mpi-proxy; build it first (cmake --build $build --target ferry-mpi-proxy)" >&2
+  exit 1
+fi
+[[ $(id -u) -eq 0 ]] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mpicc -O2 -o "$work/mpi_bench" "$here/mpi_bench.c"
+read -r -a opts <<<"--oversubscribe -np 2 ${MPIRUN_OPTS:-}"
+
+echo "# $(date -u +%FT%TZ) $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), $(mpirun --version | head -1)"
+for r in $(seq "$reps"); do
+  timeout 600 mpirun "${opts[@]}" "$work/mpi_bench" | sed 's/^/plain /' >>"$work/results"
+  timeout 600 "$launcher" "${opts[@]}" -- "$work/mpi_bench" | sed 's/^/ferry /' >>"$work/results"
+done
+
+python3 - "$work/results" <<'PY'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    who, metric, _, median, _, best, unit = line.split()
+    runs.setdefault((metric, unit), {}).setdefault(who, []).append(float(median))
+print(f"{'metric':<16} {'plain mpirun':>14} {'ferry proxy':>14} {'ferry/plain':>12}")
+for (metric, unit), by in runs.items():
+    p, f = statistics.median(by["plain"]), statistics.median(by["ferry"])
+    print(f"{metric:<16} {p:>10.3f} {unit:<4}{f:>10.3f} {unit:<4}{f / p:>11.2f}x")
+PY

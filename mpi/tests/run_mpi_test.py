@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Runs one MPI test program under plain mpirun and through ferry's proxies
+(ferry-mpirun-plain), and judges the pair:
+
+  same-output  both succeed, every rank printed PASS, and the sorted output lines are equal
+  maps         through the proxies, the only MPI library mapped in the application is ferry's
+               libmpi.so.40; under plain mpirun, Open MPI's is (so the check can fail)
+  abort        both end with the same status, 3 (MPI_Abort(MPI_COMM_WORLD, 3))
+  unsupported  plain succeeds; through the proxies the job fails with "ferry: MPI_X is not
+               supported" on stderr
+
+Exit 0 pass, 1 fail, 77 skip (no mpirun)."""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+TIMEOUT = 240
+
+
+def run(cmd, env):
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return 124, out, err + f"\n(timed out after {TIMEOUT} s)"
+    return proc.returncode, out, err
+
+
+def fail(why, runs):
+    print(f"FAIL: {why}")
+    for name, (rc, out, err) in runs.items():
+        print(f"--- {name}: status {rc}\n--- stdout:\n{out}--- stderr:\n{err}")
+    return 1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--launcher", required=True, help="ferry-mpirun-plain")
+    ap.add_argument("--upper-dir", required=True)
+    ap.add_argument("--np", type=int, default=2)
+    ap.add_argument("--check", required=True, choices=["same-output", "maps", "abort", "unsupported"])
+    ap.add_argument("program", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    program = [p for p in a.program if p != "--"]
+    mpirun = shutil.which(os.environ.get("MPIRUN", "mpirun"))
+    if not mpirun:
+        print("SKIP: mpirun not found (install openmpi-bin)")
+        return 77
+    env = dict(os.environ)
+    if os.geteuid() == 0:
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    env.pop("LD_LIBRARY_PATH", None)
+    opts = ["--oversubscribe", "-np", str(a.np)]
+    plain = run([mpirun] + opts + program, env)
+    ferry = run([a.launcher] + opts + ["--"] + program, env)
+    runs = {"plain mpirun": plain, "through ferry-mpi-proxy": ferry}
+
+    if a.check == "same-output":
+        for name, (rc, out, _) in runs.items():
+            if rc != 0:
+                return fail(f"{name} exited with {rc}", runs)
+            passes = sum(1 for line in out.splitlines() if line.endswith(" PASS"))
+            if passes != a.np:
+                return fail(f"{name}: {passes} of {a.np} ranks printed PASS", runs)
+        if sorted(plain[1].splitlines()) != sorted(ferry[1].splitlines()):
+            return fail("outputs differ", runs)
+        print(f"PASS: {len(ferry[1].splitlines())} output lines equal, {a.np} ranks")
+        return 0
+
+    if a.check == "maps":
+        upper = os.path.realpath(a.upper_dir)
+        if plain[0] != 0 or ferry[0] != 0:
+            return fail("a run failed", runs)
+        real = [l for l in plain[1].splitlines() if " maps " in l]
+        if not any("libmpi.so.40" in l and not l.split(" maps ")[1].startswith(upper) for l in real):
+            return fail("the check cannot fail: plain mpirun shows no real libmpi", runs)
+        mapped = [l.split(" maps ", 1)[1] for l in ferry[1].splitlines() if " maps " in l]
+        foreign = [p for p in mapped if not os.path.realpath(p).startswith(upper + "/")]
+        if foreign:
+            return fail(f"the application maps MPI files that are not ferry's: {sorted(set(foreign))}", runs)
+        ours = [p for p in mapped if p.endswith("libmpi.so.40")]
+        if len(ours) < a.np:
+            return fail("ferry's libmpi.so.40 is not mapped in every rank", runs)
+        print(f"PASS: only {sorted(set(ours))} mapped; plain mpirun maps {len(set(real))} MPI files")
+        return 0
+
+    if a.check == "abort":
+        if plain[0] != 3 or ferry[0] != 3:
+            return fail(f"statuses {plain[0]} (plain) and {ferry[0]} (ferry), want 3", runs)
+        print("PASS: both jobs ended with status 3")
+        return 0
+
+    # unsupported
+    if plain[0] != 0:
+        return fail("the program fails under plain mpirun", runs)
+    if ferry[0] == 0 or "is not supported" not in ferry[2]:
+        return fail("the unsupported call did not end the job with a message", runs)
+    line = next(l for l in ferry[2].splitlines() if "is not supported" in l)
+    print(f"PASS: status {ferry[0]}, '{line.strip()}'")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

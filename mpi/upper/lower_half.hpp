@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// The one narrow interface between ferry's MPI layer (upper half) and the real MPI library
+// (lower half). Transport 1 reaches the library in a proxy process over shared memory
+// (proxy_lower_half.cpp); a later transport calls it in-process (split process) behind the same
+// interface.
+//
+// Rules every transport follows:
+// - Handles are lower-half ids (LhId): a predefined communicator, datatype or op is its position
+//   in mpi/abi/predefined.def; anything the lower half creates gets an id the lower half chooses.
+//   Ids are meaningless after a restart: the upper half rebinds its virtual handles.
+// - Buffers are spans of application memory (contiguous: `bytes` = count * extent). The transport
+//   moves the bytes; the datatype id and count tell the real library what they are.
+// - `in == nullptr` for reduce/allreduce means MPI_IN_PLACE (the data is in `out`).
+// - Return values are MPI error codes (MPI_SUCCESS = 0); abort() does not return.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ferry::mpi {
+
+using LhId = std::uint32_t;
+inline constexpr LhId kLhNone = 0xffff'ffffu;
+
+struct LhStatus {
+  int source = 0;
+  int tag = 0;
+  int error = 0;
+  std::uint64_t bytes = 0;
+};
+
+struct Span {
+  const void* data = nullptr;
+  std::size_t bytes = 0;
+};
+
+struct MutSpan {
+  void* data = nullptr;
+  std::size_t bytes = 0;
+};
+
+struct WorldInfo {
+  int rank = 0;
+  int size = 0;
+  int provided = 0;
+  // MPI_Type_size / extent of every predefined datatype as the real library sees them, in
+  // predefined.def order (checked against the upper half's table at start-up).
+  std::vector<std::pair<int, long>> datatype_sizes;
+};
+
+struct NewComm {
+  LhId id = kLhNone;  // kLhNone: MPI_COMM_NULL (Comm_split with MPI_UNDEFINED)
+  int rank = 0;
+  int size = 0;
+  std::vector<int> world_ranks;  // member i's rank in MPI_COMM_WORLD (rebuilds it at restart)
+};
+
+class LowerHalf {
+ public:
+  virtual ~LowerHalf() = default;
+
+  virtual int hello(int required_thread_level, WorldInfo& out) = 0;
+  virtual int finalize() = 0;
+  [[noreturn]] virtual void abort(LhId comm, int code) = 0;
+  virtual int processor_name(std::string& out) = 0;
+
+  virtual int send(Span data, int count, LhId type, int dest, int tag, LhId comm) = 0;
+  virtual int recv(MutSpan data, int count, LhId type, int source, int tag, LhId comm,
+                   LhStatus& status) = 0;
+  virtual int sendrecv(Span send, int send_count, LhId send_type, int dest, int send_tag,
+                       MutSpan recv, int recv_count, LhId recv_type, int source, int recv_tag,
+                       LhId comm, LhStatus& status) = 0;
+  virtual int isend(Span data, int count, LhId type, int dest, int tag, LhId comm, LhId& request) = 0;
+  // `into` is where the message must land; the same span is passed again to wait/test.
+  virtual int irecv(MutSpan into, int count, LhId type, int source, int tag, LhId comm,
+                    LhId& request) = 0;
+  // Completes `request` (its id is dead afterwards); a receive's data lands in `into`.
+  virtual int wait(LhId request, MutSpan into, LhStatus& status) = 0;
+  virtual int test(LhId request, MutSpan into, bool& done, LhStatus& status) = 0;
+
+  virtual int barrier(LhId comm) = 0;
+  virtual int bcast(MutSpan data, int count, LhId type, int root, LhId comm) = 0;
+  virtual int reduce(const void* in, MutSpan out, int count, LhId type, LhId op, int root,
+                     LhId comm, bool i_am_root) = 0;
+  virtual int allreduce(const void* in, MutSpan out, int count, LhId type, LhId op, LhId comm) = 0;
+
+  virtual int comm_dup(LhId comm, NewComm& out) = 0;
+  virtual int comm_split(LhId comm, int color, int key, NewComm& out) = 0;
+  virtual int comm_free(LhId comm) = 0;
+};
+
+// The transport named by the environment the proxy gave this process (today: the proxy's
+// channel). Returns nullptr and a reason when this process was not started by ferry-mpi-proxy.
+std::unique_ptr<LowerHalf> connect_lower_half(std::string* why);
+
+}  // namespace ferry::mpi

@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: Apache-2.0
+// Transport 1: the LowerHalf interface over the shared-memory channel to this rank's
+// ferry-mpi-proxy (channel.hpp describes the layout and the doorbells; the argument slots of
+// each call are listed beside channel::Op and must match proxy/server.cpp).
+//
+// Staging: before a call, every buffer argument that fits in the data area is given an offset
+// there (inputs are copied in); the rest are left in application memory for the proxy's
+// cross-memory attach. After the reply, outputs staged in the data area are copied out (only the
+// bytes a receive actually got).
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "lower_half.hpp"
+#include "mpi/channel/channel.hpp"
+
+namespace ferry::mpi {
+namespace {
+
+using channel::BufRef;
+using channel::Call;
+using channel::Op;
+using channel::Reply;
+using channel::Where;
+
+class ProxyLowerHalf final : public LowerHalf {
+ public:
+  explicit ProxyLowerHalf(channel::Layout* layout)
+      : ch_(layout), policy_(channel::WaitPolicy::from_env()), proxy_(layout->header.proxy_pid) {}
+
+  int hello(int required, WorldInfo& out) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::hello);
+    c.i[0] = required;
+    const Reply& r = roundtrip();
+    out.rank = r.i[0];
+    out.size = r.i[1];
+    out.provided = r.i[2];
+    struct SizeRecord {
+      std::int32_t size;
+      std::int32_t pad;
+      std::int64_t extent;
+    };
+    const auto* sizes = reinterpret_cast<const SizeRecord*>(ch_->data);
+    out.datatype_sizes.clear();
+    for (std::size_t i = 0; i < 128 && i < channel::kDataBytes / sizeof(SizeRecord); ++i) {
+      out.datatype_sizes.emplace_back(sizes[i].size, static_cast<long>(sizes[i].extent));
+    }
+    return r.rc;
+  }
+
+  int finalize() override {
+    std::lock_guard lock(mu_);
+    begin(Op::finalize);
+    return roundtrip().rc;
+  }
+
+  void abort(LhId comm, int code) override {
+    mu_.try_lock();  // another thread may hold the channel; aborting ends everything anyway
+    Call& c = begin(Op::abort);
+    c.h[0] = comm;
+    c.i[0] = code;
+    roundtrip();
+    _exit(code);
+  }
+
+  int processor_name(std::string& out) override {
+    std::lock_guard lock(mu_);
+    begin(Op::processor_name);
+    const Reply& r = roundtrip();
+    out.assign(reinterpret_cast<const char*>(ch_->data), static_cast<std::size_t>(r.i[0]));
+    return r.rc;
+  }
+
+  int send(Span data, int count, LhId type, int dest, int tag, LhId comm) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::send);
+    c.buf[0] = stage_in(data);
+    c.i[0] = count;
+    c.h[0] = type;
+    c.i[1] = dest;
+    c.i[2] = tag;
+    c.h[1] = comm;
+    return roundtrip().rc;
+  }
+
+  int recv(MutSpan data, int count, LhId type, int source, int tag, LhId comm,
+           LhStatus& status) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::recv);
+    c.buf[0] = stage_out(data);
+    c.i[0] = count;
+    c.h[0] = type;
+    c.i[1] = source;
+    c.i[2] = tag;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    status = to_status(r);
+    unstage(c.buf[0], data, r.written);
+    return r.rc;
+  }
+
+  int sendrecv(Span send, int send_count, LhId send_type, int dest, int send_tag, MutSpan recv,
+               int recv_count, LhId recv_type, int source, int recv_tag, LhId comm,
+               LhStatus& status) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::sendrecv);
+    c.buf[0] = stage_in(send);
+    c.i[0] = send_count;
+    c.h[0] = send_type;
+    c.i[1] = dest;
+    c.i[2] = send_tag;
+    c.buf[1] = stage_out(recv);
+    c.i[3] = recv_count;
+    c.h[2] = recv_type;
+    c.i[4] = source;
+    c.i[5] = recv_tag;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    status = to_status(r);
+    unstage(c.buf[1], recv, r.written);
+    return r.rc;
+  }
+
+  int isend(Span data, int count, LhId type, int dest, int tag, LhId comm, LhId& request) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::isend);
+    c.buf[0] = stage_in(data);
+    c.i[0] = count;
+    c.h[0] = type;
+    c.i[1] = dest;
+    c.i[2] = tag;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    request = r.h[0];
+    return r.rc;
+  }
+
+  int irecv(MutSpan into, int count, LhId type, int source, int tag, LhId comm,
+            LhId& request) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::irecv);
+    c.buf[0] = BufRef{0, into.bytes, Where::none, 0};  // only the size: the proxy owns the landing area
+    c.i[0] = count;
+    c.h[0] = type;
+    c.i[1] = source;
+    c.i[2] = tag;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    request = r.h[0];
+    return r.rc;
+  }
+
+  int wait(LhId request, MutSpan into, LhStatus& status) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::wait);
+    c.h[0] = request;
+    c.buf[0] = stage_out(into);
+    const Reply& r = roundtrip();
+    status = to_status(r);
+    unstage(c.buf[0], into, r.written);
+    return r.rc;
+  }
+
+  int test(LhId request, MutSpan into, bool& done, LhStatus& status) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::test);
+    c.h[0] = request;
+    c.buf[0] = stage_out(into);
+    const Reply& r = roundtrip();
+    done = r.i[0] != 0;
+    if (done) {
+      status = to_status(r);
+      unstage(c.buf[0], into, r.written);
+    }
+    return r.rc;
+  }
+
+  int barrier(LhId comm) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::barrier);
+    c.h[1] = comm;
+    return roundtrip().rc;
+  }
+
+  int bcast(MutSpan data, int count, LhId type, int root, LhId comm) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::bcast);
+    c.buf[0] = stage_in({data.data, data.bytes});
+    c.i[0] = count;
+    c.h[0] = type;
+    c.i[1] = root;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    unstage(c.buf[0], data, data.bytes);
+    return r.rc;
+  }
+
+  int reduce(const void* in, MutSpan out, int count, LhId type, LhId op, int root, LhId comm,
+             bool i_am_root) override {
+    // Off the root the output buffer is not significant: keep only its size (the input's).
+    return reduction(Op::reduce, in, i_am_root ? out : MutSpan{nullptr, out.bytes}, count, type, op,
+                     root, comm);
+  }
+
+  int allreduce(const void* in, MutSpan out, int count, LhId type, LhId op, LhId comm) override {
+    return reduction(Op::allreduce, in, out, count, type, op, 0, comm);
+  }
+
+  int comm_dup(LhId comm, NewComm& out) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::comm_dup);
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    read_new_comm(r, out);
+    return r.rc;
+  }
+
+  int comm_split(LhId comm, int color, int key, NewComm& out) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::comm_split);
+    c.h[1] = comm;
+    c.i[0] = color;
+    c.i[1] = key;
+    const Reply& r = roundtrip();
+    read_new_comm(r, out);
+    return r.rc;
+  }
+
+  int comm_free(LhId comm) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::comm_free);
+    c.h[1] = comm;
+    return roundtrip().rc;
+  }
+
+ private:
+  Call& begin(Op op) {
+    used_ = 0;
+    Call& c = ch_->call;
+    c = Call{};
+    c.op = op;
+    return c;
+  }
+
+  // A data-area slot of `bytes` (64-byte aligned), or nullopt-like {none} when it does not fit.
+  bool reserve(std::size_t bytes, std::uint64_t& offset) {
+    std::size_t start = (used_ + 63) & ~std::size_t{63};
+    if (start > channel::kDataBytes || bytes > channel::kDataBytes - start) return false;
+    offset = start;
+    used_ = start + bytes;
+    return true;
+  }
+
+  BufRef stage_in(Span s) {
+    std::uint64_t off = 0;
+    if (reserve(s.bytes, off)) {
+      if (s.bytes != 0) std::memcpy(ch_->data + off, s.data, s.bytes);
+      return BufRef{off, s.bytes, Where::shm, 0};
+    }
+    return BufRef{reinterpret_cast<std::uint64_t>(s.data), s.bytes, Where::app, 0};
+  }
+
+  BufRef stage_out(MutSpan s) {
+    std::uint64_t off = 0;
+    if (reserve(s.bytes, off)) return BufRef{off, s.bytes, Where::shm, 0};
+    return BufRef{reinterpret_cast<std::uint64_t>(s.data), s.bytes, Where::app, 0};
+  }
+
+  void unstage(const BufRef& ref, MutSpan s, std::size_t bytes) {
+    if (ref.where != Where::shm || bytes == 0) return;
+    std::memcpy(s.data, ch_->data + ref.at, bytes < s.bytes ? bytes : s.bytes);
+  }
+
+  int reduction(Op op, const void* in, MutSpan out, int count, LhId type, LhId red_op, int root,
+                LhId comm) {
+    std::lock_guard lock(mu_);
+    Call& c = begin(op);
+    // in == nullptr: MPI_IN_PLACE, the input travels in the output buffer.
+    c.buf[0] = in == nullptr ? BufRef{} : stage_in({in, out.bytes});
+    c.buf[1] = out.data == nullptr ? BufRef{}
+               : in == nullptr      ? stage_in({out.data, out.bytes})
+                                    : stage_out(out);
+    c.i[0] = count;
+    c.h[0] = type;
+    c.h[2] = red_op;
+    c.i[1] = root;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    if (out.data != nullptr) unstage(c.buf[1], out, out.bytes);
+    return r.rc;
+  }
+
+  const Reply& roundtrip() {
+    ++seq_;
+    channel::post(ch_->request, seq_);
+    bool ok = channel::wait_for(ch_->response, seq_, policy_, [this] { return kill(proxy_, 0) == 0; });
+    if (!ok) {
+      static const char msg[] = "ferry: the MPI proxy of this rank is gone\n";
+      ssize_t ignored = write(2, msg, sizeof msg - 1);
+      (void)ignored;
+      _exit(70);
+    }
+    return ch_->reply;
+  }
+
+  static LhStatus to_status(const Reply& r) {
+    return LhStatus{r.status.source, r.status.tag, r.status.error, r.status.bytes};
+  }
+
+  void read_new_comm(const Reply& r, NewComm& out) {
+    out.id = r.h[0];
+    out.rank = r.i[0];
+    out.size = r.i[1];
+    out.world_ranks.clear();
+    if (out.id == kLhNone) return;
+    const auto* ranks = reinterpret_cast<const int*>(ch_->data);
+    out.world_ranks.assign(ranks, ranks + out.size);
+  }
+
+  channel::Layout* ch_;
+  channel::WaitPolicy policy_;
+  pid_t proxy_;
+  std::mutex mu_;
+  std::uint32_t seq_ = 0;
+  std::size_t used_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<LowerHalf> connect_lower_half(std::string* why) {
+  const char* fd_text = std::getenv(channel::kFdEnv);
+  if (fd_text == nullptr || *fd_text == '\0') {
+    *why = "this program uses ferry's libmpi.so.40 but was not started by ferry-mpi-proxy "
+           "(run it as: mpirun ... ferry-mpi-proxy -- PROGRAM)";
+    return nullptr;
+  }
+  int fd = std::atoi(fd_text);
+  channel::Layout* layout = channel::attach(fd, why);
+  if (layout == nullptr) return nullptr;
+  close(fd);  // the mapping stays; the application keeps no extra descriptor
+  unsetenv(channel::kFdEnv);
+  return std::make_unique<ProxyLowerHalf>(layout);
+}
+
+}  // namespace ferry::mpi
