@@ -7,6 +7,7 @@
   maps         through the proxies, the only MPI library mapped in the application is ferry's
                libmpi.so.40; under plain mpirun, Open MPI's is (so the check can fail)
   abort        both end with the same status, 3 (MPI_Abort(MPI_COMM_WORLD, 3))
+  crash        both end with the same status, 139 (a rank killed by SIGSEGV)
   unsupported  plain succeeds; through the proxies the job fails with "ferry: MPI_X is not
                supported" on stderr
 
@@ -45,7 +46,7 @@ def main():
     ap.add_argument("--launcher", required=True, help="ferry-mpirun-plain")
     ap.add_argument("--upper-dir", required=True)
     ap.add_argument("--np", type=int, default=2)
-    ap.add_argument("--check", required=True, choices=["same-output", "maps", "abort", "unsupported"])
+    ap.add_argument("--check", required=True, choices=["same-output", "maps", "abort", "crash", "unsupported"])
     ap.add_argument("program", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     program = [p for p in a.program if p != "--"]
@@ -88,13 +89,19 @@ def main():
         ours = [p for p in mapped if p.endswith("libmpi.so.40")]
         if len(ours) < a.np:
             return fail("ferry's libmpi.so.40 is not mapped in every rank", runs)
+        # The program must reach predefined handles through copy relocations (default PIE), the
+        # case where the handle is the address of the executable's copy of ferry's object.
+        relocs = subprocess.run(["readelf", "-rW", program[0]], capture_output=True, text=True).stdout
+        if "R_X86_64_COPY" not in relocs or "ompi_mpi_comm_world" not in relocs:
+            return fail("the test program has no copy relocation of ompi_mpi_comm_world", runs)
         print(f"PASS: only {sorted(set(ours))} mapped; plain mpirun maps {len(set(real))} MPI files")
         return 0
 
-    if a.check == "abort":
-        if plain[0] != 3 or ferry[0] != 3:
-            return fail(f"statuses {plain[0]} (plain) and {ferry[0]} (ferry), want 3", runs)
-        print("PASS: both jobs ended with status 3")
+    if a.check in ("abort", "crash"):
+        want = 3 if a.check == "abort" else 128 + signal.SIGSEGV
+        if plain[0] != want or ferry[0] != want:
+            return fail(f"statuses {plain[0]} (plain) and {ferry[0]} (ferry), want {want}", runs)
+        print(f"PASS: both jobs ended with status {want}")
         return 0
 
     # unsupported
