@@ -35,8 +35,10 @@ inline constexpr std::uint32_t kVersion = 1;
 // Large enough for the 1 MiB messages that dominate bandwidth-bound codes (in and out of one
 // Sendrecv); pages are only touched up to the largest payload actually staged.
 inline constexpr std::size_t kDataBytes = 4u << 20;
-// Environment variable through which the proxy hands the channel's memfd to the application.
-inline constexpr const char* kFdEnv = "FERRY_MPI_CHANNEL_FD";
+// Environment variable through which the proxy hands the channel to the application:
+// "<proxy pid>:<fd>". The memfd is inherited at <fd>; if the application closed it before
+// MPI_Init, the upper half opens /proc/<proxy pid>/fd/<fd> instead (same user).
+inline constexpr const char* kChannelEnv = "FERRY_MPI_CHANNEL";
 
 // Argument slots per call (h = lower-half ids, i = integers, buf = buffers; "->" is the reply):
 //   hello       i0 required thread level -> i0 world rank, i1 world size, i2 provided;

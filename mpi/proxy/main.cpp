@@ -152,12 +152,14 @@ int main(int argc, char** argv) {
   for (char** e = environ; *e != nullptr; ++e) {
     if (std::strncmp(*e, "LD_LIBRARY_PATH=", 16) == 0) {
       old_path = *e + 16;
-    } else if (std::strncmp(*e, ferry::mpi::channel::kFdEnv, std::strlen(ferry::mpi::channel::kFdEnv)) != 0) {
+    } else if (std::strncmp(*e, ferry::mpi::channel::kChannelEnv,
+                            std::strlen(ferry::mpi::channel::kChannelEnv)) != 0) {
       env_strings.emplace_back(*e);
     }
   }
   env_strings.push_back("LD_LIBRARY_PATH=" + upper_dir + (old_path.empty() ? "" : ":" + old_path));
-  env_strings.push_back(std::string(ferry::mpi::channel::kFdEnv) + "=" + std::to_string(fd));
+  env_strings.push_back(std::string(ferry::mpi::channel::kChannelEnv) + "=" + std::to_string(getpid()) +
+                        ":" + std::to_string(fd));
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
@@ -187,7 +189,8 @@ int main(int argc, char** argv) {
     _exit(127);
   }
   g_child = child;
-  close(fd);
+  // fd stays open: an application that closed its copy before MPI_Init attaches through
+  // /proc/<proxy pid>/fd/<fd> (and so can a restored application, later).
 
   ferry::mpi::proxy::Server server(layout, child);
   auto policy = ferry::mpi::channel::WaitPolicy::from_env();

@@ -7,9 +7,13 @@
 // there (inputs are copied in); the rest are left in application memory for the proxy's
 // cross-memory attach. After the reply, outputs staged in the data area are copied out (only the
 // bytes a receive actually got).
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -332,17 +336,30 @@ class ProxyLowerHalf final : public LowerHalf {
 }  // namespace
 
 std::unique_ptr<LowerHalf> connect_lower_half(std::string* why) {
-  const char* fd_text = std::getenv(channel::kFdEnv);
-  if (fd_text == nullptr || *fd_text == '\0') {
+  const char* text = std::getenv(channel::kChannelEnv);
+  long proxy = 0, fd = -1;
+  if (text == nullptr || std::sscanf(text, "%ld:%ld", &proxy, &fd) != 2) {
     *why = "this program uses ferry's libmpi.so.40 but was not started by ferry-mpi-proxy "
            "(run it as: mpirun ... ferry-mpi-proxy -- PROGRAM)";
     return nullptr;
   }
-  int fd = std::atoi(fd_text);
-  channel::Layout* layout = channel::attach(fd, why);
+  // The inherited descriptor, if the application kept it; else the proxy's, through /proc.
+  struct stat st {};
+  bool inherited = fstat(static_cast<int>(fd), &st) == 0 && S_ISREG(st.st_mode) &&
+                   static_cast<std::size_t>(st.st_size) == channel::kMappingBytes;
+  int channel_fd = static_cast<int>(fd);
+  if (!inherited) {
+    std::string path = "/proc/" + std::to_string(proxy) + "/fd/" + std::to_string(fd);
+    channel_fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    if (channel_fd < 0) {
+      *why = "open the channel " + path + ": " + std::strerror(errno);
+      return nullptr;
+    }
+  }
+  channel::Layout* layout = channel::attach(channel_fd, why);
+  close(channel_fd);  // the mapping stays; the application keeps no extra descriptor
   if (layout == nullptr) return nullptr;
-  close(fd);  // the mapping stays; the application keeps no extra descriptor
-  unsetenv(channel::kFdEnv);
+  unsetenv(channel::kChannelEnv);
   return std::make_unique<ProxyLowerHalf>(layout);
 }
 
