@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   if (cmd == "checkpoint") return ferry::cli::cmd_checkpoint(args);
   if (cmd == "restart") return ferry::cli::cmd_restart(args);
   if (cmd == "inspect") return ferry::cli::cmd_inspect(args);
+  if (cmd == "rank-launch") return ferry::cli::cmd_rank_launch(args);  // hidden: ferry-agent's
+  if (cmd == "rank-restore") return ferry::cli::cmd_rank_restore(args);
   if (cmd == "--version" || cmd == "version") {
     std::cout << "ferry " << FERRY_VERSION << "\n";
     return 0;

@@ -5,6 +5,16 @@
 //                                            or "error STATUS MESSAGE\n"
 //   "self TID ADDR\n" (from libferry)     -> "accepted\n"; the checkpoint starts when the
 //                                            client has closed; the result goes to ADDR
+// The phases of a coordinator round (rank supervisors; the job stays frozen between them):
+//   "freeze\n"                 -> "ok PROCESSES\n"      every process of the tree stopped
+//   "dump GEN DIR\n"           -> "ok IMAGE_BYTES MEMORY_BYTES DURATION_NS\n"  images and
+//                                 MANIFEST.json in DIR (created if missing), all fsynced
+//   "resume\n"                 -> "ok\n"                 (also when nothing is frozen)
+//   "stop\n"                   -> "ok\n"                 every process killed; exit status 75
+//   "abort [DIR]\n"            -> "ok\n"                 resume if frozen, remove DIR
+// Phase errors are "error CODE MESSAGE\n" with CODE a protocol status (protocol/status.hpp),
+// where checkpoint errors carry an exit status. A rank supervisor refuses "checkpoint" and
+// "self": its job's generations are committed by the coordinator.
 // Only the job's owner and root may connect (SO_PEERCRED).
 #include "supervisor.hpp"
 
@@ -19,10 +29,13 @@
 
 #include <boost/asio.hpp>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
 #include "exit_status.hpp"
+#include "ferry/common/fs.hpp"
+#include "ferry/proto/status.hpp"
 #include "take_checkpoint.hpp"
 
 namespace ferry::cli {
@@ -40,11 +53,17 @@ std::string format_double(double v) {
   return buf;
 }
 
+std::string phase_error(const Error& e) {
+  return "error " + std::to_string(proto::to_wire(e.code())) + " " + e.message();
+}
+
 }  // namespace
 
 struct Supervisor::Impl {
   const store::JobStore& store;
   store::JobRecord job;
+  std::optional<RankOptions> rank;  // set: a rank supervisor of a coordinator job
+  std::optional<FrozenJob> frozen;  // between "freeze" and "resume"/"stop"/"abort"
   asio::io_context io;
   local_stream::acceptor acceptor{io};
   asio::posix::stream_descriptor pidfd{io};
@@ -58,7 +77,14 @@ struct Supervisor::Impl {
   bool busy = false;
   int lock_fd = -1;  // flock on supervisor.lock, held for the supervisor's life
 
-  Impl(const store::JobStore& s, store::JobRecord j) : store(s), job(std::move(j)) {}
+  Impl(const store::JobStore& s, store::JobRecord j, std::optional<RankOptions> r)
+      : store(s), job(std::move(j)), rank(std::move(r)) {}
+
+  std::string control_path() const { return rank ? rank->control_path : store.control_socket(job.id); }
+  std::string lock_path() const {
+    return rank ? rank->control_path + ".lock" : store.job_dir(job.id) + "/supervisor.lock";
+  }
+  std::string who() const { return "job " + job.id + (rank ? " rank " + std::to_string(rank->rank) : ""); }
 
   void accept() {
     acceptor.async_accept([this](boost::system::error_code ec, local_stream::socket sock) {
@@ -95,7 +121,12 @@ struct Supervisor::Impl {
     std::istringstream words(line);
     std::string verb;
     words >> verb;
-    if (verb == "checkpoint") {
+    if (verb == "freeze" || verb == "dump" || verb == "resume" || verb == "stop" || verb == "abort") {
+      reply(sock, phase(verb, words) + "\n");
+    } else if (rank && (verb == "checkpoint" || verb == "self")) {
+      reply(sock, "error " + std::to_string(kExitUnsupported) + " " + who() +
+                      " is part of a coordinator job: checkpoint it with 'ferry checkpoint " + job.id + "'\n");
+    } else if (verb == "checkpoint") {
       std::string arg;
       words >> arg;
       CheckpointRequest req;
@@ -123,9 +154,72 @@ struct Supervisor::Impl {
     }
   }
 
+  // One phase of a coordinator round (see the protocol at the top of this file).
+  std::string phase(const std::string& verb, std::istringstream& words) {
+    if (verb == "freeze") {
+      if (frozen) return "ok " + std::to_string(frozen->tree.size());
+      if (pid <= 0) return phase_error(Error(errc::process_gone, who() + " has no running process"));
+      if (busy) return phase_error(Error(errc::busy, "a checkpoint of " + who() + " is in progress"));
+      auto f = freeze_job(pid);
+      if (!f) return phase_error(f.error().wrap("freeze " + who()));
+      frozen.emplace(std::move(*f));
+      return "ok " + std::to_string(frozen->tree.size());
+    }
+    if (verb == "dump") {
+      uint64_t gen = 0;
+      std::string dir;
+      words >> gen;
+      std::getline(words >> std::ws, dir);
+      if (!gen || dir.empty() || dir[0] != '/')
+        return phase_error(Error(errc::protocol, "dump: expected 'dump GENERATION /ABSOLUTE/DIR'"));
+      if (!frozen)
+        return phase_error(Error(proto::perr::bad_state, "dump " + who() + ": not frozen (send freeze first)"));
+      if (auto r = fs::make_dirs(dir, 0700); !r) return phase_error(r.error().wrap("dump " + who()));
+      DumpSpec spec;
+      spec.dir = dir;
+      spec.job = job.id;
+      spec.rank = rank ? rank->rank : 0;
+      spec.generation = gen;
+      auto d = dump_frozen(*frozen, spec);
+      if (!d) return phase_error(d.error().wrap("dump " + who() + " generation " + std::to_string(gen)));
+      return "ok " + std::to_string(d->image_bytes) + " " + std::to_string(d->memory_bytes) + " " +
+             std::to_string(static_cast<uint64_t>(d->seconds * 1e9));
+    }
+    if (verb == "resume") {
+      if (!frozen) return "ok";
+      auto r = resume_frozen(*frozen);
+      frozen.reset();
+      return r ? "ok" : phase_error(r.error().wrap("resume " + who()));
+    }
+    if (verb == "stop") {
+      stopped_after_checkpoint = true;
+      if (frozen) {
+        auto r = kill_frozen(*frozen);
+        frozen.reset();
+        if (!r) return phase_error(r.error().wrap("stop " + who()));
+      } else if (pid > 0) {
+        ::kill(pid, SIGKILL);  // init then ends the rest of the job's PID namespace
+      }
+      return "ok";
+    }
+    // abort [DIR]: idempotent; whatever is frozen continues, this rank's partial files go.
+    std::string dir;
+    std::getline(words >> std::ws, dir);
+    Result<void> resumed;
+    if (frozen) {
+      resumed = resume_frozen(*frozen);
+      frozen.reset();
+    }
+    if (!dir.empty() && dir[0] == '/') {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+    return resumed ? "ok" : phase_error(resumed.error().wrap("abort: resume " + who()));
+  }
+
   std::string checkpoint(const CheckpointRequest& req) {
     if (pid <= 0) return "error " + std::to_string(kExitNotFound) + " job " + job.id + " has no running process";
-    if (busy) return "error " + std::to_string(kExitBusy) + " a checkpoint of job " + job.id + " is in progress";
+    if (busy || frozen) return "error " + std::to_string(kExitBusy) + " a checkpoint of job " + job.id + " is in progress";
     busy = true;
     auto out = take_checkpoint(store, job, pid, req);
     busy = false;
@@ -175,14 +269,14 @@ struct Supervisor::Impl {
   }
 };
 
-Supervisor::Supervisor(const store::JobStore& store, store::JobRecord job)
-    : impl_(std::make_unique<Impl>(store, std::move(job))) {}
+Supervisor::Supervisor(const store::JobStore& store, store::JobRecord job, std::optional<RankOptions> rank)
+    : impl_(std::make_unique<Impl>(store, std::move(job), std::move(rank))) {}
 
 Supervisor::~Supervisor() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
   if (impl_->lock_fd >= 0) {
-    ::unlink(impl_->store.control_socket(impl_->job.id).c_str());
+    ::unlink(impl_->control_path().c_str());
     ::close(impl_->lock_fd);
   }
 }
@@ -192,17 +286,17 @@ const void* Supervisor::original_sigmask() const { return &impl_->old_mask; }
 Result<void> Supervisor::listen() {
   // One supervisor per job, for as long as it lives: a second `ferry restart` of a job that
   // is being restarted or runs fails here (the lock goes away with this process).
-  std::string lock_path = impl_->store.job_dir(impl_->job.id) + "/supervisor.lock";
+  std::string lock_path = impl_->lock_path();
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock_fd < 0) return fail_errno("open " + lock_path);
   if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     ::close(lock_fd);
-    if (err == EWOULDBLOCK) return fail(errc::busy, "job " + impl_->job.id + " is already running or being restarted");
+    if (err == EWOULDBLOCK) return fail(errc::busy, impl_->who() + " is already running or being restarted");
     return fail_errno("lock " + lock_path, err);
   }
   impl_->lock_fd = lock_fd;
-  std::string path = impl_->store.control_socket(impl_->job.id);
+  std::string path = impl_->control_path();
   if (path.size() >= sizeof(sockaddr_un::sun_path))
     return fail(errc::protocol, "control socket path " + path + " is longer than " +
                                     std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
@@ -240,11 +334,14 @@ int Supervisor::run(pid_t pid, pid_t program) {
   s.job.pid = s.pid;
   s.job.supervisor_pid = ::getpid();
   s.job.state = "running";
-  if (auto r = s.store.save(s.job); !r) std::cerr << "ferry: " << r.error().message() << "\n";
+  if (!s.rank)
+    if (auto r = s.store.save(s.job); !r) std::cerr << "ferry: " << r.error().message() << "\n";
   s.accept();
   s.wait_child();
   s.wait_signals();
   s.io.run();
+  s.frozen.reset();
+  if (s.rank) return s.exit_code;
   s.job.state = s.stopped_after_checkpoint ? "stopped" : "exited";
   s.job.exit_status = s.exit_code;
   s.job.supervisor_pid = 0;

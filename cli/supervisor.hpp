@@ -3,22 +3,33 @@
 // process's parent, serves the job's control socket (checkpoint requests from `ferry
 // checkpoint` and from ferry_checkpoint() inside the program), forwards termination signals,
 // and returns the process's exit status. Single-threaded Boost.Asio loop; a checkpoint runs
-// to completion inside its handler. (The per-node agent of a later issue takes this role for
-// multi-node jobs.)
+// to completion inside its handler.
+// A *rank supervisor* (`ferry rank-launch` / `ferry rank-restore`, started by ferry-agent for
+// one rank of a coordinator job) is the same loop with RankOptions: its own control socket,
+// no job.json writes (the coordinator owns the record), and the round phases
+// (freeze/dump/resume/stop/abort) instead of one-shot checkpoints.
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "ferry/common/result.hpp"
 #include "job_store.hpp"
 
 namespace ferry::cli {
 
+struct RankOptions {
+  uint32_t rank = 0;
+  std::string control_path;  // the control socket; its lock is control_path + ".lock"
+};
+
 class Supervisor {
 public:
-  Supervisor(const store::JobStore& store, store::JobRecord job);
+  Supervisor(const store::JobStore& store, store::JobRecord job,
+             std::optional<RankOptions> rank = std::nullopt);
   ~Supervisor();
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;

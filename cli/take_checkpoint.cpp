@@ -1,22 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
-// Algorithm: begin gen-N.partial -> freeze the job's whole process tree (capture::freeze_tree:
-// every process stopped before any is captured) -> capture the root into rank-0.h5 and each
-// other process into proc-<pid>.h5 (pid in the job's namespace; the writer fsyncs each) ->
-// write MANIFEST.json listing every image with pid/ppid/pgid/sid and the fds shared with the
-// parent (atomic, fsynced) -> rename gen-N.partial to gen-N and fsync the job directory (the
-// commit point) -> resume every process (or kill them, children first, with --stop). A crash or
-// kill -9 before the rename leaves only a .partial directory, which no reader considers and
-// the next checkpoint removes. A single process keeps exactly the old layout (rank-0.h5 only).
+// Algorithm (take_checkpoint): begin gen-N.partial -> freeze the job's whole process tree
+// (capture::freeze_tree: every process stopped before any is captured) -> dump_frozen: capture
+// the root into rank-0.h5 and each other process into proc-<pid>.h5 (pid in the job's
+// namespace; the writer fsyncs each), write MANIFEST.json listing every image with
+// pid/ppid/pgid/sid and the fds shared with the parent (atomic, fsynced) -> rename
+// gen-N.partial to gen-N and fsync the job directory (the commit point) -> resume every process
+// (or kill them, children first, with --stop). A crash or kill -9 before the rename leaves only
+// a .partial directory, which no reader considers and the next checkpoint removes. A single
+// process keeps exactly the old layout (rank-0.h5 only).
+// A coordinator round runs the same steps one by one (freeze_job, dump_frozen into
+// gen-N.partial/rank-R, resume_frozen or kill_frozen); the coordinator does the commit.
 #include "take_checkpoint.hpp"
 
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include <chrono>
-
 #include "capture/capture.hpp"
-#include "capture/process_tree.hpp"
+#include "ferry/common/fs.hpp"
 #include "ferry/image/image_io.hpp"
 #include "ferry/image/writer.hpp"
 #include "manifest.hpp"
@@ -35,13 +36,80 @@ int64_t now_ns() {
              std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-void write_self_flag(capture::FrozenProcess& frozen, const CheckpointRequest& req, int32_t value) {
-  if (!req.self_flag_addr) return;
-  (void)frozen.write_memory(*req.self_flag_addr,
-                            std::as_bytes(std::span<const int32_t>(&value, 1)));
+void write_self_flag(FrozenJob& job, std::optional<uint64_t> addr, int32_t value) {
+  if (!addr || job.tree.empty()) return;
+  (void)job.tree.front().frozen.write_memory(*addr, std::as_bytes(std::span<const int32_t>(&value, 1)));
 }
 
 }  // namespace
+
+Result<FrozenJob> freeze_job(pid_t pid) {
+  auto tree = capture::freeze_tree(pid);
+  if (!tree) return fail(tree.error());
+  return FrozenJob{std::move(*tree), Clock::now()};
+}
+
+Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec) {
+  auto t0 = Clock::now();
+  if (job.tree.empty()) return fail(errc::process_gone, "dump: no frozen process");
+  const bool is_tree = job.tree.size() > 1;
+  DumpOutcome out;
+  store::Manifest m;
+  for (size_t i = 0; i < job.tree.size(); ++i) {
+    auto& member = job.tree[i];
+    const std::string image_name =
+        i == 0 ? "rank-" + std::to_string(spec.rank) + ".h5" : "proc-" + std::to_string(member.ids.pid) + ".h5";
+    auto writer = image::ImageWriter::create(spec.dir + "/" + image_name);
+    if (!writer) return fail(writer.error());
+    capture::CaptureOptions opts;
+    opts.job = spec.job;
+    opts.rank = spec.rank;
+    opts.generation = spec.generation;
+    if (i == 0) opts.self_flag_addr = spec.self_flag_addr;
+    opts.allow_children = is_tree;
+    auto img = capture::capture(member.frozen, opts, **writer);
+    if (!img) return fail(img.error());
+    store::ManifestImage mi{spec.rank, image_name, 0, (*writer)->bytes_written()};
+    struct stat st {};
+    if (::stat((spec.dir + "/" + image_name).c_str(), &st) == 0) mi.size = static_cast<uint64_t>(st.st_size);
+    if (is_tree) {
+      mi.pid = member.ids.pid;
+      mi.ppid = member.ids.ppid;
+      mi.pgid = member.ids.pgid;
+      mi.sid = member.ids.sid;
+      mi.shared_fds = member.shared_fds;
+    }
+    out.memory_bytes += mi.memory_bytes;
+    out.image_bytes += mi.size;
+    m.images.push_back(std::move(mi));
+  }
+  m.job = spec.job;
+  m.generation = spec.generation;
+  m.created_ns = now_ns();
+  m.pause_ns = static_cast<int64_t>(seconds_since(job.frozen_at) * 1e9);
+  m.duration_ns = static_cast<int64_t>(seconds_since(spec.started) * 1e9);
+  struct utsname u {};
+  if (::uname(&u) == 0) m.host = u.nodename;
+  // write_manifest fsyncs the manifest and `dir` (so the image entries are durable too);
+  // the entry of `dir` in its parent is made durable here.
+  FERRY_TRY_VOID(store::write_manifest(spec.dir, m));
+  FERRY_TRY_VOID(fs::fsync_parent(spec.dir));
+  out.seconds = seconds_since(t0);
+  return out;
+}
+
+Result<void> resume_frozen(FrozenJob& job) {
+  Result<void> first;
+  for (auto& member : job.tree)
+    if (auto r = member.frozen.resume(); !r && first) first = fail(r.error());
+  return first;
+}
+
+Result<void> kill_frozen(FrozenJob& job) {
+  for (size_t i = job.tree.size(); i-- > 0;)
+    if (auto r = job.tree[i].frozen.kill(); !r) return fail(r.error());
+  return {};
+}
 
 Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const store::JobRecord& job,
                                           pid_t pid, const CheckpointRequest& req) {
@@ -54,79 +122,38 @@ Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const st
     return fail(e.wrap("checkpoint job " + job.id + " generation " + std::to_string(gen)));
   };
 
-  auto tree = capture::freeze_tree(pid);
-  if (!tree) return abandon(tree.error());
-  auto t_frozen = Clock::now();
-  capture::FrozenProcess& root = tree->front().frozen;
-  const bool is_tree = tree->size() > 1;
+  auto frozen = freeze_job(pid);
+  if (!frozen) return abandon(frozen.error());
+  auto fail_frozen = [&](const Error& e) {
+    write_self_flag(*frozen, req.self_flag_addr, image::kSelfFailed);
+    return abandon(e);
+  };
+
+  DumpSpec spec;
+  spec.dir = partial_dir;
+  spec.job = job.id;
+  spec.rank = 0;
+  spec.generation = gen;
+  spec.self_flag_addr = req.self_flag_addr;
+  spec.started = t0;
+  auto dumped = dump_frozen(*frozen, spec);
+  if (!dumped) return fail_frozen(dumped.error());
+  auto committed = store.commit_generation(job.id, gen);
+  if (!committed) return fail_frozen(committed.error());
 
   CheckpointOutcome out;
   out.generation = gen;
-  store::Manifest m;
-  for (size_t i = 0; i < tree->size(); ++i) {
-    auto& member = (*tree)[i];
-    const std::string image_name = i == 0 ? "rank-0.h5" : "proc-" + std::to_string(member.ids.pid) + ".h5";
-    auto writer = image::ImageWriter::create(partial_dir + "/" + image_name);
-    if (!writer) {
-      write_self_flag(root, req, image::kSelfFailed);
-      return abandon(writer.error());
-    }
-    capture::CaptureOptions opts;
-    opts.job = job.id;
-    opts.rank = 0;
-    opts.generation = gen;
-    if (i == 0) opts.self_flag_addr = req.self_flag_addr;
-    opts.allow_children = is_tree;
-    auto img = capture::capture(member.frozen, opts, **writer);
-    if (!img) {
-      write_self_flag(root, req, image::kSelfFailed);
-      return abandon(img.error());
-    }
-    store::ManifestImage mi{static_cast<uint32_t>(i), image_name, 0, (*writer)->bytes_written()};
-    struct stat st {};
-    if (::stat((partial_dir + "/" + image_name).c_str(), &st) == 0) mi.size = static_cast<uint64_t>(st.st_size);
-    if (is_tree) {
-      mi.pid = member.ids.pid;
-      mi.ppid = member.ids.ppid;
-      mi.pgid = member.ids.pgid;
-      mi.sid = member.ids.sid;
-      mi.shared_fds = member.shared_fds;
-    }
-    out.memory_bytes += mi.memory_bytes;  // pages and saved file contents
-    out.image_bytes += mi.size;
-    m.images.push_back(std::move(mi));
-  }
-
-  m.job = job.id;
-  m.generation = gen;
-  m.created_ns = now_ns();
-  m.pause_ns = static_cast<int64_t>(seconds_since(t_frozen) * 1e9);
-  m.duration_ns = static_cast<int64_t>(seconds_since(t0) * 1e9);
-  struct utsname u {};
-  if (::uname(&u) == 0) m.host = u.nodename;
-  if (auto r = store::write_manifest(partial_dir, m); !r) {
-    write_self_flag(root, req, image::kSelfFailed);
-    return abandon(r.error());
-  }
-  auto committed = store.commit_generation(job.id, gen);
-  if (!committed) {
-    write_self_flag(root, req, image::kSelfFailed);
-    return abandon(committed.error());
-  }
   out.dir = *committed;
-
+  out.memory_bytes = dumped->memory_bytes;
+  out.image_bytes = dumped->image_bytes;
   if (req.stop) {
-    // Children first: a killed parent would otherwise leave them to init meanwhile.
-    for (size_t i = tree->size(); i-- > 0;) {
-      if (auto r = (*tree)[i].frozen.kill(); !r) return fail(r.error().wrap("stop job " + job.id + " after checkpoint"));
-    }
+    if (auto r = kill_frozen(*frozen); !r) return fail(r.error().wrap("stop job " + job.id + " after checkpoint"));
     out.stopped = true;
   } else {
-    write_self_flag(root, req, image::kSelfResumed);
-    for (auto& member : *tree)
-      if (auto r = member.frozen.resume(); !r) return fail(r.error().wrap("resume job " + job.id));
+    write_self_flag(*frozen, req.self_flag_addr, image::kSelfResumed);
+    if (auto r = resume_frozen(*frozen); !r) return fail(r.error().wrap("resume job " + job.id));
   }
-  out.pause_s = std::chrono::duration<double>(Clock::now() - t_frozen).count();
+  out.pause_s = seconds_since(frozen->frozen_at);
   out.total_s = seconds_since(t0);
   return out;
 }

@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
-// One checkpoint of one local process into a new generation of its job: freeze, capture into
-// an HDF5 image, fsync, write the manifest, commit by renaming, then resume or stop. Any
-// failure leaves the previous generations untouched and the process running.
+// Checkpoints of one local process (or process tree), in two forms:
+//   - take_checkpoint(): one whole generation of a single-process job: freeze, capture into
+//     HDF5 images, fsync, write the manifest, commit by renaming, then resume or stop. Any
+//     failure leaves the previous generations untouched and the process running.
+//   - the phases a rank supervisor runs for a coordinator's round (freeze_job, dump_frozen,
+//     resume_frozen, kill_frozen): the job stays frozen between them, held in a FrozenJob;
+//     the coordinator, not this process, commits the generation.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "capture/process_tree.hpp"
 #include "ferry/common/result.hpp"
 #include "job_store.hpp"
 
@@ -32,5 +39,38 @@ struct CheckpointOutcome {
 
 Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const store::JobRecord& job,
                                           pid_t pid, const CheckpointRequest& req);
+
+// A job's whole process tree, every process stopped (ptrace) before any is captured.
+// Destroying it resumes whatever is still frozen.
+struct FrozenJob {
+  std::vector<capture::TreeMember> tree;  // the root (the job's program) first
+  std::chrono::steady_clock::time_point frozen_at;
+};
+
+Result<FrozenJob> freeze_job(pid_t pid);
+
+struct DumpSpec {
+  std::string dir;                         // exists; receives the images and MANIFEST.json
+  std::string job;
+  uint32_t rank = 0;
+  uint64_t generation = 0;
+  std::optional<uint64_t> self_flag_addr;  // recorded in the root's image
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+struct DumpOutcome {
+  uint64_t memory_bytes = 0;  // pages and saved file contents
+  uint64_t image_bytes = 0;   // bytes of the image files (manifest excluded)
+  double seconds = 0;         // time spent in dump_frozen
+};
+
+// Captures the root into rank-<rank>.h5 and every other process into proc-<pid>.h5, then
+// writes MANIFEST.json; every file and `dir` itself are fsynced before it returns. The job
+// stays frozen. On failure files already written stay in `dir` (the caller discards it).
+Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec);
+// Lets every process continue (children after their parent).
+Result<void> resume_frozen(FrozenJob& job);
+// SIGKILLs every process, children first (a killed parent would leave them to init).
+Result<void> kill_frozen(FrozenJob& job);
 
 }  // namespace ferry::cli
