@@ -9,7 +9,9 @@
 #include <iostream>
 #include <sstream>
 
+#include "cluster_commands.hpp"
 #include "commands.hpp"
+#include "coordinator_client.hpp"
 #include "exit_status.hpp"
 #include "ferry/common/unique_fd.hpp"
 #include "job_store.hpp"
@@ -49,7 +51,8 @@ Result<std::string> request(const std::string& socket_path, const std::string& l
 int cmd_checkpoint(const Args& args) {
   po::options_description opts("ferry checkpoint [--store DIR] JOB [--stop]");
   opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
-      "stop", "end the job once the generation is committed")("job", po::value<std::string>(), "job id or name");
+      "stop", "end the job once the generation is committed")("job", po::value<std::string>(), "job id or name")(
+      "coordinator", po::value<std::string>(), "coordinator HOST:PORT (default: the job's, or $FERRY_COORDINATOR)");
   po::positional_options_description pos;
   pos.add("job", 1);
   po::variables_map vm;
@@ -63,6 +66,9 @@ int cmd_checkpoint(const Args& args) {
     complain("checkpoint: no job given");
     return kExitUsage;
   }
+  if (auto address = coordinator_for(opt<std::string>(vm, "coordinator"),
+                                     store::default_root(opt<std::string>(vm, "store")), *job_arg))
+    return cluster_checkpoint(*address, *job_arg, vm.count("stop") > 0);
   auto store = store::JobStore::open(store::default_root(opt<std::string>(vm, "store")));
   if (!store) {
     complain("checkpoint: " + store.error().message());

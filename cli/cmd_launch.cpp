@@ -9,10 +9,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 
+#include "cluster_commands.hpp"
 #include "commands.hpp"
+#include "coordinator_client.hpp"
 #include "exit_status.hpp"
 #include "job_store.hpp"
 #include "launch/pid_namespace.hpp"
@@ -27,7 +30,14 @@ int cmd_launch(const Args& all) {
   opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
       "name", po::value<std::string>(), "a name for the job, usable instead of its id")(
       "keep-fd", po::value<std::vector<int>>()->composing(),
-      "pass this inherited descriptor (> 2) to the program; others are closed");
+      "pass this inherited descriptor (> 2) to the program; others are closed")(
+      "nodes", po::value<std::string>(), "cluster job: run on these nodes (n1,n2; default: every agent)")(
+      "ntasks", po::value<std::uint32_t>(), "cluster job: this many ranks (FERRY_RANK 0..N-1)")(
+      "interval", po::value<std::string>(), "cluster job: checkpoint every INTERVAL (30s, 10m, 2h)")(
+      "keep", po::value<std::uint32_t>(), "cluster job: keep the newest K generations")(
+      "detach", "cluster job: print the job id and return")(
+      "json", "cluster job: print the final record as JSON (as ferry wait --json)")(
+      "coordinator", po::value<std::string>(), "cluster job: coordinator HOST:PORT (default: $FERRY_COORDINATOR)");
   po::positional_options_description pos;
   po::variables_map vm;
   if (!parse("launch", ours, opts, pos, vm)) return kExitUsage;
@@ -38,6 +48,34 @@ int cmd_launch(const Args& all) {
   if (program.empty()) {
     complain("launch: no program given (ferry launch [OPTIONS] -- PROGRAM [ARGS...])");
     return kExitUsage;
+  }
+
+  bool cluster = vm.count("nodes") || vm.count("ntasks") || vm.count("interval") || vm.count("keep") ||
+                 vm.count("detach") || vm.count("coordinator");
+  auto address = coordinator_for(opt<std::string>(vm, "coordinator"), "", "");
+  if (cluster || (address && std::getenv("FERRY_COORDINATOR"))) {
+    if (!address) {
+      complain("launch: --nodes/--ntasks/--interval/--keep/--detach need a coordinator (--coordinator HOST:PORT or FERRY_COORDINATOR)");
+      return kExitUsage;
+    }
+    ClusterLaunch l;
+    l.address = *address;
+    l.name = opt<std::string>(vm, "name").value_or("");
+    l.argv = program;
+    if (vm.count("nodes")) l.nodes = split_nodes(vm["nodes"].as<std::string>());
+    l.ntasks = opt<std::uint32_t>(vm, "ntasks").value_or(0);
+    if (vm.count("interval")) {
+      auto s = parse_duration_s(vm["interval"].as<std::string>());
+      if (!s) {
+        complain("launch: --interval '" + vm["interval"].as<std::string>() + "' is not a duration (30s, 10m, 2h)");
+        return kExitUsage;
+      }
+      l.interval_s = *s;
+    }
+    l.keep = opt<std::uint32_t>(vm, "keep").value_or(0);
+    l.detach = vm.count("detach") > 0;
+    l.json = vm.count("json") > 0;
+    return cluster_launch(l);
   }
 
   auto store = store::JobStore::open(store::default_root(opt<std::string>(vm, "store")));

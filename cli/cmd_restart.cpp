@@ -9,7 +9,9 @@
 #include <memory>
 #include <vector>
 
+#include "cluster_commands.hpp"
 #include "commands.hpp"
+#include "coordinator_client.hpp"
 #include "exit_status.hpp"
 #include "ferry/image/reader.hpp"
 #include "generation_lookup.hpp"
@@ -26,7 +28,11 @@ int cmd_restart(const Args& args) {
   po::options_description opts("ferry restart [--store DIR] JOB [--generation N]");
   opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
       "generation", po::value<uint64_t>(), "restore this generation instead of the newest")(
-      "job", po::value<std::string>(), "job id or name");
+      "job", po::value<std::string>(), "job id or name")(
+      "nodes", po::value<std::string>(), "cluster job: restore the ranks on these nodes (n1,n2)")(
+      "detach", "cluster job: print the restart id and return once the restart is under way")(
+      "json", "cluster job: print the final record as JSON (as ferry wait --json)")(
+      "coordinator", po::value<std::string>(), "coordinator HOST:PORT (default: the job's, or $FERRY_COORDINATOR)");
   po::positional_options_description pos;
   pos.add("job", 1);
   po::variables_map vm;
@@ -38,6 +44,21 @@ int cmd_restart(const Args& args) {
   auto job_arg = opt<std::string>(vm, "job");
   if (!job_arg) {
     complain("restart: no job given");
+    return kExitUsage;
+  }
+  if (auto address = coordinator_for(opt<std::string>(vm, "coordinator"),
+                                     store::default_root(opt<std::string>(vm, "store")), *job_arg)) {
+    ClusterRestart r;
+    r.address = *address;
+    r.job = *job_arg;
+    r.generation = opt<uint64_t>(vm, "generation").value_or(0);
+    if (vm.count("nodes")) r.nodes = split_nodes(vm["nodes"].as<std::string>());
+    r.detach = vm.count("detach") > 0;
+    r.json = vm.count("json") > 0;
+    return cluster_restart(r);
+  }
+  if (vm.count("nodes") || vm.count("detach")) {
+    complain("restart: --nodes/--detach are for cluster jobs (job " + *job_arg + " has no coordinator)");
     return kExitUsage;
   }
   auto store = store::JobStore::open(store::default_root(opt<std::string>(vm, "store")));

@@ -14,6 +14,8 @@ int cmd_launch(const Args& args);
 int cmd_checkpoint(const Args& args);
 int cmd_restart(const Args& args);
 int cmd_inspect(const Args& args);
+int cmd_wait(const Args& args);
+int cmd_status(const Args& args);
 // Hidden: the rank supervisor that ferry-agent starts per rank (cmd_rank.cpp).
 int cmd_rank_launch(const Args& args);
 int cmd_rank_restore(const Args& args);

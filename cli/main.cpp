@@ -20,6 +20,16 @@ Commands:
   inspect    [--store DIR] [--json] [--generation N] IMAGE|JOB
              print and validate an image
 
+Cluster jobs (through a coordinator: --coordinator HOST:PORT or FERRY_COORDINATOR):
+  launch     --nodes n1,n2 --ntasks N [--interval 10m] [--keep K] [--detach] -- PROGRAM [ARGS...]
+             run N ranks over the nodes' agents; wait for the job unless --detach
+  checkpoint JOB [--stop]          a new generation of every rank (committed whole or not at all)
+  restart    JOB [--generation N] [--nodes n1,n2] [--detach]
+             restore every rank on these nodes; wait unless --detach (prints the restart id)
+  wait       RESTART_ID [--json] [--timeout S]
+             wait for a restart's outcome (exit: the job's status, 86 restart failed, 124 timeout)
+  status     [JOB] [--json]        jobs, generations, restarts, nodes
+
 JOB is a job id or the NAME given at launch. The store is --store, else $FERRY_HOME,
 else ~/.ferry. Exit statuses: see docs/exit-status.md.
 )";
@@ -37,6 +47,8 @@ int main(int argc, char** argv) {
   if (cmd == "checkpoint") return ferry::cli::cmd_checkpoint(args);
   if (cmd == "restart") return ferry::cli::cmd_restart(args);
   if (cmd == "inspect") return ferry::cli::cmd_inspect(args);
+  if (cmd == "wait") return ferry::cli::cmd_wait(args);
+  if (cmd == "status") return ferry::cli::cmd_status(args);
   if (cmd == "rank-launch") return ferry::cli::cmd_rank_launch(args);  // hidden: ferry-agent's
   if (cmd == "rank-restore") return ferry::cli::cmd_rank_restore(args);
   if (cmd == "--version" || cmd == "version") {

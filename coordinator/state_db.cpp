@@ -308,10 +308,12 @@ Result<void> StateDb::transaction(const std::function<Result<void>()>& fn) {
 // ---- jobs ------------------------------------------------------------------------------
 
 Result<std::string> StateDb::create_job(const JobRow& j) {
+  // ?12 NULL: SQLite assigns the next id; else the caller's (the shared store allocated it).
   FERRY_TRY(s, Stmt::prepare(db_,
                              "INSERT INTO jobs (name, owner_uid, owner_gid, argv, cwd, ntasks, "
-                             "nodes, state, interval_s, keep, created_ns) "
-                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"));
+                             "nodes, state, interval_s, keep, created_ns, id) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"));
+  s.bind(12, j.id.empty() ? std::optional<std::int64_t>() : parse_id(j.id));
   s.bind(1, j.name).bind(2, std::int64_t{j.owner_uid}).bind(3, std::int64_t{j.owner_gid});
   s.bind(4, to_json(j.argv)).bind(5, j.cwd).bind(6, std::int64_t{j.ntasks});
   s.bind(7, to_json(j.nodes)).bind(8, j.state).bind(9, std::int64_t{j.interval_s});

@@ -20,14 +20,15 @@ struct sqlite3;
 namespace ferry::coord {
 
 struct JobRow {
-  std::string id;                   // assigned by create_job ("1", "2", ...)
+  std::string id;                   // "1", "2", ...: given, or assigned by create_job
   std::string name;                 // may be empty; unique per owner when set
   std::uint32_t owner_uid = 0;
   std::uint32_t owner_gid = 0;
   std::vector<std::string> argv;
   std::string cwd;
   std::uint32_t ntasks = 0;
-  std::vector<std::string> nodes;   // rank r runs on nodes[r % nodes.size()] unless placed
+  std::vector<std::string> nodes;   // rank r runs on nodes[r % nodes.size()] (the coordinator
+                                    // stores one entry per rank: its current placement)
   std::string state = "running";   // running, stopped, exited, failed
   std::uint32_t interval_s = 0;
   std::uint32_t keep = 0;
@@ -105,7 +106,9 @@ public:
   Result<void> transaction(const std::function<Result<void>()>& fn);
 
   // ---- jobs
-  Result<std::string> create_job(const JobRow& job);  // returns the new id
+  // Returns the job's id: job.id if set (a decimal id allocated by the shared store), else
+  // a new one.
+  Result<std::string> create_job(const JobRow& job);
   Result<JobRow> job(const std::string& id_or_name, std::optional<std::uint32_t> owner = {});
   Result<std::vector<JobRow>> jobs(std::optional<std::uint32_t> owner = {});
   Result<void> set_job_state(const std::string& id, const std::string& state);

@@ -142,6 +142,7 @@ Result<JobRecord> JobStore::find(const std::string& job) const {
     r.supervisor_pid = j.value("supervisor_pid", 0);
     r.exit_status = j.value("exit_status", -1);
     r.restored_from = j.value("restored_from", uint64_t{0});
+    r.coordinator = j.value("coordinator", "");
     return r;
   } catch (const std::exception& e) {
     return fail(errc::image_corrupt, "read job record " + path + ": " + e.what());
@@ -153,6 +154,7 @@ Result<void> JobStore::save(const JobRecord& r) const {
                       {"argv", r.argv},       {"cwd", r.cwd},         {"created_ns", r.created_ns},
                       {"state", r.state},     {"pid", r.pid},         {"supervisor_pid", r.supervisor_pid},
                       {"exit_status", r.exit_status}, {"restored_from", r.restored_from}};
+  if (!r.coordinator.empty()) j["coordinator"] = r.coordinator;
   return fs::write_file_atomic(job_dir(r.id) + "/job.json", j.dump(2) + "\n");
 }
 

@@ -37,6 +37,7 @@ struct JobRecord {
   int32_t supervisor_pid = 0;      // `ferry launch` / `ferry restart` serving control.sock
   int32_t exit_status = -1;        // wait status as 0..255 or 128+signal, when ended
   uint64_t restored_from = 0;      // generation the current incarnation was restored from
+  std::string coordinator;         // host:port of the coordinator running it; empty: a local job
 };
 
 class JobStore {

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+// `ferry wait RESTART_ID [--json] [--timeout S]`: block until a restart's (or a launch's)
+// outcome is final and exit so that a script can tell a failed restart from the
+// application's own status (contract: protocol/PROTOCOL.md "ferry wait").
+#include <iostream>
+
+#include "commands.hpp"
+#include "coordinator_client.hpp"
+#include "exit_status.hpp"
+#include "options.hpp"
+#include "restart_outcome.hpp"
+
+namespace ferry::cli {
+
+int wait_for_record(CoordinatorClient& client, std::uint64_t restart_id, bool json, std::uint32_t timeout_ms) {
+  auto r = client.call<proto::Wait, proto::WaitReply>(proto::Wait{restart_id, timeout_ms});
+  if (!r) return unreachable(client.address(), r.error());
+  bool timed_out = r->code == static_cast<std::uint16_t>(proto::perr::timeout);
+  if (r->code != proto::kWireOk && !timed_out) {
+    complain("wait " + std::to_string(restart_id) + ": " + r->message);
+    return exit_for_reply(r->code, r->message);
+  }
+  if (json) std::cout << coord::wait_json(r->record) << std::endl;
+  std::string line = coord::wait_stderr_line(r->record, timed_out);
+  if (!line.empty()) std::cerr << line << "\n";
+  return coord::wait_exit_status(r->record, timed_out);
+}
+
+int cmd_wait(const Args& args) {
+  po::options_description opts("ferry wait RESTART_ID [--json] [--timeout S] [--coordinator HOST:PORT]");
+  opts.add_options()("help,h", "show this help")("json", "print the record as JSON on stdout")(
+      "timeout", po::value<double>(), "give up after S seconds (exit 124, outcome still running)")(
+      "coordinator", po::value<std::string>(), "coordinator address (default: $FERRY_COORDINATOR)")(
+      "id", po::value<std::uint64_t>(), "restart id");
+  po::positional_options_description pos;
+  pos.add("id", 1);
+  po::variables_map vm;
+  if (!parse("wait", args, opts, pos, vm)) return kExitUsage;
+  if (vm.count("help")) {
+    std::cout << opts;
+    return 0;
+  }
+  auto id = opt<std::uint64_t>(vm, "id");
+  if (!id) {
+    complain("wait: no restart id given");
+    return kExitUsage;
+  }
+  auto address = coordinator_for(opt<std::string>(vm, "coordinator"), "", "");
+  if (!address) {
+    complain("wait: no coordinator (give --coordinator HOST:PORT or set FERRY_COORDINATOR)");
+    return kExitUsage;
+  }
+  double timeout = opt<double>(vm, "timeout").value_or(0);
+  if (timeout < 0) {
+    complain("wait: --timeout must not be negative");
+    return kExitUsage;
+  }
+  auto client = CoordinatorClient::connect(*address);
+  if (!client) return unreachable(*address, client.error());
+  auto ms = static_cast<std::uint32_t>(timeout * 1000);
+  if (timeout > 0 && ms == 0) ms = 1;
+  return wait_for_record(*client, *id, vm.count("json") > 0, ms);
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// Blocking coordinator connection of the CLI (see coordinator_client.hpp).
+#include "coordinator_client.hpp"
+
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "exit_status.hpp"
+#include "ferry/proto/auth.hpp"
+#include "job_store.hpp"
+
+namespace ferry::cli {
+
+std::optional<std::string> coordinator_for(const std::optional<std::string>& flag, const std::string& store_root,
+                                           const std::string& job) {
+  if (flag && !flag->empty()) return *flag;
+  // A job of the local store decides by its record: launched through a coordinator or not.
+  if (!job.empty() && !store_root.empty()) {
+    if (auto store = store::JobStore::open(store_root)) {
+      if (auto rec = store->find(job)) {
+        if (rec->coordinator.empty()) return std::nullopt;
+        return rec->coordinator;
+      }
+    }
+  }
+  if (const char* env = std::getenv("FERRY_COORDINATOR"); env && *env) return std::string(env);
+  return std::nullopt;
+}
+
+Result<CoordinatorClient> CoordinatorClient::connect(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return fail(errc::protocol, "coordinator address '" + address + "' is not HOST:PORT");
+  std::string host = address.substr(0, colon), port = address.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
+    return fail(Error(std::error_code(EHOSTUNREACH, std::system_category()), "resolve " + host + ": " + gai_strerror(rc)));
+  int err = ECONNREFUSED;
+  UniqueFd fd;
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    UniqueFd s(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol));
+    if (!s) continue;
+    if (::connect(s.get(), a->ai_addr, a->ai_addrlen) == 0) {
+      fd = std::move(s);
+      break;
+    }
+    err = errno;
+  }
+  ::freeaddrinfo(res);
+  if (!fd) return fail_errno("connect to " + address, err);
+  CoordinatorClient c(std::move(fd), address);
+  auto secret = proto::load_or_create_user_secret();
+  if (!secret) return fail(secret.error().wrap("user secret"));
+  c.secret_ = *secret;
+  return c;
+}
+
+proto::Auth CoordinatorClient::sign_next(proto::MsgType type, const proto::Bytes& payload) {
+  ++next_id_;
+  return proto::sign(type, next_id_, payload, static_cast<std::uint32_t>(::getuid()), secret_);
+}
+
+Result<void> CoordinatorClient::write_all(const proto::Bytes& b) {
+  std::size_t off = 0;
+  while (off < b.size()) {
+    ssize_t n = ::send(fd_.get(), b.data() + off, b.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("send to the coordinator");
+    off += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+Result<proto::Bytes> CoordinatorClient::read_frame() {
+  proto::Bytes buf(4);
+  auto read_exact = [&](std::uint8_t* p, std::size_t n) -> Result<void> {
+    std::size_t off = 0;
+    while (off < n) {
+      ssize_t r = ::recv(fd_.get(), p + off, n - off, 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) return fail_errno("read from the coordinator");
+      if (r == 0) return fail(Error(std::error_code(ECONNRESET, std::system_category()), "the coordinator closed the connection"));
+      off += static_cast<std::size_t>(r);
+    }
+    return {};
+  };
+  FERRY_TRY_VOID(read_exact(buf.data(), 4));
+  FERRY_TRY(size, proto::frame_size(buf));
+  buf.resize(size);
+  FERRY_TRY_VOID(read_exact(buf.data() + 4, size - 4));
+  return buf;
+}
+
+int exit_for_reply(std::uint16_t code, const std::string& message) {
+  switch (code) {
+    case static_cast<std::uint16_t>(proto::perr::auth_failed): return kExitPermission;
+    case static_cast<std::uint16_t>(proto::perr::bad_state): return kExitBusy;
+    case static_cast<std::uint16_t>(proto::perr::agent_lost): return kExitUnsupported;
+    default: return exit_status_for(proto::error_from_wire(code, message));
+  }
+}
+
+int unreachable(const std::string& address, const Error& e) {
+  std::cerr << "ferry: cannot reach the coordinator at " << address << ": " << e.message() << "\n";
+  return kExitUnsupported;
+}
+
+}  // namespace ferry::cli

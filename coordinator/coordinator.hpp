@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: Apache-2.0
+// The coordinator daemon's core: it authenticates every frame, keeps the jobs it drives
+// (their current incarnation, in-flight checkpoint round and periodic-checkpoint timer),
+// answers agents (coordinator.cpp) and users (user_requests.cpp), and recovers its state
+// from the StateDb at start-up (recovery.cpp). Single-threaded: everything runs on one
+// io_context. Owns the StateDb, the GenerationStore and the AgentRegistry.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent_registry.hpp"
+#include "ferry/proto/auth.hpp"
+#include "generation_store.hpp"
+#include "incarnation.hpp"
+#include "round_driver.hpp"
+#include "session.hpp"
+#include "state_db.hpp"
+
+namespace ferry::coord {
+
+struct CoordinatorConfig {
+  std::string cluster_secret;                    // the secret itself (agents' HMAC key)
+  std::optional<std::string> user_secret_dir;    // DIR/<uid> instead of ~user/.ferry/secret
+  std::chrono::milliseconds heartbeat{2000};
+  std::chrono::milliseconds lost_after{10000};
+  std::chrono::milliseconds prepare_timeout{10'000};
+  std::chrono::milliseconds quiesce_timeout{30'000};
+  std::chrono::milliseconds dump_timeout{30 * 60'000};
+  std::chrono::milliseconds finish_timeout{30'000};
+};
+
+class Coordinator final : public SessionHandler {
+public:
+  Coordinator(boost::asio::io_context& io, CoordinatorConfig cfg, StateDb db, GenerationStore store);
+
+  // host:port written into the job.json of the jobs it creates.
+  void set_address(const std::string& address) { store_.set_coordinator(address); }
+  // Aborts rounds a previous coordinator left in flight, reloads running jobs (recovery.cpp).
+  Result<void> recover();
+
+  void on_frame(const std::shared_ptr<Session>& s, const proto::Frame& frame, proto::AnyMessage&& msg) override;
+  void on_closed(const std::shared_ptr<Session>& s, const std::string& why) override;
+
+private:
+  // Where a reply goes once it is ready (the CLI's connection and its request id).
+  struct ReplyTo {
+    std::weak_ptr<Session> session;
+    std::uint64_t request_id = 0;
+  };
+  struct Waiter {
+    ReplyTo to;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  struct Job {
+    JobRow row;
+    std::unique_ptr<Incarnation> inc;
+    std::unique_ptr<RoundDriver> round;
+    std::optional<ReplyTo> checkpoint_reply;  // the CHECKPOINT that started the round
+    std::unique_ptr<boost::asio::steady_timer> interval;
+    bool stop_committed = false;               // a stop round committed: exits mean "stopped"
+  };
+
+  // ---- coordinator.cpp: agents
+  void on_agent_message(const std::shared_ptr<Session>& s, const proto::Frame& f, proto::AnyMessage& msg);
+  void on_agent_joined(const std::string& node);
+  void on_agent_lost(const std::string& node, const std::string& why);
+  void on_launch_result(const std::string& node, const proto::LaunchResult& m);
+  void on_restore_result(const std::string& node, const proto::RestoreResult& m);
+  void on_rank_exited(const std::string& node, const proto::RankExited& m);
+  void on_round_reply(const std::string& node, const proto::RoundReply& m);
+  void on_incarnation_final(Job& job);
+  void stop_ranks(const Job& job, const std::string& why);
+  template <class M>
+  void send_to_agent(const std::string& node, const M& msg) {
+    if (!agents_.send(node, proto::encode_signed(msg, next_request_id(), 0, cfg_.cluster_secret)))
+      warn_unsent(msg.job, node, proto::name(M::kType));
+  }
+  template <class M>
+  proto::Bytes signed_for_agent(const M& msg, std::uint64_t request_id);
+  void warn_unsent(const std::string& job, const std::string& node, std::string_view what);
+
+  // ---- user_requests.cpp: the CLI
+  void on_user_request(const std::shared_ptr<Session>& s, const proto::Frame& f, proto::AnyMessage& msg);
+  void on_launch_job(const ReplyTo& to, std::uint32_t uid, const proto::LaunchJob& m);
+  void on_checkpoint(const ReplyTo& to, std::uint32_t uid, const proto::Checkpoint& m);
+  void on_restart(const ReplyTo& to, std::uint32_t uid, const proto::Restart& m);
+  void on_wait(const ReplyTo& to, std::uint32_t uid, const proto::Wait& m);
+  void on_status(const ReplyTo& to, std::uint32_t uid, const proto::Status& m);
+  void on_delete(const ReplyTo& to, std::uint32_t uid, const proto::DeleteJob& m);
+  // The job (loaded into jobs_ if needed) when uid may act on it; else the error to reply.
+  Result<Job*> job_for(const std::string& id_or_name, std::uint32_t uid);
+  void answer_waiters(std::uint64_t restart_id, const proto::RestartRecordWire& rec);
+
+  // ---- rounds.cpp: checkpoints, retention, periodic timer
+  Result<void> start_round(Job& job, RoundMode mode, std::optional<ReplyTo> reply_to);
+  void on_round_finished(const std::string& job_id, RoundOutcome outcome);
+  void apply_retention(Job& job);
+  void arm_interval(Job& job);
+
+  template <class M>
+  void reply(const ReplyTo& to, const M& msg) {
+    if (auto s = to.session.lock()) s->send(proto::encode(msg, to.request_id));
+  }
+  std::uint64_t next_request_id() { return next_request_id_++; }
+
+  boost::asio::io_context& io_;
+  CoordinatorConfig cfg_;
+  StateDb db_;
+  GenerationStore store_;
+  AgentRegistry agents_;
+  proto::AuthChecker auth_;
+  std::map<std::string, Job> jobs_;                   // by job id; running ones, loaded on use
+  std::multimap<std::uint64_t, Waiter> waiters_;       // restart id -> WAITs
+  std::map<std::uint64_t, ReplyTo> restart_replies_;  // restart id -> RESTART without --detach
+  std::map<std::string, std::vector<proto::RoundStep>> pending_aborts_;  // node -> ABORTs
+  std::uint64_t next_request_id_ = 1;
+};
+
+}  // namespace ferry::coord
