@@ -98,8 +98,15 @@ void CoordinatorLink::read_body(std::size_t size) {
                      if (ec) return drop("read from coordinator: " + ec.message());
                      auto f = proto::decode_frame(body_);
                      if (!f) return drop("malformed frame from coordinator: " + f.error().message());
-                     if (auto a = auth_.verify(*f, cfg_.secret, proto::realtime_ns()); !a)
-                       return drop("unauthenticated frame from coordinator refused: " + a.error().message());
+                     // Requests must carry the cluster secret's HMAC. Replies (AGENT_REGISTER_REPLY,
+                     // ACK) may use scheme none on this connection (PROTOCOL.md): they cannot
+                     // make the agent act on a rank; when signed, they must verify too.
+                     const bool reply = f->env.type == proto::MsgType::ack ||
+                                        f->env.type == proto::MsgType::agent_register_reply;
+                     if (!(reply && f->env.auth.scheme == proto::AuthScheme::none))
+                       if (auto a = auth_.verify(*f, cfg_.secret, proto::realtime_ns()); !a)
+                         return drop("unauthenticated " + std::string(proto::name(f->env.type)) +
+                                     " from coordinator refused: " + a.error().message());
                      on_frame(*f);
                      if (epoch == epoch_ && connected_) read_header();
                    });

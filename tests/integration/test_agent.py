@@ -171,14 +171,16 @@ class FakeCoordinator:
                 fields = DECODERS[name](R(payload)) if name in DECODERS else {}
                 if name == "agent_register":
                     self.registrations.append(fields)
+                    # Replies go unsigned (scheme none), as the real coordinator sends them.
                     self.send_on(c, "agent_register_reply", rid,
-                                 W().u16(0).str("").u64(len(self.registrations)).u32(HB_MS).u32(10 * HB_MS).b)
+                                 W().u16(0).str("").u64(len(self.registrations)).u32(HB_MS).u32(10 * HB_MS).b,
+                                 secret=None)
                 elif name == "heartbeat":
                     self.heartbeats.append(time.monotonic())
-                    self.send_on(c, "ack", rid, W().u16(0).str("").b)
+                    self.send_on(c, "ack", rid, W().u16(0).str("").b, secret=None)
                 else:
                     if name == "rank_exited":
-                        self.send_on(c, "ack", rid, W().u16(0).str("").b)
+                        self.send_on(c, "ack", rid, W().u16(0).str("").b, secret=None)
                     self.inbox.put((name, rid, fields))
         except (EOFError, OSError):
             return
