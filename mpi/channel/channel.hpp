@@ -58,6 +58,11 @@ inline constexpr const char* kChannelEnv = "FERRY_MPI_CHANNEL";
 //   comm_dup    h1 comm -> h0 new id, i0 rank, i1 size; data area: members' world ranks
 //   comm_split  h1 comm, i0 color, i1 key -> as comm_dup (h0 = 0xffffffff: MPI_COMM_NULL)
 //   comm_free   h1 comm
+//   ssend       as send
+//   probe       i1 source, i2 tag, h1 comm, i0 blocking -> i0 found, status
+//   gather/scatter/allgather/alltoall  buf0 send (in), i0 count, h0 type; buf1 receive (out, or
+//               in-out with i6); i3 count, h2 type; i1 root; h1 comm; i6 in place: a `none`
+//               buffer is then MPI_IN_PLACE (else not significant: NULL)
 enum class Op : std::uint32_t {
   hello = 1,
   finalize,
@@ -77,6 +82,12 @@ enum class Op : std::uint32_t {
   comm_dup,
   comm_split,
   comm_free,
+  ssend,
+  probe,
+  gather,
+  scatter,
+  allgather,
+  alltoall,
 };
 
 enum class Where : std::uint32_t { none = 0, shm = 1, app = 2 };

@@ -131,8 +131,10 @@ bool Server::serve(const Call& call, Reply& reply) {
       return true;
     }
     case Op::send:
+    case Op::ssend:
     case Op::recv:
     case Op::sendrecv:
+    case Op::probe:
       reply.rc = p2p(call, reply);
       return true;
     case Op::isend:
@@ -145,6 +147,10 @@ bool Server::serve(const Call& call, Reply& reply) {
     case Op::bcast:
     case Op::reduce:
     case Op::allreduce:
+    case Op::gather:
+    case Op::scatter:
+    case Op::allgather:
+    case Op::alltoall:
       reply.rc = collective(call, reply);
       return true;
     case Op::comm_dup:
@@ -183,10 +189,20 @@ int Server::hello(Reply& reply) {
 
 int Server::p2p(const Call& call, Reply& reply) {
   MPI_Status st{};
-  if (call.op == Op::send) {
+  if (call.op == Op::send || call.op == Op::ssend) {
     void* data = memory_.read(call.buf[0], scratch_[0]);
     if (data == nullptr && call.buf[0].bytes != 0) return MPI_ERR_BUFFER;
-    return MPI_Send(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]));
+    return call.op == Op::send
+               ? MPI_Send(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]))
+               : MPI_Ssend(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]));
+  }
+  if (call.op == Op::probe) {
+    int found = 1;
+    int rc = call.i[0] ? MPI_Probe(call.i[1], call.i[2], comm(call.h[1]), &st)
+                       : MPI_Iprobe(call.i[1], call.i[2], comm(call.h[1]), &found, &st);
+    reply.i[0] = found;
+    if (found) fill_status(st, reply);
+    return rc;
   }
   if (call.op == Op::recv) {
     void* data = memory_.writable(call.buf[0], scratch_[0]);
@@ -295,8 +311,42 @@ int Server::collective(const Call& call, Reply&) {
       return rc;
     }
     default:
-      return MPI_ERR_INTERN;
+      return gather_like(call);
   }
+}
+
+// gather, scatter, allgather, alltoall: see the slot table in channel.hpp.
+int Server::gather_like(const Call& call) {
+  bool in_place = call.i[6] != 0;
+  bool has_send = call.buf[0].where != Where::none;
+  bool has_recv = call.buf[1].where != Where::none;
+  void* send = has_send ? memory_.read(call.buf[0], scratch_[0]) : in_place ? MPI_IN_PLACE : nullptr;
+  void* recv = !has_recv  ? (in_place ? MPI_IN_PLACE : nullptr)
+               : in_place ? memory_.read(call.buf[1], scratch_[1])
+                          : memory_.writable(call.buf[1], scratch_[1]);
+  if ((has_send && send == nullptr) || (has_recv && recv == nullptr)) return MPI_ERR_BUFFER;
+  MPI_Comm c = comm(call.h[1]);
+  MPI_Datatype st = type(call.h[0]), rt = type(call.h[2]);
+  int sc = call.i[0], rc_count = call.i[3], root = call.i[1];
+  int rc = MPI_ERR_INTERN;
+  switch (call.op) {
+    case Op::gather:
+      rc = MPI_Gather(send, sc, st, recv, rc_count, rt, root, c);
+      break;
+    case Op::scatter:
+      rc = MPI_Scatter(send, sc, st, recv, rc_count, rt, root, c);
+      break;
+    case Op::allgather:
+      rc = MPI_Allgather(send, sc, st, recv, rc_count, rt, c);
+      break;
+    case Op::alltoall:
+      rc = MPI_Alltoall(send, sc, st, recv, rc_count, rt, c);
+      break;
+    default:
+      break;
+  }
+  if (has_recv && !memory_.write_back(call.buf[1], recv, call.buf[1].bytes)) return MPI_ERR_BUFFER;
+  return rc;
 }
 
 int Server::comms(const Call& call, Reply& reply) {

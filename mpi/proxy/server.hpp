@@ -40,6 +40,7 @@ class Server {
   int p2p(const channel::Call& call, channel::Reply& reply);
   int requests(const channel::Call& call, channel::Reply& reply);
   int collective(const channel::Call& call, channel::Reply& reply);
+  int gather_like(const channel::Call& call);
   int comms(const channel::Call& call, channel::Reply& reply);
 
   channel::Layout* layout_;

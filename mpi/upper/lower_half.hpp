@@ -58,6 +58,19 @@ struct NewComm {
   std::vector<int> world_ranks;  // member i's rank in MPI_COMM_WORLD (rebuilds it at restart)
 };
 
+// The data-moving collectives with one send and one receive buffer per rank. Spans are whole
+// buffers: e.g. a gather root's receive span is recv_count * extent * comm size.
+enum class GatherKind { gather, scatter, allgather, alltoall };
+struct CollectiveBuffers {
+  Span send;        // data == nullptr: not significant here, or MPI_IN_PLACE when in_place
+  int send_count = 0;
+  LhId send_type = kLhNone;
+  MutSpan recv;     // data == nullptr: not significant here, or MPI_IN_PLACE when in_place
+  int recv_count = 0;
+  LhId recv_type = kLhNone;
+  bool in_place = false;  // with in_place, a non-null recv also carries input (gather root...)
+};
+
 class LowerHalf {
  public:
   virtual ~LowerHalf() = default;
@@ -68,6 +81,9 @@ class LowerHalf {
   virtual int processor_name(std::string& out) = 0;
 
   virtual int send(Span data, int count, LhId type, int dest, int tag, LhId comm) = 0;
+  virtual int ssend(Span data, int count, LhId type, int dest, int tag, LhId comm) = 0;
+  // Blocking (MPI_Probe) or not (MPI_Iprobe: `found` tells); status.bytes is the message size.
+  virtual int probe(int source, int tag, LhId comm, bool blocking, bool& found, LhStatus& status) = 0;
   virtual int recv(MutSpan data, int count, LhId type, int source, int tag, LhId comm,
                    LhStatus& status) = 0;
   virtual int sendrecv(Span send, int send_count, LhId send_type, int dest, int send_tag,
@@ -86,6 +102,7 @@ class LowerHalf {
   virtual int reduce(const void* in, MutSpan out, int count, LhId type, LhId op, int root,
                      LhId comm, bool i_am_root) = 0;
   virtual int allreduce(const void* in, MutSpan out, int count, LhId type, LhId op, LhId comm) = 0;
+  virtual int gather_like(GatherKind kind, const CollectiveBuffers& buffers, int root, LhId comm) = 0;
 
   virtual int comm_dup(LhId comm, NewComm& out) = 0;
   virtual int comm_split(LhId comm, int color, int key, NewComm& out) = 0;

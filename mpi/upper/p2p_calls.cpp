@@ -149,3 +149,35 @@ FERRY_MPI_FUNCTION(int, Get_count, (const MPI_Status* status, MPI_Datatype datat
   }
   return MPI_SUCCESS;
 }
+
+FERRY_MPI_FUNCTION(int, Ssend, (const void* buf, int count, MPI_Datatype datatype, int dest, int tag,
+                                MPI_Comm comm)) {
+  const char* fn = "MPI_Ssend";
+  CommRecord* c = comm_arg(fn, comm);
+  DatatypeRecord* t = type_arg(fn, datatype);
+  check(fn, lower_for(fn).ssend({buf, span_bytes(t, count)}, count, t->lh, dest, tag, c->lh));
+  if (dest != MPI_PROC_NULL) ++c->traffic.sent;
+  return MPI_SUCCESS;
+}
+
+// Probing matches a message without receiving it: nothing is counted.
+FERRY_MPI_FUNCTION(int, Probe, (int source, int tag, MPI_Comm comm, MPI_Status* status)) {
+  const char* fn = "MPI_Probe";
+  CommRecord* c = comm_arg(fn, comm);
+  bool found = false;
+  LhStatus st;
+  check(fn, lower_for(fn).probe(source, tag, c->lh, true, found, st));
+  set_status(status, st);
+  return MPI_SUCCESS;
+}
+
+FERRY_MPI_FUNCTION(int, Iprobe, (int source, int tag, MPI_Comm comm, int* flag, MPI_Status* status)) {
+  const char* fn = "MPI_Iprobe";
+  CommRecord* c = comm_arg(fn, comm);
+  bool found = false;
+  LhStatus st;
+  check(fn, lower_for(fn).probe(source, tag, c->lh, false, found, st));
+  *flag = found ? 1 : 0;
+  if (found) set_status(status, st);
+  return MPI_SUCCESS;
+}

@@ -91,6 +91,51 @@ class ProxyLowerHalf final : public LowerHalf {
     return roundtrip().rc;
   }
 
+  int ssend(Span data, int count, LhId type, int dest, int tag, LhId comm) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::ssend);
+    c.buf[0] = stage_in(data);
+    c.i[0] = count;
+    c.h[0] = type;
+    c.i[1] = dest;
+    c.i[2] = tag;
+    c.h[1] = comm;
+    return roundtrip().rc;
+  }
+
+  int probe(int source, int tag, LhId comm, bool blocking, bool& found, LhStatus& status) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::probe);
+    c.i[0] = blocking ? 1 : 0;
+    c.i[1] = source;
+    c.i[2] = tag;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    found = r.i[0] != 0;
+    if (found) status = to_status(r);
+    return r.rc;
+  }
+
+  int gather_like(GatherKind kind, const CollectiveBuffers& b, int root, LhId comm) override {
+    static constexpr Op kOps[] = {Op::gather, Op::scatter, Op::allgather, Op::alltoall};
+    std::lock_guard lock(mu_);
+    Call& c = begin(kOps[static_cast<int>(kind)]);
+    c.buf[0] = b.send.data == nullptr ? BufRef{} : stage_in(b.send);
+    c.buf[1] = b.recv.data == nullptr ? BufRef{}
+               : b.in_place          ? stage_in({b.recv.data, b.recv.bytes})
+                                     : stage_out(b.recv);
+    c.i[0] = b.send_count;
+    c.h[0] = b.send_type;
+    c.i[3] = b.recv_count;
+    c.h[2] = b.recv_type;
+    c.i[1] = root;
+    c.h[1] = comm;
+    c.i[6] = b.in_place ? 1 : 0;
+    const Reply& r = roundtrip();
+    if (b.recv.data != nullptr) unstage(c.buf[1], b.recv, b.recv.bytes);
+    return r.rc;
+  }
+
   int recv(MutSpan data, int count, LhId type, int source, int tag, LhId comm,
            LhStatus& status) override {
     std::lock_guard lock(mu_);
