@@ -33,7 +33,8 @@ T = dict(ack=0x0001, agent_register=0x0101, agent_register_reply=0x0102, heartbe
 NAMES = {v: k for k, v in T.items()}
 PHASE = dict(prepare=1, quiesce=2, dump=3, commit=4, resume=5, stop=6, abort=7)
 HB_MS = 200
-WORKLOAD_ARGS = ["4", "120", "40"]  # MiB, steps, ms per step: about 5 s per rank
+# MiB, steps, ms per step: about 5 s per rank (FERRY_AGENT_TEST_MIB: bigger ranks, to measure)
+WORKLOAD_ARGS = [os.environ.get("FERRY_AGENT_TEST_MIB", "4"), "120", "40"]
 
 
 # ---- wire format ----------------------------------------------------------------------------
@@ -371,10 +372,22 @@ class AgentTest(unittest.TestCase):
             self.assertEqual(exits[rank]["exit_status"], ref_status, exits[rank])
             self.assertIsNone(exits[rank]["signal"])
 
+    def wait_steps(self, job, steps):
+        """Until every rank has printed `steps` step lines (its memory is filled by then)."""
+        def ready():
+            for rank in (0, 1):
+                try:
+                    if self.outputs(job, rank)[0].count(" step ") < steps:
+                        return False
+                except OSError:
+                    return False
+            return True
+        self.wait_for(ready, f"{steps} steps of job {job}", timeout=120)
+
     def test_round_kill_restore(self):
         job = "1"
         pids = self.launch(job)
-        time.sleep(1.0)
+        self.wait_steps(job, 10)
         partial = os.path.join(self.store, "jobs", job, "gen-000001.partial")
         self.step(job, 1, 11, "prepare", partial)
         hb_before = len(self.coord.heartbeats)
@@ -383,7 +396,7 @@ class AgentTest(unittest.TestCase):
         dumped = self.step(job, 1, 11, "dump", partial)
         dump_s = time.monotonic() - t0
         for r in dumped:
-            self.assertGreater(r["bytes"], 4 << 20)  # at least the 4 MiB of heap
+            self.assertGreater(r["bytes"], int(WORKLOAD_ARGS[0]) << 20)  # at least the heap
         committed = os.path.join(self.store, "jobs", job, "gen-000001")
         os.rename(partial, committed)  # what the coordinator does after writing the job manifest
         self.step(job, 1, 11, "commit", committed)
@@ -418,7 +431,7 @@ class AgentTest(unittest.TestCase):
     def test_abort_after_quiesce(self):
         job = "2"
         self.launch(job)
-        time.sleep(1.0)
+        self.wait_steps(job, 10)
         partial = os.path.join(self.store, "jobs", job, "gen-000001.partial")
         self.step(job, 1, 21, "prepare", partial)
         self.assertTrue(os.path.isdir(os.path.join(partial, "rank-1")))
