@@ -128,6 +128,9 @@ class FakeCoordinator:
         self.bad_auth = []
         self.next_id = 1
         self.stopped = False
+        self.ack_exits = True     # False: RANK_EXITED is received but not acknowledged
+        self.forget_agent = False  # True: the next HEARTBEAT is answered not_registered (101)
+        self.connections = 0
         threading.Thread(target=self.accept_loop, daemon=True).start()
 
     def accept_loop(self):
@@ -138,6 +141,7 @@ class FakeCoordinator:
                 return
             with self.lock:
                 old, self.conn = self.conn, c
+                self.connections += 1
             if old:
                 old.close()
             threading.Thread(target=self.read_loop, args=(c,), daemon=True).start()
@@ -178,9 +182,10 @@ class FakeCoordinator:
                                  secret=None)
                 elif name == "heartbeat":
                     self.heartbeats.append(time.monotonic())
-                    self.send_on(c, "ack", rid, W().u16(0).str("").b, secret=None)
+                    code, self.forget_agent = (101 if self.forget_agent else 0), False
+                    self.send_on(c, "ack", rid, W().u16(code).str("").b, secret=None)
                 else:
-                    if name == "rank_exited":
+                    if name == "rank_exited" and self.ack_exits:
                         self.send_on(c, "ack", rid, W().u16(0).str("").b, secret=None)
                     self.inbox.put((name, rid, fields))
         except (EOFError, OSError):
@@ -223,6 +228,10 @@ class FakeCoordinator:
         finally:
             for m in kept:
                 self.inbox.put(m)
+
+    def drop_connection(self):
+        with self.lock:
+            self.conn.shutdown(socket.SHUT_RDWR)
 
     def close(self):
         self.stopped = True
@@ -427,6 +436,44 @@ class AgentTest(unittest.TestCase):
             self.pids.append(r["pid"])
         self.assert_outputs_exact(job, self.exits(job, 2, 5))
         self.assertEqual(self.coord.bad_auth, [])
+
+    def test_round_with_stop_then_restore(self):
+        """The migration path (`ferry checkpoint --stop`): commit, then STOP; restore elsewhere."""
+        job = "4"
+        self.launch(job)
+        self.wait_steps(job, 10)
+        partial = os.path.join(self.store, "jobs", job, "gen-000001.partial")
+        for phase in ("prepare", "quiesce", "dump"):
+            self.step(job, 1, 41, phase, partial)
+        committed = os.path.join(self.store, "jobs", job, "gen-000001")
+        os.rename(partial, committed)
+        self.step(job, 1, 41, "commit", committed)
+        self.step(job, 1, 41, "stop", "")
+        stopped = self.exits(job, 2, 0)
+        for rank in (0, 1):
+            self.assertEqual(stopped[rank]["exit_status"], 75, stopped[rank])  # stopped after checkpoint
+        rid = self.coord.request("restore_ranks", restore_ranks(job, 1, 7, 2, committed, [0, 1]))
+        for r in self.coord.expect("restore_result", rid=rid)["ranks"]:
+            self.assertEqual(r["code"], 0, r["message"])
+        self.assert_outputs_exact(job, self.exits(job, 2, 7))
+
+    def test_reregister_and_resend_unacknowledged_exits(self):
+        self.coord.forget_agent = True  # the coordinator "restarted" and forgot the session
+        self.wait_for(lambda: len(self.coord.registrations) >= 2, "re-registration after not_registered")
+        self.assertEqual(self.coord.connections, 1, "not_registered must not need a new connection")
+        job = "5"
+        self.coord.ack_exits = False
+        self.launch(job, ranks=(0,))
+        first = self.coord.expect("rank_exited", timeout=90)
+        self.assertEqual((first["job"], first["rank"], first["exit_status"]), (job, 0, 0))
+        regs = len(self.coord.registrations)
+        self.coord.ack_exits = True
+        self.coord.drop_connection()
+        self.wait_for(lambda: len(self.coord.registrations) > regs, "reconnection")
+        again = self.coord.expect("rank_exited", timeout=30)
+        self.assertEqual(again, first, "the unacknowledged RANK_EXITED must be sent again")
+        with self.assertRaises(AssertionError):  # acknowledged now: not a third time
+            self.coord.expect("rank_exited", timeout=1)
 
     def test_abort_after_quiesce(self):
         job = "2"
