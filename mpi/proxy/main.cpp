@@ -11,7 +11,9 @@
 // proxy may be blocked inside the real library then, which is why this happens in the handler).
 // If it ends before calling MPI_Init (a non-MPI program) or after MPI_Finalize, the proxy
 // finalises if needed and exits with its status (a signal is re-raised on the proxy).
-// The application gets PR_SET_PDEATHSIG=SIGKILL: it never outlives its proxy.
+// The application gets PR_SET_PDEATHSIG=SIGKILL: it never outlives its proxy. It inherits the
+// descriptors mpirun gave the proxy and the channel, nothing that MPI_Init opened.
+#include <dirent.h>
 #include <fcntl.h>
 #include <mpi.h>
 #include <signal.h>
@@ -21,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -77,6 +80,34 @@ void on_sigchld(int) {
                "ferry-mpi-proxy: %s\nusage: ferry-mpi-proxy [--upper-dir DIR] -- PROGRAM [ARGS...]\n",
                why);
   std::exit(64);
+}
+
+// Descriptors this process holds now, above stderr (read before MPI_Init: what mpirun gave the
+// rank, which the application must inherit like a plain rank does).
+std::vector<int> open_descriptors() {
+  std::vector<int> fds;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    int own = dirfd(dir);
+    while (dirent* e = readdir(dir)) {
+      int fd = std::atoi(e->d_name);
+      if (e->d_name[0] != '.' && fd > 2 && fd != own) fds.push_back(fd);
+    }
+    closedir(dir);
+  }
+  std::sort(fds.begin(), fds.end());
+  return fds;
+}
+
+// In the forked child: closes every descriptor above stderr except `keep` (sorted), so the
+// application inherits none of Open MPI's sockets and pipes (they are not close-on-exec).
+// close_range only: async-signal-safe.
+void close_all_but(const std::vector<int>& keep) {
+  unsigned int next = 3;
+  for (int fd : keep) {
+    if (static_cast<unsigned int>(fd) > next) close_range(next, static_cast<unsigned int>(fd) - 1, 0);
+    next = static_cast<unsigned int>(fd) + 1;
+  }
+  close_range(next, ~0U, 0);
 }
 
 std::string dir_of_self() {
@@ -136,6 +167,7 @@ int main(int argc, char** argv) {
     return 69;
   }
   std::string program = resolve_program(argv[first]);
+  std::vector<int> keep_fds = open_descriptors();
 
   MPI_Init(&argc, &argv);
 
@@ -145,6 +177,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ferry-mpi-proxy: create the channel: %s\n", std::strerror(errno));
     MPI_Abort(MPI_COMM_WORLD, 71);
   }
+  keep_fds.insert(std::upper_bound(keep_fds.begin(), keep_fds.end(), fd), fd);
 
   // The application's environment: ours, plus the channel and the upper half's directory first.
   std::vector<std::string> env_strings;
@@ -181,6 +214,7 @@ int main(int argc, char** argv) {
   if (child == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != proxy_pid) _exit(1);
+    close_all_but(keep_fds);
     fcntl(fd, F_SETFD, 0);
     execve(program.c_str(), app_argv.data(), envp.data());
     const char msg[] = "ferry-mpi-proxy: cannot execute the program\n";

@@ -5,7 +5,8 @@
 
   same-output  both succeed, every rank printed PASS, and the sorted output lines are equal
   maps         through the proxies, the only MPI library mapped in the application is ferry's
-               libmpi.so.40; under plain mpirun, Open MPI's is (so the check can fail)
+               libmpi.so.40, and it holds no socket and runs one thread; under plain mpirun,
+               Open MPI's library, sockets and threads are there (so the check can fail)
   abort        both end with the same status, 3 (MPI_Abort(MPI_COMM_WORLD, 3))
   crash        both end with the same status, 139 (a rank killed by SIGSEGV)
   unsupported  plain succeeds; through the proxies the job fails with "ferry: MPI_X is not
@@ -86,6 +87,12 @@ def main():
         foreign = [p for p in mapped if not os.path.realpath(p).startswith(upper + "/")]
         if foreign:
             return fail(f"the application maps MPI files that are not ferry's: {sorted(set(foreign))}", runs)
+        def counts(out, word):
+            return [int(l.split(f" {word} ")[1].split()[0]) for l in out.splitlines() if f" {word} " in l]
+        if counts(ferry[1], "sockets") != [0] * a.np or counts(ferry[1], "threads") != [1] * a.np:
+            return fail("the application holds sockets or extra threads through the proxies", runs)
+        if not all(n > 0 for n in counts(plain[1], "sockets")) or not all(n > 1 for n in counts(plain[1], "threads")):
+            return fail("the check cannot fail: plain ranks show no sockets/threads", runs)
         ours = [p for p in mapped if p.endswith("libmpi.so.40")]
         if len(ours) < a.np:
             return fail("ferry's libmpi.so.40 is not mapped in every rank", runs)
@@ -94,7 +101,8 @@ def main():
         relocs = subprocess.run(["readelf", "-rW", program[0]], capture_output=True, text=True).stdout
         if "R_X86_64_COPY" not in relocs or "ompi_mpi_comm_world" not in relocs:
             return fail("the test program has no copy relocation of ompi_mpi_comm_world", runs)
-        print(f"PASS: only {sorted(set(ours))} mapped; plain mpirun maps {len(set(real))} MPI files")
+        print(f"PASS: only {sorted(set(ours))} mapped, no socket, one thread; plain mpirun maps "
+              f"{len(set(real))} MPI files, sockets {counts(plain[1], 'sockets')}, threads {counts(plain[1], 'threads')}")
         return 0
 
     if a.check in ("abort", "crash"):

@@ -42,6 +42,20 @@ int main(int argc, char **argv) {
   CHECK(len > 0 && name[len] == '\0', "processor name");
   printf("rank %d thread level %d, processor name length ok %d\n", rank, provided, len > 0);
 
+  /* 1 MiB each way in one Sendrecv: both buffers fit in the channel's data area (staged in shm) */
+  {
+    const int m = (1 << 20) / (int)sizeof(int);
+    int *sbuf = malloc(m * sizeof(int)), *rbuf = malloc(m * sizeof(int));
+    int next = (rank + 1) % size, prev = (rank + size - 1) % size;
+    for (int k = 0; k < m; k++) sbuf[k] = rank * 7 + k, rbuf[k] = -1;
+    MPI_Sendrecv(sbuf, m, MPI_INT, next, 12, rbuf, m, MPI_INT, prev, 12, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    long wrong = 0;
+    for (int k = 0; k < m; k++) wrong += rbuf[k] != prev * 7 + k;
+    CHECK(wrong == 0, "1 MiB sendrecv %ld wrong", wrong);
+    free(sbuf);
+    free(rbuf);
+  }
+
   const size_t n = (8u << 20) / sizeof(long);
   long *big = malloc(n * sizeof(long));
   for (size_t k = 0; k < n; k++) big[k] = rank == 0 ? (long)(k * 3 + 1) : -1;
