@@ -1,9 +1,13 @@
-/* Benchmark target: holds N MiB of incompressible (xorshift) private anonymous memory and
- * answers requests from bench/run.sh through files in a control folder, so that a restarted
- * copy can be driven without knowing its PID.
+/* Benchmark target: holds N MiB of private anonymous memory and answers requests from
+ * bench/run.sh through files in a control folder, so that a restarted copy can be driven
+ * without knowing its PID.
  * SPDX-License-Identifier: Apache-2.0
  *
- * Usage: memhog MIB DIR
+ * Usage: memhog MIB DIR [random|hpc]
+ *   random             incompressible xorshift words (the default)
+ *   hpc                a typical simulation array: smooth doubles (a few sine modes on a
+ *                      grid plus a slow trend, full 52-bit mantissas), with one 64 KiB block
+ *                      in eight left all zeros (untouched halo/padding), 12.5 % zero pages
  *   DIR/ready          written once the memory is filled: "<hash> <pid>"
  *   DIR/verify-request when it appears, memhog removes it, re-reads all N MiB and writes
  *   DIR/verified       "OK <pid>" or "BAD <pid>" (written to a temporary name, then renamed)
@@ -11,6 +15,7 @@
  * It polls every millisecond and exits 2 after an hour, so a lost copy cannot run forever. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,8 +59,13 @@ static int take_request(const char *dir, const char *name)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: memhog MIB DIR\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: memhog MIB DIR [random|hpc]\n");
+        return 64;
+    }
+    int hpc = argc == 4 && strcmp(argv[3], "hpc") == 0;
+    if (argc == 4 && !hpc && strcmp(argv[3], "random") != 0) {
+        fprintf(stderr, "memhog: unknown workload %s\n", argv[3]);
         return 64;
     }
     size_t bytes = (size_t)atol(argv[1]) << 20;
@@ -65,12 +75,25 @@ int main(int argc, char **argv)
         perror("memhog: mmap");
         return 1;
     }
-    uint64_t x = 0x2545F4914F6CDD1DULL;
-    for (size_t i = 0; i < bytes / 8; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        mem[i] = x;
+    if (hpc) {
+        double *d = (double *)mem;
+        const size_t block = (64u << 10) / sizeof(double);
+        for (size_t i = 0; i < bytes / 8; i++) {
+            if ((i / block) % 8 == 7) {
+                d[i] = 0.0; /* written, so the page is present: a zero page, not a hole */
+                continue;
+            }
+            double x = (double)i * 1e-6;
+            d[i] = 300.0 + 25.0 * sin(x) + 3.0 * cos(7.0 * x) + 0.5 * sin(61.0 * x) + 1e-3 * x;
+        }
+    } else {
+        uint64_t x = 0x2545F4914F6CDD1DULL;
+        for (size_t i = 0; i < bytes / 8; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            mem[i] = x;
+        }
     }
     const uint64_t expected = hash_words(mem, bytes / 8);
     char text[128];

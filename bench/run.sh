@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# Checkpoint/restart benchmark: for each size, `ferry checkpoint` and `ferry restart` of a
-# process holding N MiB of incompressible memory (memhog), next to baselines measured in the
-# same run (dd conv=fsync to the same disk, memcpy, process_vm_readv). See bench/README.md.
+# Checkpoint/restart benchmark: for each size and workload, `ferry checkpoint` and `ferry
+# restart` of a process holding N MiB of memory (memhog: incompressible words, or an HPC-like
+# array of smooth doubles with zero blocks), next to baselines measured in the same run (dd
+# conv=fsync to the same disk, reading the image, MADV_POPULATE_WRITE, memcpy,
+# process_vm_readv). See bench/README.md.
 # SPDX-License-Identifier: Apache-2.0
 set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: bench/run.sh [--sizes 256,1024,4096] [--store DIR] [--runs N] [--ferry PATH]
-                    [--build-dir DIR] [--cold]
+usage: bench/run.sh [--sizes 256,1024,4096] [--workloads random,hpc] [--store DIR] [--runs N]
+                    [--ferry PATH] [--build-dir DIR] [--cold]
   --sizes      MiB of memory per measurement (default 256,1024,4096)
+  --workloads  memhog workloads (default random,hpc): random = incompressible words,
+               hpc = smooth doubles with 12.5 % zero pages
   --store      folder on the disk to measure; a private subfolder is created and removed
                (default: a new folder under /var/tmp)
   --runs       runs per size, the median is shown (default 3 up to 1024 MiB, 1 above)
   --ferry      the ferry CLI (default BUILD/cli/ferry)
-  --build-dir  build folder holding bench/memhog and bench/membw (default: build/release,
+  --build-dir  build folder holding bench/{memhog,membw,populate} (default: build/release,
                else the first build/*/ that has them)
   --cold       drop the page cache (sync; echo 3 > /proc/sys/vm/drop_caches) before each
                restart: affects the whole machine
@@ -23,6 +27,7 @@ EOF
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SIZES=256,1024,4096
+WORKLOADS=random,hpc
 STORE_PARENT=/var/tmp
 RUNS=""
 FERRY=""
@@ -31,6 +36,7 @@ COLD=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --sizes) SIZES=$2; shift 2 ;;
+    --workloads) WORKLOADS=$2; shift 2 ;;
     --store) STORE_PARENT=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --ferry) FERRY=$2; shift 2 ;;
@@ -43,15 +49,16 @@ done
 
 if [ -z "$BUILD" ]; then
   for d in "$REPO/build/release" "$REPO"/build/*; do
-    if [ -x "$d/bench/memhog" ] && [ -x "$d/bench/membw" ]; then BUILD=$d; break; fi
+    if [ -x "$d/bench/memhog" ] && [ -x "$d/bench/membw" ] && [ -x "$d/bench/populate" ]; then BUILD=$d; break; fi
   done
 fi
 [ -n "$BUILD" ] && [ -d "$BUILD" ] && BUILD=$(cd "$BUILD" && pwd)
 MEMHOG=$BUILD/bench/memhog
 MEMBW=$BUILD/bench/membw
+POPULATE=$BUILD/bench/populate
 [ -n "$FERRY" ] || FERRY=$BUILD/cli/ferry
 case "$FERRY" in /*) ;; *) FERRY=$PWD/$FERRY ;; esac
-for f in "$MEMHOG" "$MEMBW" "$FERRY"; do
+for f in "$MEMHOG" "$MEMBW" "$POPULATE" "$FERRY"; do
   if [ ! -x "$f" ]; then echo "bench: $f not found or not executable (build first)" >&2; exit 66; fi
 done
 
@@ -99,15 +106,15 @@ stop_pid() {
 
 fail_run() { echo "bench: size $1 run $2: $3" >&2; for f in "$4"/*.err; do [ -s "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" | tail -5 >&2; done; return 1; }
 
-# one_run SIZE RUN: appends "ckpt verify_inplace restart_run restart_verified image_bytes" to
-# $WORK/results-SIZE
+# one_run SIZE WORKLOAD RUN: appends "ckpt verify_inplace restart_run restart_verified
+# image_bytes image_read" to $WORK/results-SIZE-WORKLOAD
 one_run() {
-  local size=$1 run=$2 ctl=$WORK/ctl-$1-$2 home=$WORK/store-$1-$2
+  local size=$1 wl=$2 run=$3 ctl=$WORK/ctl-$1-$2-$3 home=$WORK/store-$1-$2-$3
   mkdir -p "$ctl"
-  "$FERRY" launch --store "$home" --name bench -- "$MEMHOG" "$size" "$ctl" \
+  "$FERRY" launch --store "$home" --name bench -- "$MEMHOG" "$size" "$ctl" "$wl" \
     >"$ctl/launch.out" 2>"$ctl/launch.err" &
   local lpid=$!; PIDS+=("$lpid")
-  wait_for exists "$ctl/ready" 900 || { stop_pid "$lpid" 0; fail_run "$size" "$run" "memhog never got ready" "$ctl"; return 1; }
+  wait_for exists "$ctl/ready" 900 || { stop_pid "$lpid" 0; fail_run "$size/$wl" "$run" "memhog never got ready" "$ctl"; return 1; }
   # memhog's own getpid() is its pid inside the job's PID namespace; kill needs the host pid,
   # which the job record holds once the supervisor has saved it.
   local mpid=0 _
@@ -121,16 +128,19 @@ one_run() {
   # baseline for the restart figure: verifying the checksum in the original process
   local t0 t1
   t0=$(now_ns); touch "$ctl/verify-request"
-  wait_for exists "$ctl/verified" 600 || { stop_pid "$lpid" 0; fail_run "$size" "$run" "no in-place verification" "$ctl"; return 1; }
+  wait_for exists "$ctl/verified" 600 || { stop_pid "$lpid" 0; fail_run "$size/$wl" "$run" "no in-place verification" "$ctl"; return 1; }
   t1=$(now_ns); local verify_s; verify_s=$(secs "$t0" "$t1"); rm -f "$ctl/verified"
 
   sync   # earlier dirty pages are not the checkpoint's to write
   t0=$(now_ns)
   if ! "$FERRY" checkpoint --store "$home" bench >"$ctl/ckpt.out" 2>"$ctl/ckpt.err"; then
-    stop_pid "$lpid" 0; fail_run "$size" "$run" "ferry checkpoint failed" "$ctl"; return 1
+    stop_pid "$lpid" 0; fail_run "$size/$wl" "$run" "ferry checkpoint failed" "$ctl"; return 1
   fi
   t1=$(now_ns); local ckpt_s; ckpt_s=$(secs "$t0" "$t1")
   local image_bytes; image_bytes=$(du -sb "$home/jobs" | awk '{ print $1 }')
+  # baseline for the restart figure: reading the image files once (page cache as restart sees it)
+  t0=$(now_ns); cat "$home"/jobs/1/gen-*/*.h5 >/dev/null; t1=$(now_ns)
+  local read_s; read_s=$(secs "$t0" "$t1")
 
   if [ "${mpid:-0}" -gt 1 ]; then kill -KILL "$mpid" 2>/dev/null || true; fi
   stop_pid "$lpid" 30
@@ -141,11 +151,11 @@ one_run() {
   "$FERRY" restart --store "$home" bench >"$ctl/restart.out" 2>"$ctl/restart.err" &
   local rpid=$!; PIDS+=("$rpid")
   if ! wait_for gone "$ctl/verify-request" 900; then
-    stop_pid "$rpid" 0; fail_run "$size" "$run" "the restarted memhog never ran" "$ctl"; return 1
+    stop_pid "$rpid" 0; fail_run "$size/$wl" "$run" "the restarted memhog never ran" "$ctl"; return 1
   fi
   local t_run; t_run=$(now_ns)
   if ! wait_for exists "$ctl/verified" 900; then
-    stop_pid "$rpid" 0; fail_run "$size" "$run" "the restarted memhog never verified" "$ctl"; return 1
+    stop_pid "$rpid" 0; fail_run "$size/$wl" "$run" "the restarted memhog never verified" "$ctl"; return 1
   fi
   t1=$(now_ns)
   local verdict rmpid; read -r verdict rmpid <"$ctl/verified"
@@ -156,8 +166,8 @@ one_run() {
   touch "$ctl/exit-request"
   stop_pid "$rpid" 60
   if [ "${hostpid:-0}" -gt 1 ] && kill -0 "$hostpid" 2>/dev/null; then kill -KILL "$hostpid" 2>/dev/null || true; fi
-  if [ "$verdict" != OK ]; then fail_run "$size" "$run" "restored memory has a WRONG checksum" "$ctl"; return 1; fi
-  echo "$ckpt_s $verify_s $(secs "$t0" "$t_run") $(secs "$t0" "$t1") $image_bytes" >>"$WORK/results-$size"
+  if [ "$verdict" != OK ]; then fail_run "$size/$wl" "$run" "restored memory has a WRONG checksum" "$ctl"; return 1; fi
+  echo "$ckpt_s $verify_s $(secs "$t0" "$t_run") $(secs "$t0" "$t1") $image_bytes $read_s" >>"$WORK/results-$size-$wl"
   rm -rf "$home"
 }
 
@@ -185,33 +195,53 @@ echo
 rows=()
 for size in ${SIZES//,/ }; do
   runs=${RUNS:-$([ "$size" -le 1024 ] && echo 3 || echo 1)}
-  dd_times=""
+  dd_times=""; pop_times=""; pass_times=""; thp_times=""
   for run in $(seq 1 "$runs"); do
     dd_times+=" $(dd_run "$size")"
-    echo "size $size MiB run $run/$runs ..." >&2
-    one_run "$size" "$run" || true
+    read -r pop_line < <("$POPULATE" "$size")
+    pop_times+=" $(echo "$pop_line" | sed -n 's/.*populate_s=\([0-9.]*\).*/\1/p')"
+    pass_times+=" $(echo "$pop_line" | sed -n 's/.*first_pass_s=\([0-9.]*\).*/\1/p')"
+    thp_times+=" $(echo "$pop_line" | sed -n 's/.*populate_thp_s=\([0-9.]*\).*/\1/p')"
+    for wl in ${WORKLOADS//,/ }; do
+      echo "size $size MiB $wl run $run/$runs ..." >&2
+      one_run "$size" "$wl" "$run" || true
+    done
   done
-  dd_s=$(echo "$dd_times" | median)
-  if [ ! -s "$WORK/results-$size" ]; then
-    rows+=("$(printf '%6s | %-40s | %6s %6s' "$size" "FAILED (see messages above)" "$dd_s" "$(gbps "$size" "$dd_s")")")
-    continue
-  fi
-  ok_runs=$(wc -l <"$WORK/results-$size")
-  col() { awk -v c="$1" '{ printf "%s ", $c }' "$WORK/results-$size" | median; }
-  ckpt_s=$(col 1); verify_s=$(col 2); run_s=$(col 3); restart_s=$(col 4); img=$(col 5)
-  rows+=("$(printf '%6s | %7s %6s %6s | %6s %6s %6s | %7s %8s %6s %7s | %7s | %s/%s' \
-    "$size" "$ckpt_s" "$(gbps "$size" "$ckpt_s")" "$(ratio "$ckpt_s" "$dd_s")" \
-    "$dd_s" "$(gbps "$size" "$dd_s")" "$(ratio "$img" "$(( size * 1048576 ))")" \
-    "$run_s" "$restart_s" "$(gbps "$size" "$restart_s")" "$(ratio "$restart_s" "$verify_s")" \
-    "$verify_s" "$ok_runs" "$runs")")
+  dd_s=$(echo "$dd_times" | median); pop_s=$(echo "$pop_times" | median)
+  pass_s=$(echo "$pass_times" | median); thp_s=$(echo "$thp_times" | median)
+  for wl in ${WORKLOADS//,/ }; do
+    res=$WORK/results-$size-$wl
+    if [ ! -s "$res" ]; then
+      rows+=("$(printf '%6s %-6s | %-40s | %6s' "$size" "$wl" "FAILED (see messages above)" "$dd_s")")
+      continue
+    fi
+    ok_runs=$(wc -l <"$res")
+    col() { awk -v c="$1" '{ printf "%s ", $c }' "$res" | median; }
+    firstpass() { awk '{ printf "%.3f ", $4 - $3 }' "$res" | median; }
+    ckpt_s=$(col 1); verify_s=$(col 2); run_s=$(col 3); restart_s=$(col 4); img=$(col 5); read_s=$(col 6)
+    fp_s=$(firstpass)
+    rows+=("$(printf '%6s %-6s | %7s %6s %5s | %5s | %6s %6s %6s %6s | %6s %5s | %6s %6s %5s | %7s | %s/%s' \
+      "$size" "$wl" "$ckpt_s" "$(gbps "$size" "$ckpt_s")" "$(ratio "$ckpt_s" "$dd_s")" \
+      "$(ratio "$img" "$(( size * 1048576 ))")" \
+      "$dd_s" "$read_s" "$pop_s" "$thp_s" \
+      "$run_s" "$(ratio "$run_s" "$(awk -v a="$read_s" -v b="$pop_s" 'BEGIN { print a + b }')")" \
+      "$fp_s" "$verify_s" "$(ratio "$fp_s" "$verify_s")" "$restart_s" "$ok_runs" "$runs")")
+  done
+  rows+=("$(printf '%6s %-6s   (no ferry) MADV_POPULATE_WRITE %s s, then a first user pass over it %s s (%sx the original memhog'"'"'s pass)' \
+    "$size" "" "$pop_s" "$pass_s" "$(ratio "$pass_s" "$(awk '{ printf "%s ", $2 }' "$WORK"/results-"$size"-* 2>/dev/null | median)")")")
 done
 
-echo "   MiB | ckpt s   GB/s  /dd   |   dd s   GB/s  img/mem | run s  verified s  GB/s  /verify | verify s | runs ok"
-echo "-------+----------------------+----------------------+----------------------------------+---------+--------"
+echo "   MiB wkload |  ckpt s   GB/s   /dd | img/  |   dd s  read s  pop s thppop |  run s  /r+p  | 1stpass  orig  ratio | verified | runs ok"
+echo "              |                      |  mem  |                             |               |                      |    s     |"
+echo "--------------+----------------------+-------+-----------------------------+---------------+----------------------+----------+--------"
 for r in "${rows[@]}"; do echo "$r"; done
 echo
 echo "ckpt: \`ferry checkpoint\` wall time (committed and durable); /dd: ckpt time / dd time"
 echo "dd: dd if=/dev/zero bs=1M count=MiB conv=fsync to the store's disk; img/mem: image bytes / memory bytes"
-echo "run: \`ferry restart\` start -> restored memhog runs; verified: -> it re-read all memory and the checksum was OK"
-echo "/verify: verified time / the same verification in the original process (verify s)"
+echo "read: cat of the image files (page cache as the restart finds it); pop: MADV_POPULATE_WRITE of"
+echo "  MiB fresh 4 KiB pages; thppop: the same in 2 MiB pages (bench/populate.c)"
+echo "run: \`ferry restart\` start -> restored memhog runs; /r+p: run / (read + pop), the issue's restore target"
+echo "1stpass: the restored memhog's first pass over its memory (verified - run); orig: the same pass in"
+echo "  the original process; ratio: 1stpass / orig"
+echo "verified: restart start -> the first pass is done and the checksum was OK (the restart time)"
 echo "GB/s = MiB * 2^20 / s / 1e9; reference: memcpy $memcpy_gbps GB/s, process_vm_readv $pvr_gbps GB/s"

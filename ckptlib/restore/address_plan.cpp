@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cstdio>
+#include <map>
 
 #include "ferry/common/fs.hpp"
 
@@ -249,6 +250,37 @@ Result<std::vector<PageWrite>> plan_page_writes(const std::vector<image::PageRun
       out.push_back({addr, base + (addr - r.start), piece_end - addr});
       addr = piece_end;
     }
+  }
+  return out;
+}
+
+std::vector<size_t> plan_huge_regions(const std::vector<image::Region>& regions,
+                                      const std::vector<PageWrite>& writes,
+                                      const std::vector<bool>& staged) {
+  // Bytes written into each 2 MiB window (writes never cross regions; a window may).
+  std::map<uint64_t, uint64_t> filled;
+  for (const auto& w : writes) {
+    for (uint64_t a = w.image_addr, end = w.image_addr + w.len; a < end;) {
+      uint64_t win = a / kHugePage * kHugePage;
+      uint64_t n = std::min(end, win + kHugePage) - a;
+      filled[win] += n;
+      a += n;
+    }
+  }
+  std::vector<bool> dense(regions.size(), false);
+  for (const auto& [win, bytes] : filled) {
+    if (bytes < kHugePage / 4 * 3) continue;
+    auto it = std::upper_bound(regions.begin(), regions.end(), win,
+                               [](uint64_t a, const image::Region& r) { return a < r.start; });
+    if (it == regions.begin()) continue;
+    --it;
+    if (it->start <= win && it->end >= win + kHugePage) dense[static_cast<size_t>(it - regions.begin())] = true;
+  }
+  std::vector<size_t> out;
+  for (size_t i = 0; i < regions.size(); ++i) {
+    auto k = regions[i].kind;
+    bool anon = k == RegionKind::anon_private || k == RegionKind::heap;
+    if (dense[i] && anon && !(i < staged.size() && staged[i])) out.push_back(i);
   }
   return out;
 }

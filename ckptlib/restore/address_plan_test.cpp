@@ -140,5 +140,32 @@ TEST(AddressPlan, PageWritesSplitAtRegionsAndTranslate) {
   ASSERT_FALSE(shared);
 }
 
+TEST(AddressPlan, HugePagesOnlyForDenseAnonymousRegionsInPlace) {
+  constexpr uint64_t M = 1 << 20;
+  std::vector<Region> img = {reg(0x40000000, 0x40000000 + 8 * M),                    // dense
+                             reg(0x50000000, 0x50000000 + 8 * M),                    // sparse
+                             reg(0x60000000, 0x60000000 + 8 * M, RegionKind::heap),  // staged
+                             reg(0x70000000, 0x70000000 + 8 * M, RegionKind::file_private),
+                             reg(0x80000000, 0x80000000 + 3 * M)};  // one window, 3/4 filled
+  std::vector<image::PageRun> runs = {
+      {0x40000000 + 2 * M, (M + M / 4) / kPage, 0}, // [2M, 3.25M) + [3.5M, 3.75M): 3/4 of [2M, 4M)
+      {0x40000000 + 3 * M + M / 2, M / 4 / kPage, 0},
+      {0x50000000, M / kPage, 0},                  // half a window only
+      {0x50000000 + 3 * M, M / kPage, 0},          // halves of two windows
+      {0x60000000, 8 * M / kPage, 0},
+      {0x70000000, 8 * M / kPage, 0},
+      {0x80000000 + M / 2, 3 * M / 2 / kPage, 0}}; // [0.5M, 2M)
+  auto w = plan_page_writes(runs, img, {}, kPage);
+  ASSERT_TRUE(w) << w.error().message();
+  auto huge = plan_huge_regions(img, *w, {false, false, true, false, false});
+  EXPECT_EQ(huge, (std::vector<size_t>{0, 4}));
+  // One page less than 3/4 in region 4's window removes it; region 2 in place is dense.
+  runs.back().addr += kPage;
+  runs.back().npages -= 1;
+  w = plan_page_writes(runs, img, {}, kPage);
+  ASSERT_TRUE(w);
+  EXPECT_EQ(plan_huge_regions(img, *w, {}), (std::vector<size_t>{0, 2}));
+}
+
 }  // namespace
 }  // namespace ferry::restore

@@ -20,7 +20,8 @@
 //   3. Pre-PONR, by remote syscalls through G (ChildBuilder): all signals blocked; the
 //      inherited rseq registration dropped (the kernel would write into memory we unmap);
 //      RLIMIT_NOFILE soft raised to hard; regions built writable at their planned
-//      addresses; page bytes copied (kCopyBatch at a time, process_vm_writev); fds reopened
+//      addresses; page bytes copied (kCopyBatch at a time, process_vm_writev; dense anonymous
+//      regions advised MADV_HUGEPAGE first, see child_builder.cpp); fds reopened
 //      at their numbers (regular, deleted, memfd, directory, /dev/*; writable regular
 //      files truncated back to their checkpoint size); dispositions of all 64 signals,
 //      umask, cwd, comm, personality; the image's XSAVE and registers are loaded once as a
@@ -196,8 +197,7 @@ Result<void> pre_ponr(ChildBuilder& b, image::ImageSource& src, const AddressPla
   b.set_temp_base(max_fd + 1);
 
   FERRY_TRY_VOID(build_regions(b, src, plan, opt));
-  FERRY_TRY_VOID(write_pages(b, src, plan, page));
-  if (opt.log) opt.log("restore: wrote " + std::to_string(img.page_runs.size()) + " page runs");
+  FERRY_TRY_VOID(write_pages(b, src, plan, page, opt));
   FERRY_TRY_VOID(restore_fds(b, src, opt));
   FERRY_TRY_VOID(restore_event_fds(b, img));  // eventfd/timerfd/signalfd/epoll, after all fds
   FERRY_TRY_VOID(restore_process_attrs(b, img));
