@@ -8,7 +8,8 @@
 //      namespace (NSpid), NT_PRSTATUS (the STORED copy gets the interrupted-syscall rewind,
 //      arch::rewind_for_image: a thread blocked in a futex wait, read, join... re-executes
 //      it at restore), NT_X86_XSTATE (raw ptrace buffer: bytes 464.. hold XCR0, not
-//      _fpx_sw_bytes), signal mask, rseq, robust list
+//      _fpx_sw_bytes), signal mask, rseq, robust list; a thread inside an rseq critical
+//      section is stored (and, after step 3, left) at the section's abort_ip (threads_fixups.hpp)
 //   3. remote syscalls (all signals blocked), in the leader: mmap a scratch area,
 //      rt_sigaction(sig, NULL, scratch) for 1..64, brk(0); in EACH thread (per-thread kernel
 //      state): sigaltstack(NULL, slot), prctl(PR_GET_TID_ADDRESS, slot); the leader reads the
@@ -42,6 +43,7 @@
 #include "capture_internal.hpp"
 #include "event_fds.hpp"
 #include "pending_signals.hpp"
+#include "threads_fixups.hpp"
 #include "timers.hpp"
 #include "tree_fds.hpp"
 #include "zombies.hpp"
@@ -184,6 +186,7 @@ Result<image::Thread> thread_state(const ptrace::Tracee& t, pid_t pid) {
   th.tid = ns_tid;
   FERRY_TRY(regs, t.get_regs());
   user_regs_struct stored = regs;
+  name_restarted_call(t, stored);  // restart_syscall -> the call it restarts (threads_fixups.hpp)
   arch::rewind_for_image(stored);
   th.regs = arch::to_array(stored);
   FERRY_TRY(xsave, t.get_xstate());
@@ -314,14 +317,26 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
 
   // 2. Per-thread state, from the interrupt stops and before any injection.
   std::vector<image::Thread> saved;
+  std::vector<uint64_t> rseq_aborts;  // per thread: abort_ip of the rseq section it is in, or 0
   for (const auto& th : threads) {
     auto s = thread_state(th, pid);
     if (!s) return fail(s.error().wrap("checkpoint thread " + std::to_string(th.tid()) + " of " + who));
+    uint64_t abort_ip = rseq_abort_ip(th, arch::from_array(s->regs), s->rseq_addr, s->rseq_sig);
+    if (abort_ip != 0) s->regs[arch::kRip] = abort_ip;  // threads_fixups.hpp
+    rseq_aborts.push_back(abort_ip);
     saved.push_back(std::move(*s));
   }
 
   // 3. Remote syscalls (scratch area unmapped before maps is read).
   FERRY_TRY(inj, inject(threads, pid, page_size));
+  // Returning from those calls cleared rseq_cs: a live thread that was inside a critical
+  // section goes to its abort handler now, as the kernel would have sent it.
+  for (size_t i = 0; i < threads.size(); ++i) {
+    if (rseq_aborts[i] == 0) continue;
+    FERRY_TRY(live, threads[i].get_regs());
+    live.rip = rseq_aborts[i];
+    FERRY_TRY_VOID(threads[i].set_regs(live));
+  }
   for (size_t i = 0; i < saved.size(); ++i) {
     saved[i].altstack_sp = inj.threads[i].altstack_sp;
     saved[i].altstack_size = inj.threads[i].altstack_size;

@@ -38,6 +38,10 @@ Actions (one string each in `actions`, run in order):
   tamper restore-library     undo change-library
   inspect [G]                `ferry inspect IMAGE` and `--json` must succeed
 ARGS may use @K for the K-th generation committed during this run (e.g. `--generation @1`).
+
+Shorthand: "repeat N: A; B; C" stands for N copies of the actions A, B, C in turn (e.g.
+"repeat 4: sleep-random 0.1 0.5; checkpoint; kill; restart"). The driver counts checkpoints
+at the end ("10 checkpoints (max ...)").
 """
 
 import argparse
@@ -162,6 +166,23 @@ def normalise_status(rc):
     return 128 - rc if rc is not None and rc < 0 else rc
 
 
+def expand_actions(actions, path):
+    """The toml's action strings -> argv lists, with "repeat N: A; B" unrolled."""
+    out = []
+    for a in actions:
+        m = re.fullmatch(r"\s*repeat\s+(\d+)\s*:(.*)", a, re.S)
+        if not m:
+            out.append(shlex.split(a))
+            continue
+        body = [shlex.split(part) for part in m.group(2).split(";") if part.strip()]
+        if not body or int(m.group(1)) < 1:
+            raise Failure(f"{path}: {a!r}: repeat needs a count >= 1 and actions", EXIT_BROKEN)
+        if any(b[0] in ("repeat", "wait-exit") for b in body):
+            raise Failure(f"{path}: {a!r}: repeat cannot hold repeat or wait-exit", EXIT_BROKEN)
+        out.extend(list(b) for _ in range(int(m.group(1))) for b in body)
+    return out
+
+
 class Scenario:
     def __init__(self, folder):
         self.folder = os.path.abspath(folder)
@@ -177,7 +198,7 @@ class Scenario:
             raise Failure(f"{path}: unknown keys {sorted(unknown)}", EXIT_BROKEN)
         self.description = t.get("description", "")
         self.args = [str(a) for a in t.get("args", [])]
-        self.actions = [shlex.split(a) for a in t.get("actions", [])]
+        self.actions = expand_actions(t.get("actions", []), path)
         self.expect = t.get("expect", "pass")
         self.timeout = float(t.get("timeout", 60))
         self.env = {k: str(v) for k, v in t.get("env", {}).items()}

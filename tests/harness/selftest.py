@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
 # Self-test of run_scenario.py (ctest scenario.driver_selftest): with a fake ferry, the driver
 # must PASS a scenario whose expected output is right (also through checkpoint, kill and
-# restart actions) and FAIL (status 1, with a diff naming
-# the differing line) one whose expected output is deliberately wrong.
+# restart actions, some written with the `repeat N:` shorthand) and FAIL (status 1, with a diff
+# naming the differing line) one whose expected output is deliberately wrong; a malformed
+# repeat is BROKEN (status 3).
 # SPDX-License-Identifier: Apache-2.0
 import os
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def run(build_dir, scenario):
+    folder = scenario if os.path.isabs(scenario) else os.path.join(HERE, "selftest", scenario)
     argv = [sys.executable, os.path.join(HERE, "run_scenario.py"), "--ferry",
             os.path.join(HERE, "fake_ferry.py"), "--build-dir", build_dir, "--seed", "1",
-            os.path.join(HERE, "selftest", scenario)]
+            folder]
     p = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     print(f"--- {scenario}: status {p.returncode}\n{p.stdout}{p.stderr}")
     return p.returncode, p.stdout
@@ -29,6 +32,16 @@ def main():
     rc, out = run(build_dir, "echo_cycles")
     if rc != 0 or "PASS echo_cycles" not in out:
         failures.append("the driver did not PASS checkpoint/kill/restart cycles with the fake")
+    elif "4 checkpoints" not in out:
+        failures.append("`repeat 2:` did not run its checkpoints twice (want 4 checkpoints)")
+    with tempfile.TemporaryDirectory() as tmp:
+        bad = os.path.join(tmp, "echo_bad_repeat")
+        os.makedirs(bad)
+        with open(os.path.join(bad, "scenario.toml"), "w") as f:
+            f.write('expect = "pass"\nactions = ["repeat 0: checkpoint", "wait-exit"]\n')
+        rc, out = run(build_dir, bad)
+        if rc != 3 or "repeat needs a count" not in out:
+            failures.append(f"a malformed repeat gave {rc} (want 3, BROKEN naming it)")
     rc, out = run(build_dir, "echo_wrong")
     if rc != 1 or "FAIL echo_wrong" not in out:
         failures.append(f"the driver returned {rc} (want 1 and FAIL) for a wrong expected output")

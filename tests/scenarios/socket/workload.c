@@ -3,7 +3,9 @@
  * created the file "phase2", has nothing unsupported and must checkpoint normally.
  * KIND: socket (a connected AF_UNIX datagram pair), child (a child process), thread (a second
  * thread), inotify (an fd of a kind ferry does not restore; eventfd, which this scenario
- * used before, is restored since the timers/event-fd work: see ../event_fds).
+ * used before, is restored since the timers/event-fd work: see ../event_fds), clone_vm (a
+ * child process made by clone(CLONE_VM), sharing the parent's address space as a vfork or
+ * posix_spawn child does until it execs; it runs raw system calls on its own stack only).
  * SPDX-License-Identifier: Apache-2.0
  * Usage: workload KIND [PHASE1_ITERATIONS=2500] [PHASE2_ITERATIONS=2000] [SLEEP_US=1000] */
 #include "scenario.h"
@@ -12,11 +14,31 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 static volatile int thread_stop;
 static volatile long thread_steps;
+
+/* The CLONE_VM child: shares our memory (so it sees clone_stop) but not our thread's TLS
+ * ownership, so it uses raw system calls only, never errno or stdio. */
+static volatile int clone_stop;
+static volatile long clone_steps;
+static char clone_stack[64 * 1024] __attribute__((aligned(16)));
+
+static int clone_main(void *arg)
+{
+    (void)arg;
+    struct timespec ms = {0, 1000000};
+    while (!clone_stop) {
+        clone_steps++;
+        syscall(SYS_nanosleep, &ms, NULL);
+    }
+    syscall(SYS_exit, 0);
+    return 0;
+}
 
 static void *thread_main(void *arg)
 {
@@ -50,6 +72,9 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(kind, "thread") == 0) {
         SCN_CHECK(pthread_create(&thread, NULL, thread_main, NULL) == 0, "pthread_create");
+    } else if (strcmp(kind, "clone_vm") == 0) {
+        child = clone(clone_main, clone_stack + sizeof clone_stack, CLONE_VM | SIGCHLD, NULL);
+        SCN_CHECK(child > 0, "clone(CLONE_VM)");
     } else if (strcmp(kind, "eventfd") == 0) {
         efd = eventfd(0, 0);
         SCN_CHECK(efd >= 0, "eventfd");
@@ -96,10 +121,17 @@ int main(int argc, char **argv)
     if (ino >= 0)
         close(ino);
     if (child > 0) {
-        kill(child, SIGKILL);
         int status;
-        SCN_CHECK(waitpid(child, &status, 0) == child, "waitpid");
-        printf("child ended by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+        if (strcmp(kind, "clone_vm") == 0) {
+            clone_stop = 1;
+            SCN_CHECK(waitpid(child, &status, 0) == child, "waitpid");
+            printf("clone_vm child exited with %d (it ran: %s)\n",
+                   WIFEXITED(status) ? WEXITSTATUS(status) : -1, clone_steps > 0 ? "yes" : "no");
+        } else {
+            kill(child, SIGKILL);
+            SCN_CHECK(waitpid(child, &status, 0) == child, "waitpid");
+            printf("child ended by signal %d\n", WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+        }
     }
     if (strcmp(kind, "thread") == 0) {
         thread_stop = 1;
