@@ -9,6 +9,9 @@
                Open MPI's library, sockets and threads are there (so the check can fail)
   abort        both end with the same status, 3 (MPI_Abort(MPI_COMM_WORLD, 3))
   crash        both end with the same status, 139 (a rank killed by SIGSEGV)
+  counters     through the proxies only, with FERRY_MPI_REPORT_COUNTERS=1: every rank reports
+               the traffic totals given by --expect, no live communicator or request is left,
+               and the job's sent and received message counts balance
   unsupported  plain succeeds; through the proxies the job fails with "ferry: MPI_X is not
                supported" on stderr
 
@@ -47,7 +50,8 @@ def main():
     ap.add_argument("--launcher", required=True, help="ferry-mpirun-plain")
     ap.add_argument("--upper-dir", required=True)
     ap.add_argument("--np", type=int, default=2)
-    ap.add_argument("--check", required=True, choices=["same-output", "maps", "abort", "crash", "unsupported"])
+    ap.add_argument("--check", required=True, choices=["same-output", "maps", "abort", "crash", "counters", "unsupported"])
+    ap.add_argument("--expect", default="", help="counters: e.g. 'sent 25 received 25 collectives 1'")
     ap.add_argument("program", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     program = [p for p in a.program if p != "--"]
@@ -60,6 +64,26 @@ def main():
         env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     env.pop("LD_LIBRARY_PATH", None)
     opts = ["--oversubscribe", "-np", str(a.np)]
+    if a.check == "counters":
+        env["FERRY_MPI_REPORT_COUNTERS"] = "1"
+        ferry = run([a.launcher] + opts + ["-x", "FERRY_MPI_REPORT_COUNTERS", "--"] + program, env)
+        runs = {"through ferry-mpi-proxy": ferry}
+        if ferry[0] != 0:
+            return fail(f"the job exited with {ferry[0]}", runs)
+        lines = [l.split(" counters ", 1)[1] for l in ferry[2].splitlines() if " counters " in l]
+        if len(lines) != a.np:
+            return fail(f"{len(lines)} of {a.np} ranks reported counters", runs)
+        sent = received = 0
+        for line in lines:
+            words = line.split()
+            sent += int(words[words.index("sent") + 1])
+            received += int(words[words.index("received") + 1])
+            if not line.startswith(a.expect) or not line.endswith("live comms 0 requests 0"):
+                return fail(f"counters '{line}', want '{a.expect} ... live comms 0 requests 0'", runs)
+        if sent != received:
+            return fail(f"the job sent {sent} messages and received {received}", runs)
+        print(f"PASS: every rank: {a.expect}; job total {sent} sent = {received} received")
+        return 0
     plain = run([mpirun] + opts + program, env)
     ferry = run([a.launcher] + opts + ["--"] + program, env)
     runs = {"plain mpirun": plain, "through ferry-mpi-proxy": ferry}

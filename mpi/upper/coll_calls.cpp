@@ -8,7 +8,7 @@ using namespace ferry::mpi;
 FERRY_MPI_FUNCTION(int, Barrier, (MPI_Comm comm)) {
   const char* fn = "MPI_Barrier";
   CommRecord* c = comm_arg(fn, comm);
-  ++c->traffic.collectives;
+  count_collective(c);
   check(fn, lower_for(fn).barrier(c->lh));
   return MPI_SUCCESS;
 }
@@ -17,7 +17,7 @@ FERRY_MPI_FUNCTION(int, Bcast, (void* buffer, int count, MPI_Datatype datatype, 
   const char* fn = "MPI_Bcast";
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
-  ++c->traffic.collectives;
+  count_collective(c);
   check(fn, lower_for(fn).bcast({buffer, span_bytes(t, count)}, count, t->lh, root, c->lh));
   return MPI_SUCCESS;
 }
@@ -31,7 +31,7 @@ FERRY_MPI_FUNCTION(int, Reduce, (const void* sendbuf, void* recvbuf, int count, 
   bool i_am_root = c->rank == root;
   const void* in = sendbuf == MPI_IN_PLACE ? nullptr : sendbuf;
   if (in == nullptr && !i_am_root) fatal(fn, "MPI_IN_PLACE off the root (MPI_ERR_BUFFER)");
-  ++c->traffic.collectives;
+  count_collective(c);
   check(fn, lower_for(fn).reduce(in, {recvbuf, span_bytes(t, count)}, count, t->lh, o->lh, root, c->lh,
                                  i_am_root));
   return MPI_SUCCESS;
@@ -44,7 +44,7 @@ FERRY_MPI_FUNCTION(int, Allreduce, (const void* sendbuf, void* recvbuf, int coun
   DatatypeRecord* t = type_arg(fn, datatype);
   OpRecord* o = op_arg(fn, op);
   const void* in = sendbuf == MPI_IN_PLACE ? nullptr : sendbuf;
-  ++c->traffic.collectives;
+  count_collective(c);
   check(fn, lower_for(fn).allreduce(in, {recvbuf, span_bytes(t, count)}, count, t->lh, o->lh, c->lh));
   return MPI_SUCCESS;
 }
@@ -87,7 +87,7 @@ int gather_like(const char* fn, GatherKind kind, const void* sendbuf, int sendco
   if (b.in_place && (kind == GatherKind::allgather || kind == GatherKind::alltoall) && b.recv.data == nullptr) {
     fatal(fn, "MPI_IN_PLACE without a receive buffer (MPI_ERR_BUFFER)");
   }
-  ++c->traffic.collectives;
+  count_collective(c);
   check(fn, lower_for(fn).gather_like(kind, b, root, c->lh));
   return MPI_SUCCESS;
 }

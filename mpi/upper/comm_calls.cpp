@@ -15,6 +15,7 @@ MPI_Comm make_comm(const NewComm& made, std::uint32_t log_seq) {
   auto* ranks = new std::int32_t[static_cast<std::size_t>(made.size)];
   std::copy(made.world_ranks.begin(), made.world_ranks.end(), ranks);
   auto* r = new CommRecord{{kLiveMagic, Kind::comm}, made.id, made.rank, made.size, 0, log_seq, ranks, {}};
+  upper().live_comms.insert(r);
   return reinterpret_cast<MPI_Comm>(r);
 }
 
@@ -35,7 +36,7 @@ FERRY_MPI_FUNCTION(int, Comm_size, (MPI_Comm comm, int* size)) {
 FERRY_MPI_FUNCTION(int, Comm_dup, (MPI_Comm comm, MPI_Comm* newcomm)) {
   const char* fn = "MPI_Comm_dup";
   CommRecord* parent = comm_arg(fn, comm);
-  ++parent->traffic.collectives;
+  count_collective(parent);
   NewComm made;
   check(fn, lower_for(fn).comm_dup(parent->lh, made));
   ReplayEntry entry;
@@ -50,7 +51,7 @@ FERRY_MPI_FUNCTION(int, Comm_dup, (MPI_Comm comm, MPI_Comm* newcomm)) {
 FERRY_MPI_FUNCTION(int, Comm_split, (MPI_Comm comm, int color, int key, MPI_Comm* newcomm)) {
   const char* fn = "MPI_Comm_split";
   CommRecord* parent = comm_arg(fn, comm);
-  ++parent->traffic.collectives;
+  count_collective(parent);
   NewComm made;
   check(fn, lower_for(fn).comm_split(parent->lh, color, key, made));
   ReplayEntry entry;
@@ -73,6 +74,7 @@ FERRY_MPI_FUNCTION(int, Comm_free, (MPI_Comm* comm)) {
   entry.kind = ReplayKind::comm_free;
   entry.result = c;
   upper().log.append(entry);
+  upper().live_comms.erase(c);
   c->header.magic = 0;
   delete[] c->world_ranks;
   delete c;

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -61,6 +62,15 @@ FERRY_MPI_FUNCTION(int, Query_thread, (int* provided)) {
 
 FERRY_MPI_FUNCTION(int, Finalize, ()) {
   LowerHalf& lower = lower_for("MPI_Finalize");
+  // FERRY_MPI_REPORT_COUNTERS=1: one line per rank on stderr with the traffic totals (tests).
+  if (const char* report = std::getenv("FERRY_MPI_REPORT_COUNTERS"); report != nullptr && *report == '1') {
+    const UpperHalf& u = upper();
+    std::fprintf(stderr, "ferry: rank %d counters sent %llu received %llu collectives %llu live comms %zu requests %zu\n",
+                 world_record()->rank, static_cast<unsigned long long>(u.totals.sent),
+                 static_cast<unsigned long long>(u.totals.received),
+                 static_cast<unsigned long long>(u.totals.collectives), u.live_comms.size(),
+                 u.live_requests.size());
+  }
   check("MPI_Finalize", lower.finalize());
   upper().finalized = true;
   return MPI_SUCCESS;

@@ -8,10 +8,6 @@ using namespace ferry::mpi;
 
 namespace {
 
-void count_received(CommRecord* comm, const LhStatus& st) {
-  if (st.source != MPI_PROC_NULL) ++comm->traffic.received;
-}
-
 bool is_null_request(MPI_Request request) {
   return reinterpret_cast<void*>(request) == static_cast<void*>(null_request_record());
 }
@@ -42,12 +38,13 @@ int finish(const char* fn, MPI_Request* request, MPI_Status* status, int* done) 
     if (!finished) return MPI_SUCCESS;
   }
   if (r->receive) {
-    count_received(r->comm, st);
+    count_received(r->comm, st.source);
     set_status(status, st);
   } else {
     set_empty_status(status);
     if (status != MPI_STATUS_IGNORE) status->MPI_ERROR = st.error;
   }
+  upper().live_requests.erase(r);
   r->header.magic = 0;
   delete r;
   *request = reinterpret_cast<MPI_Request>(null_request_record());
@@ -62,7 +59,7 @@ FERRY_MPI_FUNCTION(int, Send, (const void* buf, int count, MPI_Datatype datatype
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
   check(fn, lower_for(fn).send({buf, span_bytes(t, count)}, count, t->lh, dest, tag, c->lh));
-  if (dest != MPI_PROC_NULL) ++c->traffic.sent;
+  count_sent(c, dest);
   return MPI_SUCCESS;
 }
 
@@ -73,7 +70,7 @@ FERRY_MPI_FUNCTION(int, Recv, (void* buf, int count, MPI_Datatype datatype, int 
   DatatypeRecord* t = type_arg(fn, datatype);
   LhStatus st;
   check(fn, lower_for(fn).recv({buf, span_bytes(t, count)}, count, t->lh, source, tag, c->lh, st));
-  count_received(c, st);
+  count_received(c, st.source);
   set_status(status, st);
   return MPI_SUCCESS;
 }
@@ -89,8 +86,8 @@ FERRY_MPI_FUNCTION(int, Sendrecv, (const void* sendbuf, int sendcount, MPI_Datat
   check(fn, lower_for(fn).sendrecv({sendbuf, span_bytes(st_type, sendcount)}, sendcount, st_type->lh,
                                    dest, sendtag, {recvbuf, span_bytes(rt_type, recvcount)}, recvcount,
                                    rt_type->lh, source, recvtag, c->lh, st));
-  if (dest != MPI_PROC_NULL) ++c->traffic.sent;
-  count_received(c, st);
+  count_sent(c, dest);
+  count_received(c, st.source);
   set_status(status, st);
   return MPI_SUCCESS;
 }
@@ -103,7 +100,8 @@ FERRY_MPI_FUNCTION(int, Isend, (const void* buf, int count, MPI_Datatype datatyp
   auto* r = new RequestRecord{{kLiveMagic, Kind::request}, kLhNone, false, c, t,
                               const_cast<void*>(buf), span_bytes(t, count), count, dest, tag};
   check(fn, lower_for(fn).isend({buf, r->bytes}, count, t->lh, dest, tag, c->lh, r->lh));
-  if (dest != MPI_PROC_NULL) ++c->traffic.sent;
+  upper().live_requests.insert(r);
+  count_sent(c, dest);
   *request = reinterpret_cast<MPI_Request>(r);
   return MPI_SUCCESS;
 }
@@ -116,6 +114,7 @@ FERRY_MPI_FUNCTION(int, Irecv, (void* buf, int count, MPI_Datatype datatype, int
   auto* r = new RequestRecord{{kLiveMagic, Kind::request}, kLhNone, true, c, t, buf,
                               span_bytes(t, count), count, source, tag};
   check(fn, lower_for(fn).irecv({buf, r->bytes}, count, t->lh, source, tag, c->lh, r->lh));
+  upper().live_requests.insert(r);
   *request = reinterpret_cast<MPI_Request>(r);
   return MPI_SUCCESS;
 }
@@ -156,7 +155,7 @@ FERRY_MPI_FUNCTION(int, Ssend, (const void* buf, int count, MPI_Datatype datatyp
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
   check(fn, lower_for(fn).ssend({buf, span_bytes(t, count)}, count, t->lh, dest, tag, c->lh));
-  if (dest != MPI_PROC_NULL) ++c->traffic.sent;
+  count_sent(c, dest);
   return MPI_SUCCESS;
 }
 

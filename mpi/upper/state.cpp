@@ -85,6 +85,23 @@ void set_empty_status(MPI_Status* status) {
   status->_ucount = 0;
 }
 
+void count_sent(CommRecord* comm, int dest) {
+  if (dest == MPI_PROC_NULL) return;
+  ++comm->traffic.sent;
+  ++upper().totals.sent;
+}
+
+void count_received(CommRecord* comm, int source) {
+  if (source == MPI_PROC_NULL) return;
+  ++comm->traffic.received;
+  ++upper().totals.received;
+}
+
+void count_collective(CommRecord* comm) {
+  ++comm->traffic.collectives;
+  ++upper().totals.collectives;
+}
+
 int check(const char* fn, int rc) {
   if (rc != MPI_SUCCESS) {
     char why[64];

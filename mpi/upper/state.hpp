@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <unordered_set>
 
 #include "lower_half.hpp"
 #include "mpi/abi/ompi41_abi.h"
@@ -26,7 +27,20 @@ struct UpperHalf {
   bool finalized = false;
   int thread_level = MPI_THREAD_SINGLE;
   ReplayLog log;
+  // Sums over every communicator, freed ones included: the drain compares the job's total sent
+  // and received messages.
+  TrafficCounters totals{};
+  // Every live heap record, so the drain and a restart can reach them without the application's
+  // handles: communicators (to rebind) and outstanding requests (to complete or re-post).
+  std::unordered_set<CommRecord*> live_comms;
+  std::unordered_set<RequestRecord*> live_requests;
 };
+
+// Message and collective counting (records.hpp: TrafficCounters), on the communicator and in
+// UpperHalf::totals. Sends to and receives from MPI_PROC_NULL are not messages.
+void count_sent(CommRecord* comm, int dest);
+void count_received(CommRecord* comm, int source);
+void count_collective(CommRecord* comm);
 
 UpperHalf& upper();
 
