@@ -16,6 +16,10 @@
 //           with process_vm_readv into an 8 MiB buffer (up to 1024 iovecs per call) and handed
 //           to the sink in page-aligned pieces. Pages process_vm_readv cannot read (PROT_NONE
 //           with contents) are read through /proc/PID/mem, which reads with FOLL_FORCE.
+//           In anonymous regions (private, heap, stack, shared anon) a page that is all zeros
+//           is not handed to the sink: restore leaves it to the kernel's fresh zero-filled
+//           memory, exactly as for a page that was never touched (schema 1.3). The test stops
+//           at the first non-zero word, so it costs next to nothing on data pages.
 #include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
@@ -220,11 +224,12 @@ public:
   PageStreamer(const ptrace::Tracee& t, pid_t pid, image::ImageSink& sink)
       : t_(t), pid_(pid), sink_(sink), buf_(kBufBytes) {}
 
-  Result<void> add(uint64_t addr, uint64_t len) {
+  // skip_zero: pages that are all zeros may be left out (anonymous memory).
+  Result<void> add(uint64_t addr, uint64_t len, bool skip_zero) {
     while (len > 0) {
       if (used_ == buf_.size() || pieces_.size() == kMaxIov) FERRY_TRY_VOID(flush());
       uint64_t take = std::min<uint64_t>(len, buf_.size() - used_);
-      pieces_.push_back({addr, take});
+      pieces_.push_back({addr, take, skip_zero});
       used_ += take;
       addr += take;
       len -= take;
@@ -261,7 +266,7 @@ public:
     }
     size_t pos = 0;
     for (const auto& p : pieces_) {
-      FERRY_TRY_VOID(sink_.append_pages(p.addr, std::span<const std::byte>(buf_.data() + pos, p.len)));
+      FERRY_TRY_VOID(hand_over(p, buf_.data() + pos));
       pos += p.len;
     }
     bytes_ += used_;
@@ -270,12 +275,40 @@ public:
     return {};
   }
 
+  uint64_t zero_pages() const noexcept { return zero_pages_; }
+
 private:
   static constexpr size_t kBufBytes = 8u << 20;  // 8 MiB per process_vm_readv call
   static constexpr size_t kMaxIov = 1024;         // IOV_MAX
+  static constexpr size_t kPage = 4096;
   struct Piece {
     uint64_t addr, len;
+    bool skip_zero;
   };
+
+  static bool all_zero(const std::byte* p) {
+    const auto* w = reinterpret_cast<const uint64_t*>(p);
+    for (size_t i = 0; i < kPage / 8; i += 4)
+      if ((w[i] | w[i + 1] | w[i + 2] | w[i + 3]) != 0) return false;
+    return true;
+  }
+
+  // Appends a piece to the sink, without its all-zero pages when allowed.
+  Result<void> hand_over(const Piece& p, const std::byte* data) {
+    if (!p.skip_zero || p.len % kPage != 0)
+      return sink_.append_pages(p.addr, std::span<const std::byte>(data, p.len));
+    size_t run = 0;  // start of the current run of non-zero pages
+    for (size_t off = 0; off <= p.len; off += kPage) {
+      bool zero = off < p.len && all_zero(data + off);
+      if (off == p.len || zero) {
+        if (off > run)
+          FERRY_TRY_VOID(sink_.append_pages(p.addr + run, std::span<const std::byte>(data + run, off - run)));
+        run = off + kPage;
+        zero_pages_ += zero;
+      }
+    }
+    return {};
+  }
   const ptrace::Tracee& t_;
   pid_t pid_;
   image::ImageSink& sink_;
@@ -283,6 +316,7 @@ private:
   std::vector<Piece> pieces_;
   size_t used_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t zero_pages_ = 0;
 };
 
 }  // namespace
@@ -294,7 +328,11 @@ Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& 
   for (const auto& rp : plan.regions) {
     if (!rp.save_pages) continue;
     FERRY_TRY(runs, proc::scan_runs(pm, rp.region.start, rp.region.end, page_size, rp.policy));
-    for (const auto& run : runs) FERRY_TRY_VOID(streamer.add(run.start, run.npages * page_size));
+    using K = image::RegionKind;
+    K k = rp.region.kind;
+    bool anon = k == K::anon_private || k == K::heap || k == K::stack || k == K::anon_shared;
+    for (const auto& run : runs)
+      FERRY_TRY_VOID(streamer.add(run.start, run.npages * page_size, anon && page_size == 4096));
   }
   return streamer.flush();
 }

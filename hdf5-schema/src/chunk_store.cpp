@@ -1,15 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 // ChunkWriter / ChunkReader: direct chunk I/O on a 1-D uint8 dataset with per-chunk XXH3-64.
 // Algorithm (writer): copy appended spans into a one-chunk buffer; when it is full (or at
-// finish, partially full) hash its logical bytes, grow the extent to cover them, encode, and
-// H5Dwrite_chunk it at its offset. The extent is grown, never shrunk, so HDF5 never rewrites a
-// chunk behind our back.
+// finish, partially full) queue it to the worker pool, which hashes its logical bytes, zeroes
+// the padding and encodes it (zstd or raw); the writer thread takes finished chunks in index
+// order, grows the extent to cover them and H5Dwrite_chunks each at its offset (HDF5 calls
+// stay on one thread). The extent is grown, never shrunk, so HDF5 never rewrites a chunk behind
+// our back. Every 64 MiB written, writeback of the file is started (sync_file_range), so the
+// final fsync finds little left to do and the disk works while we read and compress.
 #include "chunk_store.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
 #include "ferry/common/hash.hpp"
+#include "ferry/common/unique_fd.hpp"
 #include "tables.hpp"
 
 namespace ferry::image {
@@ -20,37 +27,35 @@ namespace {
 constexpr size_t kMaxChunkBytes = size_t{64} << 20;
 constexpr size_t kMinChunkBytes = 4096;
 
-// Dataset creation properties of a chunk stream: the single place that would add a filter
-// (e.g. H5Pset_filter(dcpl, 32015 /* zstd */, H5Z_FLAG_MANDATORY, ...)).
+constexpr uint64_t kWritebackBytes = uint64_t{64} << 20;
+
+// Dataset creation properties of a chunk stream: chunked, the zstd filter in the pipeline
+// (optional: a chunk may skip it, as raw chunks do).
 h5::Id make_dcpl() {
+  register_zstd_filter();
   h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE));
   hsize_t chunk[1] = {kChunkBytes};
   H5Pset_chunk(dcpl.get(), 1, chunk);
+  const unsigned level = kZstdLevel;
+  H5Pset_filter(dcpl.get(), kZstdFilter, H5Z_FLAG_OPTIONAL, 1, &level);
   H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);
   H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_INCR);
   return dcpl;
 }
 
-struct Encoded {
-  const std::byte* data;
-  size_t size;
-  uint32_t filter_mask;  // HDF5 filter mask: bit i set = filter i of the pipeline skipped
-};
-
-// How a chunk is stored. `chunk` is a full chunk buffer of which the first `used` bytes are
-// data. Raw encoding: zero the padding and store the whole chunk as is.
-Encoded encode_chunk(std::span<std::byte> chunk, size_t used) {
-  if (used < chunk.size()) std::memset(chunk.data() + used, 0, chunk.size() - used);
-  return {chunk.data(), chunk.size(), 0};
-}
-
-// Inverse of encode_chunk: turns `stored_size` bytes in `stored` into a full chunk in `out`.
-// Returns false if the stored form is not one this build produces.
-bool decode_chunk(ChunkBuffer& stored, size_t stored_size, uint32_t filter_mask, size_t chunk,
-                  ChunkBuffer& out) {
-  if (filter_mask != 0 || stored_size != chunk) return false;
-  std::swap(stored, out);  // raw: the stored bytes are the chunk
-  return true;
+// Inverse of the writer's encoding: turns `stored_size` bytes in `stored` into a full chunk in
+// `out`. Returns false if the stored form is not one this build produces.
+bool decode_chunk(ChunkBuffer& stored, size_t stored_size, uint32_t filter_mask, bool zstd,
+                  size_t chunk, ChunkBuffer& out) {
+  bool raw = zstd ? filter_mask == kRawChunkMask : filter_mask == 0;
+  if (raw) {
+    if (stored_size != chunk) return false;
+    std::swap(stored, out);  // raw: the stored bytes are the chunk
+    return true;
+  }
+  if (!zstd || filter_mask != 0) return false;
+  out.allocate(chunk);
+  return zstd_decode({stored.data.get(), stored_size}, out.span());
 }
 
 std::string chunk_label(const std::string& path, uint64_t index, size_t chunk, uint64_t size) {
@@ -82,6 +87,8 @@ Result<std::unique_ptr<ChunkWriter>> ChunkWriter::create(hid_t file, std::string
   return w;
 }
 
+ChunkWriter::~ChunkWriter() { pool_.reset(); }  // joins the workers before the jobs go
+
 Result<void> ChunkWriter::append(std::span<const std::byte> data) {
   while (!data.empty()) {
     size_t n = std::min(data.size(), buf_.size - fill_);
@@ -96,25 +103,81 @@ Result<void> ChunkWriter::append(std::span<const std::byte> data) {
 
 Result<void> ChunkWriter::flush_chunk() {
   if (fill_ == 0) return {};
-  uint64_t index = sums_.size();
-  hsize_t offset[1] = {index * kChunkBytes};
-  hsize_t extent[1] = {offset[0] + fill_};
-  sums_.push_back(hash::xxh3_64({buf_.data.get(), fill_}));
+  if (!pool_) pool_ = std::make_unique<WorkerPool>(encoder_threads());
+  auto job = std::make_shared<Job>();
+  job->index = sums_.size() + in_flight_.size();
+  job->used = fill_;
+  job->data = std::move(buf_);
+  if (!spare_.empty()) {
+    buf_ = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    buf_ = ChunkBuffer();
+    buf_.allocate(kChunkBytes);
+  }
+  fill_ = 0;
+  in_flight_.push_back(job);
+  pool_->submit([this, job] {
+    Job& j = *job;
+    j.hash = hash::xxh3_64({j.data.data.get(), j.used});
+    if (j.used < j.data.size) std::memset(j.data.data.get() + j.used, 0, j.data.size - j.used);
+    j.packed_size = zstd_encode({j.data.data.get(), j.data.size}, j.packed);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      j.done = true;
+    }
+    done_cv_.notify_all();
+  });
+  return write_ready(in_flight_.size() >= kMaxInFlight);
+}
+
+Result<void> ChunkWriter::write_ready(bool wait) {
+  while (!in_flight_.empty()) {
+    std::shared_ptr<Job> front = in_flight_.front();
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (wait) done_cv_.wait(lock, [&] { return front->done; });
+      if (!front->done) return {};
+    }
+    in_flight_.pop_front();
+    wait = false;
+    FERRY_TRY_VOID(write_job(*front));
+  }
+  return {};
+}
+
+Result<void> ChunkWriter::write_job(Job& j) {
+  hsize_t offset[1] = {j.index * kChunkBytes};
+  hsize_t extent[1] = {offset[0] + j.used};
   if (H5Dset_extent(dset_.get(), extent) < 0)
     return fail(h5::write_error(fname_, "extend dataset " + data_path_));
-  Encoded e = encode_chunk(buf_.span(), fill_);
-  if (H5Dwrite_chunk(dset_.get(), H5P_DEFAULT, e.filter_mask, offset, e.size, e.data) < 0)
-    return fail(h5::write_error(fname_, "write " + chunk_label(data_path_, index, kChunkBytes,
+  bool raw = j.packed_size == 0;
+  const std::byte* bytes = raw ? j.data.data.get() : j.packed.data();
+  size_t size = raw ? j.data.size : j.packed_size;
+  if (H5Dwrite_chunk(dset_.get(), H5P_DEFAULT, raw ? kRawChunkMask : 0, offset, size, bytes) < 0)
+    return fail(h5::write_error(fname_, "write " + chunk_label(data_path_, j.index, kChunkBytes,
                                                                extent[0])));
-  stored_ += e.size;
-  fill_ = 0;
+  sums_.push_back(j.hash);
+  stored_ += size;
+  raw_chunks_ += raw;
+  last_raw_ = raw;
+  spare_.push_back(std::move(j.data));
+  unsynced_ += size;
+  if (unsynced_ >= kWritebackBytes) {
+    // Start writeback of what HDF5 wrote so far (best effort, never waits for the disk).
+    UniqueFd fd(::open(fname_.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd) (void)::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
+    unsynced_ = 0;
+  }
   return {};
 }
 
 Result<void> ChunkWriter::finish() {
   size_t tail = fill_;
   FERRY_TRY_VOID(flush_chunk());
-  if (tail > 0) {
+  FERRY_TRY_VOID(write_ready(true));
+  while (!in_flight_.empty()) FERRY_TRY_VOID(write_ready(true));
+  if (tail > 0 && last_raw_) {
     hsize_t coord[1] = {(sums_.size() - 1) * kChunkBytes};
     unsigned mask = 0;
     haddr_t addr = HADDR_UNDEF;
@@ -132,7 +195,9 @@ Result<void> ChunkWriter::finish() {
   FERRY_TRY_VOID(tables::write_array(file_, sums_path_, tables::Col::u64, sums_.data(), dims,
                                      fname_));
   if (!dset_.reset()) return fail(h5::write_error(fname_, "close dataset " + data_path_));
+  pool_.reset();
   buf_ = ChunkBuffer();
+  spare_.clear();
   return {};
 }
 
@@ -164,10 +229,21 @@ Result<std::unique_ptr<ChunkReader>> ChunkReader::open(hid_t file, std::string d
   if (chunk[0] < kMinChunkBytes || chunk[0] > kMaxChunkBytes)
     return fail(errc::image_corrupt, "image " + f + ": dataset " + p + " has chunks of " +
                                          std::to_string(chunk[0]) + " bytes");
-  if (int nf = H5Pget_nfilters(dcpl.get()); nf != 0)
-    return fail(errc::image_version, "image " + f + ": dataset " + p + " uses " +
-                                         std::to_string(nf) +
-                                         " HDF5 filter(s); this build reads raw chunks only");
+  // 1.0-1.2: no filter; 1.3: exactly the zstd filter. Anything else is not ours to decode.
+  if (int nf = H5Pget_nfilters(dcpl.get()); nf != 0) {
+    unsigned flags = 0, cd[4] = {0, 0, 0, 0};
+    size_t ncd = 4;
+    char name[64] = "";
+    H5Z_filter_t id = nf == 1 ? H5Pget_filter2(dcpl.get(), 0, &flags, &ncd, cd, sizeof name, name,
+                                               nullptr)
+                              : H5Z_FILTER_ERROR;
+    if (id != kZstdFilter)
+      return fail(errc::image_version,
+                  "image " + f + ": dataset " + p + " uses " + std::to_string(nf) +
+                      " HDF5 filter(s) (first id " + std::to_string(id) +
+                      "); this build reads raw and zstd (32015) chunks only");
+    r->zstd_ = true;
+  }
   r->chunk_ = chunk[0];
   r->size_ = dims[0];
   if (r->size_ != expected_size)
@@ -208,7 +284,7 @@ Result<void> ChunkReader::load(uint64_t index) {
   uint32_t mask = 0;
   if (H5Dread_chunk(dset_.get(), H5P_DEFAULT, offset, &mask, stored_.data.get()) < 0)
     return fail(h5::corrupt(fname_, "cannot read " + label));
-  if (!decode_chunk(stored_, stored_size, mask, chunk_, cache_))
+  if (!decode_chunk(stored_, static_cast<size_t>(stored_size), mask, zstd_, chunk_, cache_))
     return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
   size_t used = static_cast<size_t>(std::min<uint64_t>(chunk_, size_ - index * chunk_));
   if (hash::xxh3_64({cache_.data.get(), used}) != sums_[index])

@@ -7,19 +7,27 @@
 //   dataset extent:  exactly the stream length (the last chunk is stored zero-padded)
 //   <name>_xxh3[i]:  XXH3-64 of chunk i's logical bytes (without padding)
 //
-// encode_chunk()/decode_chunk() are the one place that decides how a chunk is stored: today
-// raw (filter mask 0, no filter in the pipeline); a zstd pipeline (HDF5 filter 32015) slots in
-// there and in make_dcpl() without touching callers. Checksums cover logical bytes, so they do
-// not change when the encoding does.
+// Writing (schema 1.3): the dataset's pipeline holds the zstd filter (32015, optional). A full
+// chunk is handed to a worker pool that hashes it and encodes it (chunk_codec.hpp: zstd, or
+// raw with filter mask bit 0 when compression would not pay); the writer's own thread writes
+// finished chunks in index order with H5Dwrite_chunk, with at most kMaxInFlight chunks queued
+// (bounded memory; the caller blocks when the encoders fall behind). Reading: chunks of 1.0-1.2
+// datasets (no filter) are raw; in 1.3 datasets a chunk is raw if its mask says the filter was
+// skipped, else one zstd frame of exactly one chunk. Checksums cover logical bytes, so they do
+// not depend on the encoding.
 #pragma once
 
 #include <cstddef>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "chunk_codec.hpp"
 #include "h5_support.hpp"
 
 namespace ferry::image {
@@ -42,27 +50,45 @@ struct ChunkBuffer {
   std::span<std::byte> span() { return {data.get(), size}; }
 };
 
-// Appends bytes; a full chunk is encoded and written at once.
+// Appends bytes; a full chunk goes to the encoder pool and is written (in order) once encoded.
 class ChunkWriter {
 public:
-  // Creates the dataset `data_path` (extent 0, unlimited). `file` is the image file id.
+  // Creates the dataset `data_path` (extent 0, unlimited). `file` is the image file id;
+  // `fname` its path (also used to start writeback of written chunks early).
   static Result<std::unique_ptr<ChunkWriter>> create(hid_t file, std::string data_path,
                                                      std::string sums_path, std::string fname);
+  ~ChunkWriter();
   Result<void> append(std::span<const std::byte> data);
-  // Writes the partial last chunk and the checksums dataset, closes the dataset.
+  // Writes the partial last chunk, waits for every chunk, writes the checksums dataset,
+  // closes the dataset.
   Result<void> finish();
   uint64_t size() const noexcept { return total_; }
   uint64_t stored_bytes() const noexcept { return stored_; }
-  // The zero padding of a partial last chunk, as a file byte range (page aligned; len 0 if
-  // none). Known after finish(); the writer punches it out of the file once HDF5 closed it,
-  // so a small image does not occupy a whole chunk on disk.
+  uint64_t raw_chunks() const noexcept { return raw_chunks_; }
+  // The zero padding of a partial last chunk stored raw, as a file byte range (page aligned;
+  // len 0 if none). Known after finish(); the writer punches it out of the file once HDF5
+  // closed it, so a small image does not occupy a whole chunk on disk.
   struct Range {
     uint64_t offset = 0, len = 0;
   };
   Range padding() const noexcept { return padding_; }
 
 private:
+  // One chunk on its way: filled by the writer, hashed and encoded by a worker.
+  struct Job {
+    uint64_t index = 0;
+    ChunkBuffer data;
+    size_t used = 0;
+    std::vector<std::byte> packed;
+    size_t packed_size = 0;  // 0: store raw
+    uint64_t hash = 0;
+    bool done = false;
+  };
+  static constexpr size_t kMaxInFlight = 6;
   Result<void> flush_chunk();
+  // Writes finished jobs from the front; with `wait`, waits for the front one first.
+  Result<void> write_ready(bool wait);
+  Result<void> write_job(Job& j);
   hid_t file_ = H5I_INVALID_HID;
   std::string data_path_, sums_path_, fname_;
   h5::Id dset_;
@@ -70,8 +96,16 @@ private:
   size_t fill_ = 0;
   uint64_t total_ = 0;    // logical bytes appended
   uint64_t stored_ = 0;   // encoded bytes handed to HDF5
+  uint64_t raw_chunks_ = 0;
+  uint64_t unsynced_ = 0; // bytes written since writeback was last started
+  bool last_raw_ = false;
   std::vector<uint64_t> sums_;
   Range padding_;
+  std::vector<ChunkBuffer> spare_;
+  std::mutex mu_;
+  std::condition_variable done_cv_;
+  std::deque<std::shared_ptr<Job>> in_flight_;
+  std::unique_ptr<WorkerPool> pool_;  // last: destroyed (joined) first
 };
 
 // Random and sequential reads with a one-chunk cache; every chunk is checked on load.
@@ -92,6 +126,7 @@ public:
 private:
   Result<void> load(uint64_t index);
   std::string data_path_, fname_;
+  bool zstd_ = false;  // the dataset's pipeline holds the zstd filter (schema 1.3)
   h5::Id dset_;
   size_t chunk_ = 0;
   uint64_t size_ = 0;

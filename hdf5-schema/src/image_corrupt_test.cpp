@@ -439,7 +439,7 @@ TEST(ImageDescribe, TextAndJson) {
   ASSERT_TRUE(reader);
   std::string text = to_text((*reader)->image());
   std::printf("%s", text.c_str());
-  for (const char* want : {"schema 1.2.0", "abi x86_64", "[heap]", "anon", "10.0M", "SIGINT",
+  for (const char* want : {"schema 1.3.0", "abi x86_64", "[heap]", "anon", "10.0M", "SIGINT",
                            "SIG_IGN", "O_RDWR|O_APPEND", "memfd:ring", "x87 sse avx",
                            "self checkpoint", "ITIMER_REAL", "posix id 2", "eventfd",
                            "semaphore", "timerfd", "signalfd", "epoll", "pending signals",
@@ -467,8 +467,11 @@ TEST(ImageH5dump, StockToolReadsTheImage) {
                     "/usr/bin/h5dump -d /memory/regions -d /threads/info -A " + tmp.path +
                     " >/dev/null 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0);
-  std::string full = "/usr/bin/h5dump " + tmp.path + " >/dev/null 2>&1";
-  EXPECT_EQ(std::system(full.c_str()), 0);
+  // Since schema 1.3 the chunk streams carry the zstd filter (32015): their data needs the
+  // HDF5 zstd plugin, which Debian 12 does not package; headers and every table still read.
+  std::string tables = "/usr/bin/h5dump -d /process/argv -d /memory/page_runs -d /memory/pages_xxh3 "
+                       "-d /threads/regs " + tmp.path + " >/dev/null 2>&1";
+  EXPECT_EQ(std::system(tables.c_str()), 0);
 }
 
 }  // namespace

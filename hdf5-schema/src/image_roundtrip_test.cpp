@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstring>
 
 #include "chunk_store.hpp"
 #include "ferry/image/reader.hpp"
@@ -230,6 +231,46 @@ TEST(ImageWriter, UnfinishedImageIsRefused) {
 }
 
 // Not a correctness test: prints the write rate of 256 MiB of pages to /tmp.
+TEST(ImageCompat, Schema10ImageStillReads) {
+  // Written by ferry 0.1.0 (schema 1.0.0, raw chunks, no filter in the pipeline).
+  auto reader = ImageReader::open(std::string(FERRY_SCHEMA_TESTDATA) + "/v1.0-sleep.h5");
+  ASSERT_TRUE(reader) << reader.error().message();
+  EXPECT_EQ((*reader)->image().header.schema_version, "1.0.0");
+  EXPECT_GT((*reader)->page_bytes(), 0u);
+  ASSERT_TRUE((*reader)->verify_all());
+  const auto& run = (*reader)->image().page_runs.front();
+  std::vector<std::byte> page(kPage);
+  ASSERT_TRUE((*reader)->read_pages(run.addr, page));
+}
+
+TEST(ImageRoundTrip, CompressibleChunksShrinkAndReadBack) {
+  TempFile tmp("compress");
+  constexpr uint64_t kTotal = uint64_t{12} << 20;
+  std::vector<std::byte> bytes(kTotal);
+  for (uint64_t i = 0; i < kTotal / 8; ++i) {  // smooth doubles: compressible
+    double d = 300.0 + 25.0 * static_cast<double>(i % 100000) * 1e-5;
+    std::memcpy(bytes.data() + i * 8, &d, 8);
+  }
+  std::vector<std::byte> noise(4 << 20);
+  fill_pages(7, noise);
+  std::memcpy(bytes.data() + (4 << 20), noise.data(), noise.size());  // chunk 1: random, raw
+  auto writer = ImageWriter::create(tmp.path);
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE((*writer)->append_pages(0x7f0000000000, bytes));
+  ProcessImage im;
+  im.header.abi = "x86_64";
+  im.header.page_size = static_cast<uint32_t>(kPage);
+  ASSERT_TRUE((*writer)->finish(im));
+  EXPECT_LT((*writer)->bytes_written(), kTotal * 3 / 4);   // chunks 0 and 2 compressed
+  EXPECT_GE((*writer)->bytes_written(), uint64_t{4} << 20);  // chunk 1 raw
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_TRUE(reader) << reader.error().message();
+  ASSERT_TRUE((*reader)->verify_all());
+  std::vector<std::byte> back(kTotal);
+  ASSERT_TRUE((*reader)->read_pages(0x7f0000000000, back));
+  EXPECT_TRUE(back == bytes);
+}
+
 TEST(ImageThroughput, Write256MiB) {
   TempFile tmp("throughput");
   constexpr uint64_t kTotal = uint64_t{256} << 20, kBatch = uint64_t{4} << 20;

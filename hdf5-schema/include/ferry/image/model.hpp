@@ -334,6 +334,6 @@ struct ProcessImage {
   bool operator==(const ProcessImage&) const = default;
 };
 
-inline constexpr const char* kSchemaVersion = "1.2.0";
+inline constexpr const char* kSchemaVersion = "1.3.0";
 
 }  // namespace ferry::image

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+// zstd chunk encoding (sample first, then the whole chunk), the HDF5 filter callback for
+// filter id 32015, and a small FIFO worker pool. See chunk_codec.hpp.
+#include "chunk_codec.hpp"
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace ferry::image {
+
+namespace {
+
+constexpr size_t kSampleBytes = 64u << 10;
+
+ZSTD_CCtx* thread_cctx() {
+  thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> c(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  return c.get();
+}
+
+ZSTD_DCtx* thread_dctx() {
+  thread_local std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> d(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  return d.get();
+}
+
+// The HDF5 filter function (H5Z_func_t) for 32015: compress on write, decompress on read.
+size_t zstd_filter(unsigned flags, size_t cd_nelmts, const unsigned cd_values[], size_t nbytes,
+                   size_t* buf_size, void** buf) {
+  const auto* in = static_cast<const std::byte*>(*buf);
+  if (flags & H5Z_FLAG_REVERSE) {
+    unsigned long long n = ZSTD_getFrameContentSize(in, nbytes);
+    if (n == ZSTD_CONTENTSIZE_ERROR || n == ZSTD_CONTENTSIZE_UNKNOWN || n > (size_t{1} << 30))
+      return 0;
+    void* out = std::malloc(n ? n : 1);
+    if (!out) return 0;
+    size_t got = ZSTD_decompressDCtx(thread_dctx(), out, n, in, nbytes);
+    if (ZSTD_isError(got) || got != n) {
+      std::free(out);
+      return 0;
+    }
+    std::free(*buf);
+    *buf = out;
+    *buf_size = n;
+    return n;
+  }
+  int level = cd_nelmts > 0 ? static_cast<int>(cd_values[0]) : kZstdLevel;
+  size_t bound = ZSTD_compressBound(nbytes);
+  void* out = std::malloc(bound);
+  if (!out) return 0;
+  size_t got = ZSTD_compressCCtx(thread_cctx(), out, bound, in, nbytes, level);
+  if (ZSTD_isError(got)) {
+    std::free(out);
+    return 0;
+  }
+  std::free(*buf);
+  *buf = out;
+  *buf_size = bound;
+  return got;
+}
+
+}  // namespace
+
+void register_zstd_filter() {
+  static const bool done = [] {
+    static const H5Z_class2_t cls = {H5Z_CLASS_T_VERS, kZstdFilter, 1, 1, "zstd (ferry)",
+                                     nullptr, nullptr, zstd_filter};
+    return H5Zregister(&cls) >= 0;
+  }();
+  (void)done;
+}
+
+size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out) {
+  ZSTD_CCtx* c = thread_cctx();
+  if (!c) return 0;
+  out.resize(std::max(out.size(), ZSTD_compressBound(in.size())));
+  if (in.size() > 2 * kSampleBytes) {
+    // The sample comes from the middle: the start of a chunk is often a page header.
+    auto sample = in.subspan(in.size() / 2, kSampleBytes);
+    size_t s = ZSTD_compressCCtx(c, out.data(), out.size(), sample.data(), sample.size(), kZstdLevel);
+    if (ZSTD_isError(s) || s > sample.size() / 10 * 9) return 0;
+  }
+  size_t n = ZSTD_compressCCtx(c, out.data(), out.size(), in.data(), in.size(), kZstdLevel);
+  if (ZSTD_isError(n) || n > in.size() / 20 * 19) return 0;
+  return n;
+}
+
+bool zstd_decode(std::span<const std::byte> in, std::span<std::byte> out) {
+  unsigned long long n = ZSTD_getFrameContentSize(in.data(), in.size());
+  if (n != out.size()) return false;
+  ZSTD_DCtx* d = thread_dctx();
+  if (!d) return false;
+  size_t got = ZSTD_decompressDCtx(d, out.data(), out.size(), in.data(), in.size());
+  return !ZSTD_isError(got) && got == out.size();
+}
+
+WorkerPool::WorkerPool(unsigned threads) {
+  for (unsigned i = 0; i < std::max(1u, threads); ++i)
+    threads_.emplace_back([this] {
+      for (;;) {
+        std::function<void()> task;
+        {
+          std::unique_lock<std::mutex> lock(mu_);
+          cv_.wait(lock, [&] { return stop_ || !tasks_.empty(); });
+          if (tasks_.empty()) return;  // stop_ and nothing left
+          task = std::move(tasks_.front());
+          tasks_.pop_front();
+        }
+        task();
+      }
+    });
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void WorkerPool::submit(std::function<void()> task) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+unsigned encoder_threads() {
+  unsigned n = std::thread::hardware_concurrency();
+  return std::clamp(n, 1u, 8u);
+}
+
+}  // namespace ferry::image

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+// How one chunk of a chunk stream is encoded: zstd (HDF5 registered filter 32015, a plain
+// zstd frame with the content size in its header, the format of the community HDF5 zstd
+// plugin, so h5dump/h5py with that plugin read the images), or raw when compression would not
+// pay. And the thread pool that hashes and encodes chunks beside the thread writing them.
+//
+// Encoding rule: compress a 64 KiB sample of the chunk first; if it shrinks by less than 10 %
+// the chunk is stored raw without compressing the rest (random data costs one sample, not a
+// whole zstd pass); otherwise compress the whole chunk and keep the result only if it saves at
+// least 5 %. A raw chunk has bit 0 of its HDF5 filter mask set (filter skipped), so HDF5 and
+// our reader both know not to decompress it.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include <hdf5.h>
+
+namespace ferry::image {
+
+inline constexpr H5Z_filter_t kZstdFilter = 32015;
+inline constexpr int kZstdLevel = 1;
+// HDF5 filter mask of a chunk stored without its zstd filter (bit 0: first filter skipped).
+inline constexpr uint32_t kRawChunkMask = 1;
+
+// Registers our zstd filter implementation with HDF5 in this process (once; later calls are
+// no-ops), so datasets with filter 32015 can be created and read through HDF5's own pipeline.
+void register_zstd_filter();
+
+// Compresses `in` into `out` (resized as needed) when that pays; returns the compressed size,
+// or 0 to store the chunk raw. Thread-safe (one zstd context per thread).
+size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out);
+// Decompresses one zstd frame into exactly out.size() bytes; false if the frame is damaged
+// or its content size differs.
+bool zstd_decode(std::span<const std::byte> in, std::span<std::byte> out);
+
+// A fixed set of worker threads running submitted tasks in FIFO order. The destructor waits
+// for queued tasks and joins the workers.
+class WorkerPool {
+public:
+  explicit WorkerPool(unsigned threads);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+  void submit(std::function<void()> task);
+  unsigned size() const noexcept { return static_cast<unsigned>(threads_.size()); }
+
+private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// Workers for chunk encoding: one per CPU (at least 1, at most 8).
+unsigned encoder_threads();
+
+}  // namespace ferry::image
