@@ -69,7 +69,8 @@ void AgentRegistry::expect(const std::string& node) {
   arm(node, a);
 }
 
-void AgentRegistry::declare_lost(const std::string& node, const std::string& why) {
+// node by value: callers pass a session's own node string, which is cleared below.
+void AgentRegistry::declare_lost(std::string node, const std::string& why) {
   auto it = agents_.find(node);
   if (it == agents_.end()) return;
   auto session = std::move(it->second.session);

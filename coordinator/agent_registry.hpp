@@ -51,7 +51,7 @@ private:
     std::unique_ptr<boost::asio::steady_timer> lost_timer;
   };
   void arm(const std::string& node, Agent& a);
-  void declare_lost(const std::string& node, const std::string& why);
+  void declare_lost(std::string node, const std::string& why);
 
   boost::asio::io_context& io_;
   std::chrono::milliseconds lost_after_;

@@ -168,8 +168,32 @@ void Coordinator::on_agent_lost(const std::string& node, const std::string& why)
     if (it == jobs_.end()) continue;
     Job& job = it->second;
     if (job.round) job.round->on_agent_lost(node);
-    if (job.inc && !job.inc->final() && job.inc->nodes().count(node) && job.inc->on_agent_lost(node))
+    if (!job.inc || job.inc->final() || !job.inc->nodes().count(node)) continue;
+    bool was_running = job.inc->all_running();
+    if (job.inc->on_agent_lost(node)) {
       on_incarnation_final(job);
+      continue;
+    }
+    // The job ran on that node: its ranks there count as killed, and a job missing ranks
+    // cannot go on (its other ranks would wait for them forever). End it: the surviving
+    // ranks are stopped, the record becomes signaled 9 "agent lost", and the job can be
+    // restarted from its newest generation on the nodes that remain.
+    if (was_running && !job.ending) {
+      job.ending = "node " + node + " lost";
+      if (!job.round) end_half_dead_job(job);  // else once the round has aborted
+    }
+  }
+}
+
+void Coordinator::end_half_dead_job(Job& job) {
+  if (!job.inc || job.inc->final()) return;
+  for (const auto& node : job.inc->nodes()) {
+    if (!agents_.alive(node)) continue;
+    proto::RoundStep stop{.job = job.row.id, .generation = job.inc->generation(), .round_id = 0,
+                          .phase = proto::RoundPhase::stop, .ranks = job.inc->ranks_on(node),
+                          .generation_dir = "", .deadline_ms = static_cast<std::uint32_t>(cfg_.finish_timeout.count())};
+    log(Severity::warning, "coord.job", {job.row.id, node, {}, {}}, "stop the surviving ranks: " + *job.ending);
+    send_to_agent(node, stop);
   }
 }
 

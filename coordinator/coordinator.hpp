@@ -64,6 +64,9 @@ private:
     std::optional<ReplyTo> checkpoint_reply;  // the CHECKPOINT that started the round
     std::unique_ptr<boost::asio::steady_timer> interval;
     bool stop_committed = false;               // a stop round committed: exits mean "stopped"
+    // An agent of the running job was lost: its ranks count as killed (SIGKILL) and the
+    // surviving ranks are stopped so the job ends (once a round in flight has aborted).
+    std::optional<std::string> ending;
   };
 
   // ---- coordinator.cpp: agents
@@ -76,6 +79,8 @@ private:
   void on_round_reply(const std::string& node, const proto::RoundReply& m);
   void on_incarnation_final(Job& job);
   void stop_ranks(const Job& job, const std::string& why);
+  // Stops the ranks on the nodes still alive (job.ending says why): a half-dead job ends.
+  void end_half_dead_job(Job& job);
   template <class M>
   void send_to_agent(const std::string& node, const M& msg) {
     if (!agents_.send(node, proto::encode_signed(msg, next_request_id(), 0, cfg_.cluster_secret)))

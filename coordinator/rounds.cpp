@@ -89,6 +89,7 @@ void Coordinator::on_round_finished(const std::string& job_id, RoundOutcome o) {
     job.checkpoint_reply.reset();
   }
   if (o.committed) apply_retention(job);
+  if (job.ending) end_half_dead_job(job);
 }
 
 void Coordinator::apply_retention(Job& job) {
@@ -117,7 +118,7 @@ void Coordinator::arm_interval(Job& job) {
     if (it == jobs_.end()) return;
     Job& j = it->second;
     if (!j.inc || j.inc->final()) return;
-    if (!j.round && j.inc->all_running()) {
+    if (!j.round && !j.ending && j.inc->all_running()) {
       log(Severity::info, "coord.round", {id, "", {}, {}}, "periodic checkpoint");
       if (auto r = start_round(j, RoundMode::resume, std::nullopt); !r)
         log(Severity::error, "coord.round", {id, "", {}, {}}, "periodic checkpoint not started: " + r.error().message());

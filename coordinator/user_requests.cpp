@@ -155,6 +155,8 @@ void Coordinator::on_checkpoint(const ReplyTo& to, std::uint32_t uid, const prot
     return refuse(static_cast<std::uint16_t>(errc::not_found), "job " + j.row.id + " is not running (state: " + j.row.state + ")");
   if (j.round)
     return refuse(static_cast<std::uint16_t>(errc::busy), "job " + j.row.id + " has a checkpoint in progress");
+  if (j.ending)
+    return refuse(static_cast<std::uint16_t>(errc::not_found), "job " + j.row.id + " is ending (" + *j.ending + ")");
   if (auto r = start_round(j, m.stop ? RoundMode::stop : RoundMode::resume, to); !r)
     return refuse(wire(r.error()), r.error().message());
 }
@@ -192,6 +194,7 @@ void Coordinator::on_restart(const ReplyTo& to, std::uint32_t uid, const proto::
   job.row.nodes = per_rank;
   job.row.state = "running";
   job.stop_committed = false;
+  job.ending.reset();
   (void)db_.set_job_nodes(job.row.id, per_rank);
   (void)db_.set_job_state(job.row.id, "running");
   (void)store_.save_job_state(job.row, "running");

@@ -5,7 +5,9 @@
 # both agents is checkpointed, its ranks killed, and restarted entirely on n2; `ferry wait`
 # reports the outcome and every rank's output equals an uninterrupted run's. Then: exit
 # status 3, a signal, a restart whose image was deleted, unauthenticated and other-user
-# requests, kill -9 of the coordinator after a commit.
+# requests, kill -9 of the coordinator after a commit. Failure paths: a node (its agent and
+# every process below it) killed during the dump, the coordinator killed during the dump, a
+# full store (small tmpfs) during a checkpoint, a corrupted job manifest at restart.
 # Run: test_cluster.py --ferry PATH --coordinator PATH --agent PATH --workload PATH
 import argparse
 import json
@@ -28,9 +30,9 @@ TIMEOUT = 90
 class Cluster:
     """Coordinator + agents n1, n2 in a temp dir; every process is killed by pid at the end."""
 
-    def __init__(self, root):
+    def __init__(self, root, store=None):
         self.root = root
-        self.store = os.path.join(root, "store")
+        self.store = store or os.path.join(root, "store")
         self.state = os.path.join(root, "state")
         self.secrets = os.path.join(root, "usersecrets")
         os.makedirs(self.secrets, 0o711)
@@ -118,6 +120,23 @@ class Cluster:
                 out[int(kv["FERRY_RANK"])] = int(d)
         return out
 
+    def kill_node(self, node):
+        """A node failure: kill -9 its agent and every process below it (rank supervisors, ranks)."""
+        p = self.procs[node]
+        victims = descendants(p.pid) + [p.pid]
+        for pid in victims:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        p.wait(timeout=10)
+
+    def kill_coordinator(self):
+        p = self.procs["coordinator"]
+        p.kill()
+        p.wait(timeout=10)
+        p.stdout.close()
+
     def output(self, job, rank):
         with open(os.path.join(self.store, "jobs", job, "rank-%d.out" % rank)) as f:
             return f.read()
@@ -133,9 +152,45 @@ class Cluster:
             f.close()
 
 
+def descendants(root):
+    """Every process below root (by ppid), children before their own children."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
 def reference_output(rank, args):
+    # The output does not depend on the sleep between iterations: run the reference without it.
+    args = list(args[:2]) + ["0"] + list(args[3:])
     env = dict(os.environ, FERRY_RANK=str(rank), FERRY_NTASKS="4")
     return subprocess.run([WORKLOAD, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT).stdout
+
+
+def partial_images(store, job, gen):
+    """Image bytes written so far into gen-N.partial (0 if it does not exist)."""
+    d = os.path.join(store, "jobs", job, "gen-%06d.partial" % gen)
+    total = 0
+    for dirpath, _, files in os.walk(d):
+        for f in files:
+            if f.endswith(".h5"):
+                try:
+                    total += os.path.getsize(os.path.join(dirpath, f))
+                except OSError:
+                    pass
+    return total
 
 
 class ClusterTest(unittest.TestCase):
@@ -153,7 +208,10 @@ class ClusterTest(unittest.TestCase):
                 except ProcessLookupError:
                     pass
         self.c.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if os.environ.get("FERRY_TEST_KEEP"):
+            print("kept", self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def launch(self, *args, ntasks=4):
         r = self.c.ferry("launch", "--nodes", "n1,n2", "--ntasks", str(ntasks), "--detach", "--", WORKLOAD, *args)
@@ -251,6 +309,104 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.c.status(job)["jobs"][0]["generations"], [])
         self.assertEqual(self.c.ferry("checkpoint", job).returncode, 0)
 
+    def gen_dirs(self, job):
+        return sorted(d for d in os.listdir(os.path.join(self.c.store, "jobs", job)) if d.startswith("gen-"))
+
+    def checkpoint_in_background(self, job):
+        return subprocess.Popen([FERRY, "checkpoint", job], env=self.c.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def wait_until_dumping(self, job, gen, ckpt):
+        """Returns once gen-N.partial holds image bytes while the round is still uncommitted."""
+        end = time.time() + 30
+        while time.time() < end and ckpt.poll() is None:
+            if partial_images(self.c.store, job, gen) > 0:
+                return
+            time.sleep(0.005)
+        self.fail("never saw the dump of generation %d in progress (checkpoint: %s)" % (gen, ckpt.poll()))
+
+    def test_node_lost_during_dump(self):
+        # 48 MiB ranks: the dump takes long enough to kill a node in the middle of it; 300
+        # iterations (6 s): the ranks of n2 would still run long after the node is lost.
+        args = ["48", "300", "20"]
+        job = self.launch(*args)
+        r = self.c.ferry("checkpoint", job)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rid = self.launch_record(job)
+        ckpt = self.checkpoint_in_background(job)
+        self.wait_until_dumping(job, 2, ckpt)
+        self.c.kill_node("n1")
+        out, err = ckpt.communicate(timeout=TIMEOUT)
+        self.assertNotEqual(ckpt.returncode, 0, out)
+        self.assertIn("phase dump", err)
+        self.assertRegex(err, r"node n1, rank [02]\b")
+        # The job is half dead: its surviving ranks (n2) are stopped and its record says why.
+        code, rec, _ = self.wait_json(rid, timeout=30)
+        self.assertEqual((code, rec["outcome"], rec["signal"], rec["node"], rec["reason"]),
+                         (137, "signaled", 9, "n1", "agent lost"))
+        self.assertIn(rec["rank"], (0, 2))
+        self.assertEqual(self.c.rank_pids(job), {})
+        for rank in (1, 3):
+            self.assertFalse(self.c.output(job, rank).endswith("rank %d done\n" % rank),
+                             "rank %d of n2 was stopped, not left to finish" % rank)
+        self.assertEqual(self.gen_dirs(job), ["gen-000001"])
+        # The older generation restarts on the node that remains and finishes correctly.
+        r = self.c.ferry("restart", job, "--nodes", "n2", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["outcome"], "exited")
+        for rank in range(4):
+            self.assertEqual(self.c.output(job, rank), reference_output(rank, args), "rank %d" % rank)
+
+    def test_coordinator_kill_during_dump(self):
+        args = ["48", "150", "20"]
+        job = self.launch(*args)
+        rid = self.launch_record(job)
+        pids = self.c.rank_pids(job)
+        ckpt = self.checkpoint_in_background(job)
+        self.wait_until_dumping(job, 1, ckpt)
+        self.c.kill_coordinator()
+        ckpt.communicate(timeout=TIMEOUT)
+        self.assertNotEqual(ckpt.returncode, 0)
+        # Really mid-round: the generation was never committed.
+        self.assertNotIn("gen-000001", self.gen_dirs(job))
+        self.c.start_coordinator()
+        self.c.wait_nodes(["n1", "n2"])
+        # At start-up the round is aborted: the partial generation is removed, nothing is
+        # committed, and the ranks resume (same processes) and finish with the right output.
+        end = time.time() + 20
+        while self.gen_dirs(job) and time.time() < end:
+            time.sleep(0.1)
+        self.assertEqual(self.gen_dirs(job), [])
+        self.assertEqual(self.c.status(job)["jobs"][0]["generations"], [])
+        self.assertEqual(self.c.rank_pids(job), pids)
+        r = self.c.ferry("checkpoint", job)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        code, rec, _ = self.wait_json(rid)
+        self.assertEqual((code, rec["outcome"]), (0, "exited"))
+        for rank in range(4):
+            self.assertEqual(self.c.output(job, rank), reference_output(rank, args), "rank %d" % rank)
+
+    def test_corrupted_job_manifest_refused_at_restart(self):
+        job = self.launch("2", "400", "20")
+        r = self.c.ferry("checkpoint", job, "--stop")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        manifest = os.path.join(self.c.store, "jobs", job, "gen-000001", "MANIFEST.json")
+        with open(manifest, "r+") as f:
+            f.seek(40)
+            f.write("#garbage#")
+        outputs = [self.c.output(job, rank) for rank in range(4)]
+        r = self.c.ferry("restart", job, "--json")
+        self.assertEqual(r.returncode, 86, r.stderr)
+        rec = json.loads(r.stdout)
+        self.assertEqual((rec["outcome"], rec["phase"]), ("restart_failed", "validate"))
+        self.assertIn(manifest, rec["reason"])
+        self.assertIn("corrupt", rec["reason"])
+        self.assertIn("failed in validate", r.stderr)
+        # Nothing was started: no rank process, outputs untouched.
+        time.sleep(0.5)
+        self.assertEqual(self.c.rank_pids(job), {})
+        self.assertEqual([self.c.output(job, rank) for rank in range(4)], outputs)
+
     def test_coordinator_kill_after_commit(self):
         job = self.launch("2", "120", "40")
         r = self.c.ferry("checkpoint", job)
@@ -266,6 +422,64 @@ class ClusterTest(unittest.TestCase):
         self.assertEqual(self.c.ferry("checkpoint", job).returncode, 0)
         code, rec, _ = self.wait_json(rid)
         self.assertEqual((code, rec["outcome"]), (0, "exited"))
+
+
+class FullStoreTest(unittest.TestCase):
+    """The store on a small tmpfs: a checkpoint that does not fit fails cleanly."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ferry-cluster-")
+        os.chmod(self.dir, 0o711)
+        self.mnt = os.path.join(self.dir, "small")
+        os.mkdir(self.mnt)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m,mode=0711", "tmpfs", self.mnt]).returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.skipTest("cannot mount a tmpfs here")
+        self.c = Cluster(self.dir, store=os.path.join(self.mnt, "store"))
+        self.job = None
+
+    def tearDown(self):
+        if self.job:
+            for pid in self.c.rank_pids(self.job).values():
+                os.kill(pid, signal.SIGKILL)
+        self.c.stop()
+        subprocess.run(["umount", "-l", self.mnt])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_full_store_during_checkpoint(self):
+        args = ["4", "200", "20"]
+        r = self.c.ferry("launch", "--nodes", "n1,n2", "--ntasks", "4", "--detach", "--", WORKLOAD, *args)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        job = self.job = r.stdout.strip()
+        time.sleep(0.5)
+        r = self.c.ferry("checkpoint", job)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Leave less room than one more generation needs (4 ranks x 4 MiB).
+        st = os.statvfs(self.mnt)
+        with open(os.path.join(self.mnt, "filler"), "wb") as f:
+            f.truncate(max(0, st.f_bavail * st.f_frsize - 6 * 1024 * 1024))
+            os.posix_fallocate(f.fileno(), 0, f.seek(0, 2))
+        pids = self.c.rank_pids(job)
+        r = self.c.ferry("checkpoint", job)
+        self.assertEqual(r.returncode, 74, r.stdout + r.stderr)
+        self.assertIn("No space left on device", r.stderr)
+        self.assertIn("phase dump", r.stderr)
+        gens = sorted(d for d in os.listdir(os.path.join(self.c.store, "jobs", job)) if d.startswith("gen-"))
+        self.assertEqual(gens, ["gen-000001"])
+        self.assertEqual([g["generation"] for g in self.c.status(job)["jobs"][0]["generations"]], [1])
+        # The job keeps running (same processes) and ends normally.
+        self.assertEqual(self.c.rank_pids(job), pids)
+        os.unlink(os.path.join(self.mnt, "filler"))
+        rid = self.c.status(job)["jobs"][0]["restarts"][0]["restart_id"]
+        r = self.c.ferry("wait", str(rid), "--json")
+        self.assertEqual((r.returncode, json.loads(r.stdout)["outcome"]), (0, "exited"))
+        for rank in range(4):
+            self.assertEqual(self.c.output(job, rank), reference_output(rank, args), "rank %d" % rank)
+        # The previous generation is still valid: it restarts and gives the same output.
+        r = self.c.ferry("restart", job, "--generation", "1", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for rank in range(4):
+            self.assertEqual(self.c.output(job, rank), reference_output(rank, args), "rank %d" % rank)
 
 
 def main():
