@@ -35,7 +35,8 @@ TEST(RankSpawn, LaunchSpecCarriesRankEnvAndFiles) {
   SpawnSpec s = rank_launch_spec("/opt/ferry", paths, m, 3);
   EXPECT_EQ(s.exe, "/opt/ferry");
   std::vector<std::string> want = {"/opt/ferry", "rank-launch", "--store", "/s", "--job", "7", "--rank", "3",
-                                   "--control", "/s/jobs/7/rank-3.sock", "--status-fd", "3", "--", "./sim",
+                                   "--control", "/s/jobs/7/rank-3.sock", "--status-fd", "3", "--agent-fd", "5", "--",
+                                   "./sim",
                                    "--steps", "10"};
   EXPECT_EQ(s.argv, want);
   EXPECT_TRUE(has(s.env, "FERRY_RANK=3"));

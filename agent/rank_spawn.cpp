@@ -53,7 +53,7 @@ std::vector<std::string> rank_env(const std::vector<std::string>& given, const s
 std::vector<std::string> common_args(const std::string& ferry, const char* sub, const StorePaths& store,
                                      const std::string& job, std::uint32_t rank) {
   return {ferry, sub, "--store", store.root, "--job", job, "--rank", std::to_string(rank),
-          "--control", store.control_socket(job, rank), "--status-fd", "3"};
+          "--control", store.control_socket(job, rank), "--status-fd", "3", "--agent-fd", "5"};
 }
 
 [[noreturn]] void child_fail(int errfd, int step) {
@@ -140,7 +140,13 @@ Result<SpawnedRank> spawn_rank(const SpawnSpec& spec) {
         ::dup3(hi_ep, 4, O_CLOEXEC) < 0)
       child_fail(errfd, kDup);
     errfd = 4;
-    ::close_range(5, ~0U, 0);
+    if (spec.agent_fd >= 0) {
+      int hi_ag = ::fcntl(spec.agent_fd, F_DUPFD_CLOEXEC, 64);
+      if (hi_ag < 0 || ::dup2(hi_ag, 5) < 0) child_fail(errfd, kDup);
+      ::close_range(6, ~0U, 0);
+    } else {
+      ::close_range(5, ~0U, 0);
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

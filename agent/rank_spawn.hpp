@@ -8,7 +8,8 @@
 // job's cwd; stdin /dev/null; stdout/stderr STORE/jobs/<id>/rank-<R>.out/.err opened
 // O_WRONLY|O_APPEND|O_CREAT as the user (a restart truncates them back to the checkpoint's
 // size, so output is exactly-once); fd 3 the status pipe (cli/cmd_rank.cpp's status lines);
-// signal mask and SIGPIPE back to default; execve. A failure before exec comes back through a
+// fd 5 the read end of the agent's liveness pipe (EOF once the agent is gone: the supervisor
+// then resumes a frozen rank); signal mask and SIGPIPE back to default; execve. A failure before exec comes back through a
 // close-on-exec pipe as {step, errno}.
 #pragma once
 
@@ -32,6 +33,7 @@ struct SpawnSpec {
   uid_t uid = 0;
   gid_t gid = 0;
   std::string stdout_path, stderr_path;
+  int agent_fd = -1;  // read end of the agent's liveness pipe: fd 5 in the child (--agent-fd 5)
 };
 
 // Where a job's files live in the shared store (see agent/README.md).

@@ -4,6 +4,7 @@
 // of each supervisor, control-socket requests, and a deadline timer per ROUND_STEP.
 #include "session.hpp"
 
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,7 +54,13 @@ Session::Session(asio::io_context& io, SessionConfig cfg, LinkConfig link)
       paths_{cfg_.store},
       link_(io, std::move(link),
             [this](std::uint64_t epoch, std::uint64_t id, proto::AnyMessage m) { on_request(epoch, id, std::move(m)); },
-            [this] { return state_.live_ranks(); }) {}
+            [this] { return state_.live_ranks(); }) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) == 0) {
+    alive_r_.reset(p[0]);
+    alive_w_.reset(p[1]);
+  }
+}
 
 Session::~Session() = default;
 
@@ -77,8 +84,10 @@ void Session::on_request(std::uint64_t epoch, std::uint64_t id, proto::AnyMessag
 
 // ---- rank supervisors -------------------------------------------------------------------
 
-Result<void> Session::start_supervisor(const std::shared_ptr<RankProc>& rank, const SpawnSpec& spec,
+Result<void> Session::start_supervisor(const std::shared_ptr<RankProc>& rank, const SpawnSpec& given,
                                        std::function<void(const StatusLine&)> on_final) {
+  SpawnSpec spec = given;
+  spec.agent_fd = alive_r_.get();
   auto spawned = spawn_rank(spec);
   if (!spawned) return fail(spawned.error());
   rank->supervisor = spawned->pid;

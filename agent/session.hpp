@@ -62,6 +62,9 @@ private:
   NodeState state_;
   CoordinatorLink link_;
   std::map<pid_t, std::shared_ptr<Watch>> watches_;  // by supervisor pid
+  // Liveness pipe: every rank supervisor holds the read end (fd 5), only this process the
+  // write end; when the agent dies they see EOF and resume a rank they hold frozen.
+  UniqueFd alive_r_, alive_w_;
 };
 
 }  // namespace ferry::agent

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Hidden subcommands that ferry-agent runs, one process per rank of a coordinator job (the
 // *rank supervisor*; see cli/supervisor.hpp and agent/README.md):
-//   ferry rank-launch  --store S --job ID --rank R --control SOCK [--status-fd N] -- PROGRAM ARGS
-//   ferry rank-restore --store S --job ID --rank R --control SOCK [--status-fd N] --dir GEN/rank-R
+//   ferry rank-launch  --store S --job ID --rank R --control SOCK [--status-fd N] [--agent-fd N] -- PROGRAM ARGS
+//   ferry rank-restore --store S --job ID --rank R --control SOCK [--status-fd N] [--agent-fd N] --dir GEN/rank-R
+// --agent-fd: the agent's liveness pipe; at EOF (the agent died) a frozen rank is resumed.
 // Both start the rank's program in its own PID namespace (like `ferry launch` / `ferry
 // restart`), serve the control socket SOCK (round phases), and exit with the program's status
 // (75 after a "stop"). stdin/stdout/stderr and the environment (FERRY_RANK, FERRY_NTASKS,
@@ -67,6 +68,7 @@ struct RankArgs {
   std::string store, job, control, dir;
   uint32_t rank = 0;
   int status_fd = -1;
+  int agent_fd = -1;
   Args program;
 };
 
@@ -77,6 +79,7 @@ bool parse_rank_args(const char* command, const Args& all, bool want_program, Ra
       "job", po::value<std::string>()->required(), "job id")("rank", po::value<uint32_t>()->required(), "rank")(
       "control", po::value<std::string>()->required(), "control socket path")(
       "status-fd", po::value<int>()->default_value(-1), "descriptor for phase status lines")(
+      "agent-fd", po::value<int>()->default_value(-1), "read end of the agent's liveness pipe")(
       "dir", po::value<std::string>(), "rank directory of the generation to restore");
   po::positional_options_description pos;
   po::variables_map vm;
@@ -86,6 +89,10 @@ bool parse_rank_args(const char* command, const Args& all, bool want_program, Ra
   out.rank = vm["rank"].as<uint32_t>();
   out.control = vm["control"].as<std::string>();
   out.status_fd = vm["status-fd"].as<int>();
+  out.agent_fd = vm["agent-fd"].as<int>();
+  // Not open (an agent without the pipe): no watch, rather than adopting an unrelated fd later.
+  if (out.agent_fd >= 0 && ::fcntl(out.agent_fd, F_SETFD, FD_CLOEXEC) != 0) out.agent_fd = -1;
+  if (out.status_fd >= 0 && ::fcntl(out.status_fd, F_GETFD) < 0) out.status_fd = -1;
   out.dir = opt<std::string>(vm, "dir").value_or("");
   out.program = program;
   if (want_program && program.empty()) {
@@ -120,7 +127,7 @@ int cmd_rank_launch(const Args& args) {
   };
   auto store = store::JobStore::open(a.store);
   if (!store) return refuse(store.error());
-  Supervisor sup(*store, rank_record(a), RankOptions{a.rank, a.control});
+  Supervisor sup(*store, rank_record(a), RankOptions{a.rank, a.control, a.agent_fd});
   if (auto r = sup.listen(); !r) return refuse(r.error());
 
   int errpipe[2];
@@ -196,7 +203,7 @@ int cmd_rank_restore(const Args& args) {
 
   // Restore, in a fresh PID namespace (same pids and tids) and time namespace.
   phase = "restore";
-  Supervisor sup(*store, rank_record(a), RankOptions{a.rank, a.control});
+  Supervisor sup(*store, rank_record(a), RankOptions{a.rank, a.control, a.agent_fd});
   if (auto r = sup.listen(); !r) return refuse(r.error());
   ropts.validate = false;
   if (auto t = restore::prepare_time_namespace(readers.front()->image()); !t) return refuse(t.error());

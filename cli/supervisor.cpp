@@ -68,6 +68,7 @@ struct Supervisor::Impl {
   local_stream::acceptor acceptor{io};
   asio::posix::stream_descriptor pidfd{io};
   asio::posix::stream_descriptor sigfd{io};
+  asio::posix::stream_descriptor agent_alive{io};  // rank supervisors: the agent's liveness pipe
   sigset_t old_mask{};
   pid_t pid = -1;    // the job's program: checkpointed, signalled, recorded
   pid_t child = -1;  // our child, waited for: the program itself or ferry init
@@ -253,6 +254,20 @@ struct Supervisor::Impl {
     });
   }
 
+  void watch_agent() {
+    agent_alive.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
+      if (ec) return;
+      char byte;
+      if (::read(agent_alive.native_handle(), &byte, 1) > 0) return watch_agent();  // not EOF
+      boost::system::error_code ignored;
+      agent_alive.close(ignored);
+      if (frozen) {  // the round that froze it cannot finish: let the rank continue
+        (void)resume_frozen(*frozen);
+        frozen.reset();
+      }
+    });
+  }
+
   void wait_signals() {
     sigfd.async_wait(asio::posix::stream_descriptor::wait_read, [this](boost::system::error_code ec) {
       if (ec) return;
@@ -339,6 +354,11 @@ int Supervisor::run(pid_t pid, pid_t program) {
   s.accept();
   s.wait_child();
   s.wait_signals();
+  if (s.rank && s.rank->agent_fd >= 0) {
+    ::fcntl(s.rank->agent_fd, F_SETFD, FD_CLOEXEC);
+    s.agent_alive.assign(s.rank->agent_fd);
+    s.watch_agent();
+  }
   s.io.run();
   s.frozen.reset();
   if (s.rank) return s.exit_code;

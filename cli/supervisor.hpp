@@ -24,6 +24,9 @@ namespace ferry::cli {
 struct RankOptions {
   uint32_t rank = 0;
   std::string control_path;  // the control socket; its lock is control_path + ".lock"
+  // Read end of the agent's liveness pipe (-1: none). EOF means the agent is gone: a rank
+  // frozen for a round that can no longer finish is resumed (and runs on unmanaged).
+  int agent_fd = -1;
 };
 
 class Supervisor {

@@ -300,8 +300,8 @@ class AgentTest(unittest.TestCase):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        alive = self.agent.poll() is None
-        if alive:
+        alive = self.agent.poll() is None or getattr(self, "agent_killed", False)
+        if self.agent.poll() is None:
             self.agent.send_signal(signal.SIGTERM)
             self.agent.wait(timeout=20)
         self.coord.close()
@@ -474,6 +474,26 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(again, first, "the unacknowledged RANK_EXITED must be sent again")
         with self.assertRaises(AssertionError):  # acknowledged now: not a third time
             self.coord.expect("rank_exited", timeout=1)
+
+    def test_agent_killed_while_ranks_are_frozen(self):
+        """kill -9 of the agent mid-round: its frozen ranks must not stay frozen forever."""
+        job = "6"
+        self.launch(job)
+        self.wait_steps(job, 10)
+        partial = os.path.join(self.store, "jobs", job, "gen-000001.partial")
+        self.step(job, 1, 61, "prepare", partial)
+        self.step(job, 1, 61, "quiesce", partial)
+        frozen_at = [self.outputs(job, r)[0] for r in (0, 1)]
+        time.sleep(0.5)
+        self.assertEqual([self.outputs(job, r)[0] for r in (0, 1)], frozen_at, "ranks ran while frozen")
+        self.agent_killed = True
+        self.agent.kill()
+        self.agent.wait(timeout=10)
+        # The supervisors see the agent's liveness pipe close, resume, and the ranks finish.
+        self.wait_for(lambda: all(f"rank {r} done" in self.outputs(job, r)[0] for r in (0, 1)),
+                      "ranks to finish after the agent died", timeout=90)
+        for rank in (0, 1):
+            self.assertEqual(self.outputs(job, rank), self.reference[rank][:2])
 
     def test_abort_after_quiesce(self):
         job = "2"
