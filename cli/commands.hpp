@@ -16,6 +16,7 @@ int cmd_restart(const Args& args);
 int cmd_inspect(const Args& args);
 int cmd_wait(const Args& args);
 int cmd_status(const Args& args);
+int cmd_slurm_run(const Args& args);  // cmd_slurm.cpp: the step of a Slurm batch script
 // Hidden: the rank supervisor that ferry-agent starts per rank (cmd_rank.cpp).
 int cmd_rank_launch(const Args& args);
 int cmd_rank_restore(const Args& args);

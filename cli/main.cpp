@@ -30,6 +30,11 @@ Cluster jobs (through a coordinator: --coordinator HOST:PORT or FERRY_COORDINATO
              wait for a restart's outcome (exit: the job's status, 86 restart failed, 124 timeout)
   status     [JOB] [--json]        jobs, generations, restarts, nodes
 
+Slurm (docs/slurm-user.md):
+  slurm-run  [--store DIR] [--max-restart-failures N] -- PROGRAM [ARGS...]
+             the batch script's step: launch, or restart on a requeued run; on SIGUSR1
+             checkpoint, requeue and exit (exit 86: the restart failed)
+
 JOB is a job id or the NAME given at launch. The store is --store, else $FERRY_HOME,
 else ~/.ferry. Exit statuses: see docs/exit-status.md.
 )";
@@ -49,6 +54,7 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return ferry::cli::cmd_inspect(args);
   if (cmd == "wait") return ferry::cli::cmd_wait(args);
   if (cmd == "status") return ferry::cli::cmd_status(args);
+  if (cmd == "slurm-run") return ferry::cli::cmd_slurm_run(args);
   if (cmd == "rank-launch") return ferry::cli::cmd_rank_launch(args);  // hidden: ferry-agent's
   if (cmd == "rank-restore") return ferry::cli::cmd_rank_restore(args);
   if (cmd == "--version" || cmd == "version") {

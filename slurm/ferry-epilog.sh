@@ -1,0 +1,40 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# ferry's Slurm Epilog (slurmd, as root, on every node of a job; docs/slurm-admin.md).
+# Jobs that do not use ferry: nothing to do (no /run/ferry-slurm/<job> file), exit 0.
+# A job whose step was `ferry slurm-run` left /run/ferry-slurm/<job> naming its outcome file
+# (<store>/slurm/<name>.outcome). If the run ended without a final line (its last line says
+# launched/restarting: killed at the time limit before a checkpoint, cancelled, node
+# trouble), the epilog appends what `scontrol show job` says (JobState, Reason, ExitCode) and
+# copies it to the job's Comment; Slurm's own SLURM_JOB_EXIT_CODE* variables read 0:0 on
+# cancel, timeout and requeue and are not used. Then it removes the node-local file.
+# Never blocks for long (scontrol under `timeout 10`), always exits 0 (a failing Epilog
+# drains the node).
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+CONF=${FERRY_SLURM_CONF:-/etc/ferry/slurm.conf}
+[ -r "$CONF" ] && . "$CONF"
+DIR=${FERRY_SLURM_NODE_DIR:-/run/ferry-slurm}
+LOG=${FERRY_SLURM_HOOK_LOG:-/var/log/ferry-slurm-hooks.log}
+job=${SLURM_JOB_ID:-}
+case "$job" in ''|*[!0-9_]*) exit 0 ;; esac
+ptr=$DIR/$job
+[ -f "$ptr" ] || exit 0
+out=$(head -n1 "$ptr" 2>/dev/null)
+rm -f "$ptr"
+case "$out" in /*.outcome) ;; *) exit 0 ;; esac
+[ -f "$out" ] || exit 0
+# Only a file of the job's own user (the pointer is written by the job, we run as root).
+[ "$(stat -c %u "$out" 2>/dev/null)" = "${SLURM_JOB_UID:-x}" ] || exit 0
+last=$(tail -n1 "$out" 2>/dev/null)
+case "$last" in
+  *": launched"*|*": restarting from"*|*"launched afresh"*|*"SIGTERM"*)
+    info=$(timeout 10 scontrol show job "$job" 2>/dev/null | tr ' ' '\n' |
+           grep -E '^(JobState|Reason|ExitCode|Restarts)=' | tr '\n' ' ')
+    line="$(date +%FT%T) epilog on ${SLURMD_NODENAME:-?}: the run ended without a ferry outcome (no checkpoint taken): ${info:-scontrol gave nothing}"
+    echo "$line" >> "$out" 2>/dev/null
+    timeout 10 scontrol update JobId="$job" Comment="ferry: run ended without a checkpoint: $info" >/dev/null 2>&1
+    echo "$(date +%FT%T) epilog job $job: $line" >> "$LOG" 2>/dev/null
+    ;;
+esac
+exit 0
