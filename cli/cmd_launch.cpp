@@ -19,6 +19,7 @@
 #include "exit_status.hpp"
 #include "job_store.hpp"
 #include "launch/pid_namespace.hpp"
+#include "local_cluster.hpp"
 #include "options.hpp"
 #include "supervisor.hpp"
 
@@ -52,12 +53,13 @@ int cmd_launch(const Args& all) {
 
   bool cluster = vm.count("nodes") || vm.count("ntasks") || vm.count("interval") || vm.count("keep") ||
                  vm.count("detach") || vm.count("coordinator");
-  auto address = coordinator_for(opt<std::string>(vm, "coordinator"), "", "");
-  if (cluster || (address && std::getenv("FERRY_COORDINATOR"))) {
-    if (!address) {
-      complain("launch: --nodes/--ntasks/--interval/--keep/--detach need a coordinator (--coordinator HOST:PORT or FERRY_COORDINATOR)");
-      return kExitUsage;
-    }
+  // A configured coordinator (flag, $FERRY_COORDINATOR, config file) takes every launch;
+  // without one, a cluster launch (--ntasks, --nodes, ...) uses the embedded daemons of the
+  // ferry home and a plain one keeps the single-process supervisor below.
+  auto address = coordinator_for(opt<std::string>(vm, "coordinator"),
+                                 store::default_root(opt<std::string>(vm, "store")), "");
+  if (cluster || address) {
+    if (!address) address = kLocalCoordinator;
     ClusterLaunch l;
     l.address = *address;
     l.name = opt<std::string>(vm, "name").value_or("");

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "coordinator_client.hpp"
+#include "local_cluster.hpp"
 #include "exit_status.hpp"
 #include "options.hpp"
 #include "restart_outcome.hpp"
@@ -45,18 +46,15 @@ int cmd_wait(const Args& args) {
     complain("wait: no restart id given");
     return kExitUsage;
   }
-  auto address = coordinator_for(opt<std::string>(vm, "coordinator"), "", "");
-  if (!address) {
-    complain("wait: no coordinator (give --coordinator HOST:PORT or set FERRY_COORDINATOR)");
-    return kExitUsage;
-  }
+  // Restart records live in a coordinator: the configured one, else the embedded one.
+  auto address = coordinator_for(opt<std::string>(vm, "coordinator"), "", "").value_or(kLocalCoordinator);
   double timeout = opt<double>(vm, "timeout").value_or(0);
   if (timeout < 0) {
     complain("wait: --timeout must not be negative");
     return kExitUsage;
   }
-  auto client = CoordinatorClient::connect(*address);
-  if (!client) return unreachable(*address, client.error());
+  auto client = CoordinatorClient::connect(address);
+  if (!client) return unreachable(address, client.error());
   auto ms = static_cast<std::uint32_t>(timeout * 1000);
   if (timeout > 0 && ms == 0) ms = 1;
   return wait_for_record(*client, *id, vm.count("json") > 0, ms);

@@ -8,39 +8,53 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <sstream>
 
 #include "exit_status.hpp"
+#include "ferry/common/fs.hpp"
 #include "ferry/proto/auth.hpp"
 #include "job_store.hpp"
+#include "local_cluster.hpp"
 
 namespace ferry::cli {
 
-std::optional<std::string> coordinator_for(const std::optional<std::string>& flag, const std::string& store_root,
-                                           const std::string& job) {
-  if (flag && !flag->empty()) return *flag;
-  // A job of the local store decides by its record: launched through a coordinator or not.
-  if (!job.empty() && !store_root.empty()) {
-    if (auto store = store::JobStore::open(store_root)) {
-      if (auto rec = store->find(job)) {
-        if (rec->coordinator.empty()) return std::nullopt;
-        return rec->coordinator;
-      }
-    }
+namespace {
+
+// The value of `coordinator = ...` in a config file ("" if absent). Lines are KEY = VALUE;
+// '#' starts a comment.
+std::string config_value(const std::string& path, const std::string& key) {
+  auto text = fs::read_file(path);
+  if (!text) return "";
+  std::istringstream in(*text);
+  std::string line;
+  auto trim = [](std::string s) {
+    auto b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t\r");
+    return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+  };
+  while (std::getline(in, line)) {
+    line = line.substr(0, line.find('#'));
+    auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    if (trim(line.substr(0, eq)) == key) return trim(line.substr(eq + 1));
   }
-  if (const char* env = std::getenv("FERRY_COORDINATOR"); env && *env) return std::string(env);
-  return std::nullopt;
+  return "";
 }
 
-Result<CoordinatorClient> CoordinatorClient::connect(const std::string& address) {
+UniqueFd connect_tcp(const std::string& address, int* err_out, Error* error) {
   auto colon = address.rfind(':');
-  if (colon == std::string::npos) return fail(errc::protocol, "coordinator address '" + address + "' is not HOST:PORT");
+  if (colon == std::string::npos) {
+    *error = Error(errc::protocol, "coordinator address '" + address + "' is not HOST:PORT");
+    return {};
+  }
   std::string host = address.substr(0, colon), port = address.substr(colon + 1);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
-  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0)
-    return fail(Error(std::error_code(EHOSTUNREACH, std::system_category()), "resolve " + host + ": " + gai_strerror(rc)));
+  if (int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0) {
+    *error = Error(std::error_code(EHOSTUNREACH, std::system_category()), "resolve " + host + ": " + gai_strerror(rc));
+    return {};
+  }
   int err = ECONNREFUSED;
   UniqueFd fd;
   for (addrinfo* a = res; a; a = a->ai_next) {
@@ -53,7 +67,49 @@ Result<CoordinatorClient> CoordinatorClient::connect(const std::string& address)
     err = errno;
   }
   ::freeaddrinfo(res);
-  if (!fd) return fail_errno("connect to " + address, err);
+  if (!fd) *error = Error(std::error_code(err, std::system_category()), "connect to " + address);
+  *err_out = err;
+  return fd;
+}
+
+}  // namespace
+
+std::optional<std::string> coordinator_for(const std::optional<std::string>& flag, const std::string& store_root,
+                                           const std::string& job) {
+  if (!store_root.empty()) set_local_home(store_root);
+  if (flag && !flag->empty()) return *flag;
+  // A job of the local store decides by its record: launched through a coordinator or not.
+  if (!job.empty() && !store_root.empty()) {
+    if (auto store = store::JobStore::open(store_root)) {
+      if (auto rec = store->find(job)) {
+        if (rec->coordinator.empty()) return std::nullopt;
+        return rec->coordinator;
+      }
+    }
+  }
+  if (const char* env = std::getenv("FERRY_COORDINATOR"); env && *env) return std::string(env);
+  for (const std::string& file : {local_home() + "/config", std::string("/etc/ferry/ferry.conf")})
+    if (auto v = config_value(file, "coordinator"); !v.empty()) return v;
+  return std::nullopt;
+}
+
+Result<void> CoordinatorClient::probe(const std::string& address) {
+  int err = 0;
+  Error error;
+  UniqueFd fd = connect_tcp(address, &err, &error);
+  if (!fd) return fail(error);
+  return {};
+}
+
+Result<CoordinatorClient> CoordinatorClient::connect(const std::string& address) {
+  if (address == kLocalCoordinator) {
+    FERRY_TRY(local, local_coordinator());
+    return connect(local);
+  }
+  int err = 0;
+  Error error;
+  UniqueFd fd = connect_tcp(address, &err, &error);
+  if (!fd) return fail(error);
   CoordinatorClient c(std::move(fd), address);
   auto secret = proto::load_or_create_user_secret();
   if (!secret) return fail(secret.error().wrap("user secret"));

@@ -17,14 +17,21 @@
 
 namespace ferry::cli {
 
-// The coordinator to talk to for `job` (may be empty), or nullopt for the local path.
+// The coordinator to talk to for `job` (may be empty), or nullopt for the single-process
+// path. In order: --coordinator, the job's job.json, $FERRY_COORDINATOR, `coordinator=` in
+// STORE_ROOT/config (the ferry home's, ~/.ferry/config by default), then in
+// /etc/ferry/ferry.conf. "local" means the embedded daemons of the ferry home
+// (local_cluster.hpp); a non-empty store_root is also recorded as that home.
 std::optional<std::string> coordinator_for(const std::optional<std::string>& flag, const std::string& store_root,
                                            const std::string& job);
 
 class CoordinatorClient {
 public:
-  // Connects to "host:port". errc::not_found-free: failures are system errors (exit 69).
+  // Connects to "host:port" ("local": the embedded coordinator, started if needed).
+  // errc::not_found-free: failures are system errors (exit 69).
   static Result<CoordinatorClient> connect(const std::string& address);
+  // Only whether something accepts a TCP connection at host:port.
+  static Result<void> probe(const std::string& address);
 
   // Sends req and waits for the reply of type Rep (an ACK error reply becomes an Error).
   // The reply's own code is left to the caller.

@@ -57,6 +57,13 @@ Coordinator::Coordinator(boost::asio::io_context& io, CoordinatorConfig cfg, Sta
           io, cfg_.lost_after, [this](const std::string& node) { on_agent_joined(node); },
           [this](const std::string& node, const std::string& why) { on_agent_lost(node, why); }) {}
 
+bool Coordinator::busy() const {
+  if (!waiters_.empty() || !restart_replies_.empty()) return true;
+  for (const auto& [id, job] : jobs_)
+    if (job.round || (job.inc && !job.inc->final())) return true;
+  return false;
+}
+
 void Coordinator::warn_unsent(const std::string& job, const std::string& node, std::string_view what) {
   log(Severity::warning, "coord.agent", {job, node, {}, {}}, "cannot send " + std::string(what) + ": agent not connected");
 }

@@ -27,6 +27,7 @@ namespace ferry::coord {
 struct CoordinatorConfig {
   std::string cluster_secret;                    // the secret itself (agents' HMAC key)
   std::optional<std::string> user_secret_dir;    // DIR/<uid> instead of ~user/.ferry/secret
+  std::optional<std::string> own_user_secret;    // the secret of the uid we run as (embedded mode)
   std::chrono::milliseconds heartbeat{2000};
   std::chrono::milliseconds lost_after{10000};
   std::chrono::milliseconds prepare_timeout{10'000};
@@ -43,6 +44,9 @@ public:
   void set_address(const std::string& address) { store_.set_coordinator(address); }
   // Aborts rounds a previous coordinator left in flight, reloads running jobs (recovery.cpp).
   Result<void> recover();
+  // True while a job runs or a round, a WAIT or a foreground RESTART is pending (the
+  // embedded coordinator does not exit when idle then).
+  bool busy() const;
 
   void on_frame(const std::shared_ptr<Session>& s, const proto::Frame& frame, proto::AnyMessage&& msg) override;
   void on_closed(const std::shared_ptr<Session>& s, const std::string& why) override;

@@ -3,6 +3,7 @@
 // DELETE_JOB). Each is authenticated with the secret of the uid it claims; a user may act
 // only on jobs whose owner is that uid, root on every job (permission, code 13, otherwise).
 #include <pwd.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -38,7 +39,8 @@ void Coordinator::on_user_request(const std::shared_ptr<Session>& s, const proto
   ReplyTo to{s, f.env.request_id};
   std::uint32_t uid = f.env.auth.uid;
   Result<void> ok = [&]() -> Result<void> {
-    auto path = proto::user_secret_path_for(uid, cfg_.user_secret_dir);
+    auto path = uid == ::getuid() && cfg_.own_user_secret ? Result<std::string>(*cfg_.own_user_secret)
+                                                           : proto::user_secret_path_for(uid, cfg_.user_secret_dir);
     if (!path) return fail(path.error());
     auto secret = proto::read_secret(*path);
     if (!secret)
