@@ -11,6 +11,7 @@ namespace ferry::cli {
 using Args = std::vector<std::string>;
 
 int cmd_launch(const Args& args);
+int cmd_mpirun(const Args& args);  // cmd_mpirun.cpp: MPI jobs through ferry-mpi-proxy
 int cmd_checkpoint(const Args& args);
 int cmd_restart(const Args& args);
 int cmd_inspect(const Args& args);

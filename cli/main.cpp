@@ -13,6 +13,9 @@ const char* kUsage = R"(usage: ferry COMMAND [OPTIONS]
 Commands:
   launch     [--store DIR] [--name NAME] [--keep-fd N]... -- PROGRAM [ARGS...]
              run PROGRAM under checkpoint control, in the foreground
+  mpirun     [--store DIR] [--name NAME] [mpirun options] -- PROGRAM [ARGS...]
+             run an Open MPI program, one ferry-mpi-proxy per rank (docs/mpi.md);
+             --restart JOB [--generation N] [mpirun options]: restart it
   checkpoint [--store DIR] JOB [--stop]
              take a new generation of a running job (--stop: end it once committed)
   restart    [--store DIR] JOB [--generation N]
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   ferry::cli::Args args(argv + 2, argv + argc);
   if (cmd == "launch") return ferry::cli::cmd_launch(args);
+  if (cmd == "mpirun") return ferry::cli::cmd_mpirun(args);
   if (cmd == "checkpoint") return ferry::cli::cmd_checkpoint(args);
   if (cmd == "restart") return ferry::cli::cmd_restart(args);
   if (cmd == "inspect") return ferry::cli::cmd_inspect(args);

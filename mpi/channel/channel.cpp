@@ -2,6 +2,7 @@
 // Creating, attaching and waking the shared-memory channel (layout in channel.hpp).
 #include "channel.hpp"
 
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -48,7 +50,11 @@ std::uint64_t monotonic_ns() {
 }
 
 bool futex_wait_100ms(std::atomic<std::uint32_t>& word, std::uint32_t seen) {
-  timespec timeout{0, 100'000'000};
+  return futex_wait_for(word, seen, 100'000'000);
+}
+
+bool futex_wait_for(std::atomic<std::uint32_t>& word, std::uint32_t seen, std::uint64_t ns) {
+  timespec timeout{static_cast<time_t>(ns / 1'000'000'000u), static_cast<long>(ns % 1'000'000'000u)};
   long rc = syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT, seen, &timeout,
                     nullptr, 0);
   return !(rc == -1 && errno == ETIMEDOUT);
@@ -87,6 +93,7 @@ Layout* create(int* fd_out) {
   layout->header.version = kVersion;
   layout->header.proxy_pid = static_cast<std::int32_t>(getpid());
   layout->header.data_bytes = kDataBytes;
+  layout->header.proxy_start = process_start_time(getpid());
   *fd_out = fd;
   return layout;
 }
@@ -105,6 +112,25 @@ Layout* attach(int fd, std::string* why) {
     return nullptr;
   }
   return layout;
+}
+
+std::uint64_t process_start_time(int pid) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  // The command name may hold spaces and parentheses: fields start after the last ')'.
+  const char* p = std::strrchr(buf, ')');
+  if (p == nullptr) return 0;
+  ++p;
+  for (int field = 2; field < 22 && *p != '\0'; ++p)
+    if (*p == ' ') ++field;
+  return std::strtoull(p, nullptr, 10);
 }
 
 void detach(Layout* layout) { munmap(layout, kMappingBytes); }

@@ -31,7 +31,7 @@
 namespace ferry::mpi::channel {
 
 inline constexpr std::uint64_t kMagic = 0x4950'4d59'5252'4546ULL;  // "FERRYMPI"
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;
 // Large enough for the 1 MiB messages that dominate bandwidth-bound codes (in and out of one
 // Sendrecv); pages are only touched up to the largest payload actually staged.
 inline constexpr std::size_t kDataBytes = 4u << 20;
@@ -130,11 +130,21 @@ struct alignas(64) Doorbell {
   alignas(64) std::atomic<std::uint32_t> sleeping{0};
 };
 
+// proxy_pid/proxy_start identify the serving proxy (host pid and its start time, field 22 of
+// /proc/PID/stat): the upper half's liveness check, valid from inside a PID namespace too.
+// `moved` (with relay_*) is written by a *new* proxy into a restored application's copy of an
+// old channel: the upper half then attaches to /proc/<relay_pid>/fd/<relay_fd> and re-posts the
+// call it was waiting on (see upper/proxy_lower_half.cpp and proxy/restart.cpp).
 struct Header {
   std::uint64_t magic = 0;
   std::uint32_t version = 0;
   std::int32_t proxy_pid = 0;
   std::uint64_t data_bytes = 0;
+  std::uint64_t proxy_start = 0;
+  std::int32_t relay_pid = 0;
+  std::int32_t relay_fd = -1;
+  std::atomic<std::uint32_t> moved{0};
+  std::uint32_t pad = 0;
 };
 
 struct alignas(4096) Layout {
@@ -169,6 +179,8 @@ void post(Doorbell& bell, std::uint32_t value);
 
 // Proxy side: a new memfd-backed mapping, initialised. Returns nullptr with errno set on failure.
 Layout* create(int* fd_out);
+// Start time of process `pid` (field 22 of /proc/PID/stat, clock ticks since boot), 0 if gone.
+std::uint64_t process_start_time(int pid);
 // Application side: maps the memfd inherited from the proxy and checks magic/version.
 // Returns nullptr and a reason on failure.
 Layout* attach(int fd, std::string* why);
@@ -176,6 +188,8 @@ void detach(Layout* layout);
 
 // ---- implementation of the templates ----------------------------------------------------------
 bool futex_wait_100ms(std::atomic<std::uint32_t>& word, std::uint32_t seen);
+// Sleeps while word == seen, at most `ns`; false on timeout.
+bool futex_wait_for(std::atomic<std::uint32_t>& word, std::uint32_t seen, std::uint64_t ns);
 void futex_wake_one(std::atomic<std::uint32_t>& word);
 void cpu_relax_yield();
 std::uint64_t monotonic_ns();

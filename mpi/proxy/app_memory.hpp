@@ -17,6 +17,7 @@ namespace ferry::mpi::proxy {
 class AppMemory {
  public:
   AppMemory(channel::Layout* layout, pid_t app) : layout_(layout), app_(app) {}
+  void set_app(pid_t app) { app_ = app; }
 
   // A local pointer holding the buffer's bytes as the application wrote them (shm: in place;
   // app: copied into `scratch`). nullptr when the reference is invalid or the copy failed.

@@ -13,6 +13,20 @@
 // finalises if needed and exits with its status (a signal is re-raised on the proxy).
 // The application gets PR_SET_PDEATHSIG=SIGKILL: it never outlives its proxy. It inherits the
 // descriptors mpirun gave the proxy and the channel, nothing that MPI_Init opened.
+//
+// Under `ferry mpirun` (FERRY_MPI_STORE, FERRY_MPI_JOB and FERRY_CLI_PATH set) the application
+// runs under a rank supervisor instead (rank_link.hpp: `ferry rank-launch`, in its own PID
+// namespace), rank 0 keeps a TCP link to `ferry mpirun`, and the loop also takes checkpoint
+// orders (rank 0 from the front end, the others from rank 0 over `ctl`, a duplicate of
+// MPI_COMM_WORLD) and runs checkpoint.cpp. With --restore GEN_DIR the proxy instead rebuilds the
+// lower-half state saved in GEN_DIR/rank-R/mpi-lower.state, has `ferry rank-restore` restore the
+// application, and tells the restored upper half where its new channel is (the `moved` record
+// written into the application's copy of the old channel, found in /proc/PID/maps).
+//
+// The serving loop never blocks in the real library (server.hpp): it starts the call the
+// application posted, advances the active one with MPI_Test (yielding, then sleeping up to
+// 0.5 ms between tests while nothing happens), and sleeps on the request doorbell for at most
+// 10 ms when idle, so orders are noticed within that time.
 #include <dirent.h>
 #include <fcntl.h>
 #include <mpi.h>
@@ -32,23 +46,39 @@
 #include <string>
 #include <vector>
 
+#include <sys/uio.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "checkpoint.hpp"
 #include "mpi/channel/channel.hpp"
+#include "rank_link.hpp"
 #include "server.hpp"
 
 extern char** environ;
 
 namespace {
 
-enum AppState : int { kBeforeInit = 0, kInMpi = 1, kFinalized = 2 };
+enum AppState : int { kBeforeInit = 0, kInMpi = 1, kFinalized = 2, kCheckpointing = 3 };
 
 volatile sig_atomic_t g_child = 0;
 std::atomic<int> g_state{kBeforeInit};
 std::atomic<int> g_app_exited{0};
 std::atomic<int> g_app_status{0};
 
+bool g_supervised = false;  // the child is a rank supervisor: it exits 128+N for signal N
+
 [[noreturn]] void exit_like(int status) {
-  if (WIFSIGNALED(status)) {
-    int sig = WTERMSIG(status);
+  bool signaled = WIFSIGNALED(status);
+  int sig = signaled ? WTERMSIG(status) : 0;
+  if (g_supervised && WIFEXITED(status) && WEXITSTATUS(status) > 128 && WEXITSTATUS(status) < 128 + 65 &&
+      WEXITSTATUS(status) != 128 + SIGKILL) {
+    signaled = true;
+    sig = WEXITSTATUS(status) - 128;
+  }
+  if (signaled) {
     rlimit no_core{0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     struct sigaction dfl {};
@@ -77,7 +107,7 @@ void on_sigchld(int) {
 
 [[noreturn]] void usage_error(const char* why) {
   std::fprintf(stderr,
-               "ferry-mpi-proxy: %s\nusage: ferry-mpi-proxy [--upper-dir DIR] -- PROGRAM [ARGS...]\n",
+               "ferry-mpi-proxy: %s\nusage: ferry-mpi-proxy [--upper-dir DIR] [--restore GEN_DIR] -- PROGRAM [ARGS...]\n",
                why);
   std::exit(64);
 }
@@ -143,8 +173,58 @@ std::string resolve_program(const std::string& name) {
 
 }  // namespace
 
+std::string env_or(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr ? v : "";
+}
+
+// Start addresses of every mapping of a ferry channel memfd in process `pid`.
+std::vector<std::uint64_t> channel_mappings(pid_t pid) {
+  std::vector<std::uint64_t> out;
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    if (line.find("/memfd:ferry-mpi-channel") == std::string::npos) continue;
+    out.push_back(std::stoull(line.substr(0, line.find('-')), nullptr, 16));
+  }
+  return out;
+}
+
+// Writes the `moved` record (channel.hpp) into each old channel the restored application maps.
+bool announce_new_channel(pid_t app, int fd, std::string* why) {
+  auto starts = channel_mappings(app);
+  if (starts.empty()) {
+    *why = "the restored application maps no ferry channel";
+    return false;
+  }
+  for (std::uint64_t start : starts) {
+    std::int32_t relay[2] = {static_cast<std::int32_t>(getpid()), fd};
+    std::uint32_t moved = 1;
+    iovec local{relay, sizeof relay};
+    iovec remote{reinterpret_cast<void*>(start + offsetof(ferry::mpi::channel::Header, relay_pid)), sizeof relay};
+    static_assert(offsetof(ferry::mpi::channel::Header, relay_fd) == offsetof(ferry::mpi::channel::Header, relay_pid) + 4);
+    if (process_vm_writev(app, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof relay)) {
+      *why = std::string("write the new channel's address into the application: ") + std::strerror(errno);
+      return false;
+    }
+    iovec l2{&moved, sizeof moved};
+    iovec r2{reinterpret_cast<void*>(start + offsetof(ferry::mpi::channel::Header, moved)), sizeof moved};
+    if (process_vm_writev(app, &l2, 1, &r2, 1, 0) != static_cast<ssize_t>(sizeof moved)) {
+      *why = std::string("mark the old channel moved: ") + std::strerror(errno);
+      return false;
+    }
+  }
+  return true;
+}
+
+[[noreturn]] void die(const std::string& why, int code) {
+  std::fprintf(stderr, "ferry-mpi-proxy: %s\n", why.c_str());
+  MPI_Abort(MPI_COMM_WORLD, code);
+  _exit(code);
+}
+
 int main(int argc, char** argv) {
-  std::string upper_dir;
+  std::string upper_dir, restore_dir;
   if (const char* env = std::getenv("FERRY_MPI_UPPER_DIR"); env != nullptr && *env != '\0') upper_dir = env;
   int first = 1;
   for (; first < argc; ++first) {
@@ -155,6 +235,8 @@ int main(int argc, char** argv) {
     }
     if (arg == "--upper-dir" && first + 1 < argc) {
       upper_dir = argv[++first];
+    } else if (arg == "--restore" && first + 1 < argc) {
+      restore_dir = argv[++first];
     } else {
       usage_error(("unknown option " + arg).c_str());
     }
@@ -168,11 +250,19 @@ int main(int argc, char** argv) {
   }
   std::string program = resolve_program(argv[first]);
   std::vector<int> keep_fds = open_descriptors();
+  const std::string store = env_or("FERRY_MPI_STORE"), job = env_or("FERRY_MPI_JOB"),
+                    ferry_cli = env_or("FERRY_CLI_PATH");
+  g_supervised = !store.empty() && !job.empty() && !ferry_cli.empty();
+  if (!restore_dir.empty() && !g_supervised) usage_error("--restore needs FERRY_MPI_STORE, FERRY_MPI_JOB and FERRY_CLI_PATH");
 
   MPI_Init(&argc, &argv);
+  int world_rank = 0, world_size = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
 
   int fd = -1;
   ferry::mpi::channel::Layout* layout = ferry::mpi::channel::create(&fd);
+  auto policy = ferry::mpi::channel::WaitPolicy::from_env();
   if (layout == nullptr) {
     std::fprintf(stderr, "ferry-mpi-proxy: create the channel: %s\n", std::strerror(errno));
     MPI_Abort(MPI_COMM_WORLD, 71);
@@ -186,7 +276,8 @@ int main(int argc, char** argv) {
     if (std::strncmp(*e, "LD_LIBRARY_PATH=", 16) == 0) {
       old_path = *e + 16;
     } else if (std::strncmp(*e, ferry::mpi::channel::kChannelEnv,
-                            std::strlen(ferry::mpi::channel::kChannelEnv)) != 0) {
+                            std::strlen(ferry::mpi::channel::kChannelEnv)) != 0 &&
+               std::strncmp(*e, "FERRY_MPI_TOKEN=", 16) != 0) {
       env_strings.emplace_back(*e);
     }
   }
@@ -205,40 +296,169 @@ int main(int argc, char** argv) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGCHLD, &sa, nullptr);
 
-  pid_t proxy_pid = getpid();
-  pid_t child = fork();
-  if (child < 0) {
-    std::fprintf(stderr, "ferry-mpi-proxy: fork: %s\n", std::strerror(errno));
-    MPI_Abort(MPI_COMM_WORLD, 71);
-  }
-  if (child == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != proxy_pid) _exit(1);
-    close_all_but(keep_fds);
-    fcntl(fd, F_SETFD, 0);
-    execve(program.c_str(), app_argv.data(), envp.data());
-    const char msg[] = "ferry-mpi-proxy: cannot execute the program\n";
-    ssize_t ignored = write(2, msg, sizeof msg - 1);
-    (void)ignored;
-    _exit(127);
-  }
-  g_child = child;
-  // fd stays open: an application that closed its copy before MPI_Init attaches through
-  // /proc/<proxy pid>/fd/<fd> (and so can a restored application, later).
-
-  ferry::mpi::proxy::Server server(layout, child);
-  auto policy = ferry::mpi::channel::WaitPolicy::from_env();
-  for (std::uint32_t seq = 1;; ++seq) {
-    if (!ferry::mpi::channel::wait_for(layout->request, seq, policy, [] { return g_app_exited.load() == 0; })) {
-      break;  // the application ended outside MPI
+  namespace ch = ferry::mpi::channel;
+  namespace px = ferry::mpi::proxy;
+  px::Server server(layout);
+  px::RankSupervisor supervisor;
+  px::FrontLink front;
+  MPI_Comm ctl = MPI_COMM_NULL;
+  if (g_supervised) {
+    MPI_Comm_dup(MPI_COMM_WORLD, &ctl);
+    if (!restore_dir.empty()) {
+      std::string rank_dir = restore_dir + "/rank-" + std::to_string(world_rank);
+      std::ifstream in(rank_dir + "/mpi-lower.state", std::ios::binary);
+      std::stringstream bytes;
+      bytes << in.rdbuf();
+      std::string why;
+      if (!in || !server.restore(bytes.str(), &why)) die("restore rank " + std::to_string(world_rank) + " from " + rank_dir + ": " + (why.empty() ? "cannot read mpi-lower.state" : why), 70);
     }
-    bool more = server.serve(layout->call, layout->reply);
-    if (layout->call.op == ferry::mpi::channel::Op::hello) g_state.store(kInMpi);
-    if (!more) g_state.store(kFinalized);
-    ferry::mpi::channel::post(layout->response, seq);
-    if (!more) break;
+    std::string why;
+    if (world_rank == 0 && !front.connect_from_env(world_size, &why)) std::fprintf(stderr, "ferry-mpi-proxy: no checkpoints: %s\n", why.c_str());
+    std::vector<std::string> app_argv_s(argv + first, argv + argc);
+    app_argv_s[0] = program;
+    // The supervisor needs our environment for itself; the application's is env_strings.
+    g_state.store(restore_dir.empty() ? kBeforeInit : kInMpi);
+    if (!supervisor.start(ferry_cli, store, job, world_rank, app_argv_s,
+                          restore_dir.empty() ? "" : restore_dir + "/rank-" + std::to_string(world_rank), env_strings, &why)) {
+      die("rank " + std::to_string(world_rank) + ": " + why, restore_dir.empty() ? 71 : 86);
+    }
+    g_child = supervisor.child();
+    // The supervisor may already have ended (a program that fails at once): reap it now.
+    on_sigchld(SIGCHLD);
+    if (!restore_dir.empty() && !announce_new_channel(supervisor.app(), fd, &why))
+      die("rank " + std::to_string(world_rank) + ": " + why, 86);
+    server.set_app(supervisor.app());
+  } else {
+    pid_t proxy_pid = getpid();
+    pid_t child = fork();
+    if (child < 0) {
+      std::fprintf(stderr, "ferry-mpi-proxy: fork: %s\n", std::strerror(errno));
+      MPI_Abort(MPI_COMM_WORLD, 71);
+    }
+    if (child == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != proxy_pid) _exit(1);
+      close_all_but(keep_fds);
+      fcntl(fd, F_SETFD, 0);
+      execve(program.c_str(), app_argv.data(), envp.data());
+      const char msg[] = "ferry-mpi-proxy: cannot execute the program\n";
+      ssize_t ignored = write(2, msg, sizeof msg - 1);
+      (void)ignored;
+      _exit(127);
+    }
+    g_child = child;
+    server.set_app(child);
+  }
+  // fd stays open: an application that closed its copy before MPI_Init attaches through
+  // /proc/<proxy pid>/fd/<fd> (and so does a restored application).
+
+  auto post_reply = [&](std::uint32_t seq) {
+    if (layout->call.op == ch::Op::hello) g_state.store(kInMpi);
+    if (server.finalized()) g_state.store(kFinalized);
+    ch::post(layout->response, seq);
+  };
+  auto pump = [&] {
+    if (server.busy() && server.progress(layout->reply)) post_reply(server.active_seq());
+  };
+  px::Checkpointer checkpointer(server, supervisor, world_rank == 0 && front.connected() ? &front : nullptr,
+                                ctl == MPI_COMM_NULL ? MPI_COMM_WORLD : ctl, pump);
+  px::Order order;
+  MPI_Request order_req = MPI_REQUEST_NULL;
+  auto post_order_recv = [&] {
+    if (ctl != MPI_COMM_NULL && world_rank != 0) MPI_Irecv(&order, sizeof order, MPI_BYTE, 0, px::kOrderTag, ctl, &order_req);
+  };
+  post_order_recv();
+  bool stopped = false;
+  auto run_checkpoint = [&](const px::Order& o) {
+    g_state.store(kCheckpointing);
+    px::Decision d = checkpointer.run(o);
+    if (g_app_exited.load() && d != px::Decision::stop) exit_like(g_app_status.load());
+    g_state.store(kInMpi);
+    if (d == px::Decision::stop) stopped = true;
+  };
+
+  std::uint32_t last_seq = 0;
+  unsigned idle = 0, polls = 0;
+  while (!stopped && !server.finalized()) {
+    // Orders.
+    if (ctl != MPI_COMM_NULL && (++polls % 64 == 0 || idle > 0)) {
+      if (world_rank == 0) {
+        std::string line = front.poll_line();
+        if (line.rfind("checkpoint ", 0) == 0) {
+          px::Order o;
+          o.kind = px::kOrderCheckpoint;
+          char dir[sizeof o.dir] = {};
+          unsigned long long gen = 0;
+          if (std::sscanf(line.c_str(), "checkpoint %llu %3071s", &gen, dir) == 2) {
+            o.generation = gen;
+            std::memcpy(o.dir, dir, sizeof o.dir);
+            if (server.finishing()) {
+              front.send_line("failed the job is finishing (MPI_Finalize)");
+            } else {
+              checkpointer.broadcast(o);
+              run_checkpoint(o);
+            }
+          }
+        }
+      } else {
+        int got = 0;
+        MPI_Test(&order_req, &got, MPI_STATUS_IGNORE);
+        if (got) {
+          run_checkpoint(order);
+          if (!stopped) post_order_recv();
+        }
+      }
+      if (stopped) break;
+    }
+    // The application's calls.
+    bool did = false;
+    if (server.busy()) {
+      if (server.progress(layout->reply)) {
+        post_reply(server.active_seq());
+        did = true;
+      }
+    } else {
+      std::uint32_t seq = layout->request.seq.load(std::memory_order_acquire);
+      if (seq != last_seq) {
+        last_seq = seq;
+        if (server.start(seq, layout->call, layout->reply)) post_reply(seq);
+        did = true;
+      }
+    }
+    if (did) {
+      idle = 0;
+      continue;
+    }
+    if (g_app_exited.load() != 0) break;  // the application ended outside MPI
+    if (server.busy()) {
+      if (++idle < 64) {
+        sched_yield();
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(idle < 256 ? 20 : 500));
+      }
+    } else {
+      std::uint32_t seen = layout->request.seq.load(std::memory_order_acquire);
+      if (seen == last_seq) {
+        for (std::uint32_t n = 0; n < policy.spins && layout->request.seq.load(std::memory_order_acquire) == last_seq; ++n)
+          __builtin_ia32_pause();
+        layout->request.sleeping.store(1, std::memory_order_seq_cst);
+        if (layout->request.seq.load(std::memory_order_seq_cst) == last_seq)
+          ch::futex_wait_for(layout->request.seq, last_seq, ctl != MPI_COMM_NULL ? 10'000'000 : 100'000'000);
+        layout->request.sleeping.store(0, std::memory_order_relaxed);
+      }
+      idle = 1;
+    }
+  }
+  if (order_req != MPI_REQUEST_NULL) {
+    MPI_Cancel(&order_req);
+    MPI_Wait(&order_req, MPI_STATUS_IGNORE);
+  }
+  if (server.finalized() || stopped) {
+    g_state.store(kFinalized);
+    MPI_Finalize();
   }
   while (g_app_exited.load() == 0) usleep(2000);
+  if (stopped) _exit(0);
   if (g_state.load() != kFinalized) MPI_Finalize();
   exit_like(g_app_status.load());
 }

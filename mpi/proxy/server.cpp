@@ -7,6 +7,9 @@
 // application may not touch its buffer until completion anyway, and the copy lets the shm data
 // area be reused by the next call); an irecv lands in a proxy-owned buffer and wait/test copies
 // the received bytes to the destination the upper half names at completion.
+// Counting (the drain's termination test): `sent_` when a send to a real rank is posted,
+// `received_` when a receive from a real rank completes from the network (a drained message is
+// counted when it is drained, not again when delivered).
 #include "server.hpp"
 
 #include <algorithm>
@@ -30,15 +33,21 @@ using channel::Where;
 
 namespace {
 constexpr std::uint32_t kNone = 0xffff'ffffu;
+constexpr std::uint64_t kWorldKey = 1;
+constexpr std::uint64_t kSelfKey = 2;
 
-void fill_status(const MPI_Status& st, Reply& reply) {
-  reply.status.source = st.MPI_SOURCE;
-  reply.status.tag = st.MPI_TAG;
-  reply.status.error = st.MPI_ERROR;
+channel::WireStatus wire_status(const MPI_Status& st) {
+  channel::WireStatus w{};
+  w.source = st.MPI_SOURCE;
+  w.tag = st.MPI_TAG;
+  w.error = st.MPI_ERROR;
   int bytes = 0;
   MPI_Get_count(&st, MPI_BYTE, &bytes);
-  reply.status.bytes = bytes == MPI_UNDEFINED ? 0 : static_cast<std::uint64_t>(bytes);
+  w.bytes = bytes == MPI_UNDEFINED ? 0 : static_cast<std::uint64_t>(bytes);
+  return w;
 }
+
+void fill_status(const MPI_Status& st, Reply& reply) { reply.status = wire_status(st); }
 
 // Bytes of memory that `packed_bytes` of data of `type` occupy in a contiguous user buffer.
 std::size_t span_of(MPI_Datatype type, std::uint64_t packed_bytes) {
@@ -50,38 +59,84 @@ std::size_t span_of(MPI_Datatype type, std::uint64_t packed_bytes) {
   return static_cast<std::size_t>(packed_bytes / static_cast<std::uint64_t>(size)) *
          static_cast<std::size_t>(extent);
 }
+
+bool is_collective(Op op) {
+  switch (op) {
+    case Op::barrier:
+    case Op::bcast:
+    case Op::reduce:
+    case Op::allreduce:
+    case Op::gather:
+    case Op::scatter:
+    case Op::allgather:
+    case Op::alltoall:
+    case Op::comm_dup:
+    case Op::comm_split:
+    case Op::comm_free:
+    case Op::finalize:
+      return true;
+    default:
+      return false;
+  }
+}
 }  // namespace
 
-Server::Server(channel::Layout* layout, pid_t app) : layout_(layout), memory_(layout, app) {
+std::uint64_t mix_key(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = a * 0x9E3779B97F4A7C15ull + b + 0x632BE59BD9B4E019ull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return (z ^ (z >> 31)) | 4;  // never a predefined key
+}
+
+Server::Server(channel::Layout* layout) : layout_(layout), memory_(layout, -1) {
 #define FERRY_REAL_TYPE(name, size, extent) types_.push_back((MPI_Datatype)&ompi_mpi_##name);
   FERRY_MPI_DATATYPE_LIST(FERRY_REAL_TYPE)
 #undef FERRY_REAL_TYPE
 #define FERRY_REAL_OP(name) ops_.push_back((MPI_Op)&ompi_mpi_op_##name);
   FERRY_MPI_OP_LIST(FERRY_REAL_OP)
 #undef FERRY_REAL_OP
-  comms_ = {MPI_COMM_WORLD, MPI_COMM_SELF, MPI_COMM_NULL};
+  comms_.resize(3);
+  comms_[0] = CommEntry{MPI_COMM_WORLD, kWorldKey, 0, world_ranks_of(MPI_COMM_WORLD)};
+  comms_[1] = CommEntry{MPI_COMM_SELF, kSelfKey, 0, world_ranks_of(MPI_COMM_SELF)};
 }
 
-MPI_Comm Server::comm(std::uint32_t id) const { return id < comms_.size() ? comms_[id] : MPI_COMM_NULL; }
+MPI_Comm Server::comm(std::uint32_t id) const { return id < comms_.size() ? comms_[id].real : MPI_COMM_NULL; }
 MPI_Datatype Server::type(std::uint32_t id) const {
   return id < types_.size() ? types_[id] : MPI_DATATYPE_NULL;
 }
 MPI_Op Server::op(std::uint32_t id) const { return id < ops_.size() ? ops_[id] : MPI_OP_NULL; }
 
-std::uint32_t Server::add_comm(MPI_Comm c) {
+std::vector<int> Server::world_ranks_of(MPI_Comm c) const {
+  int size = 0;
+  MPI_Comm_size(c, &size);
+  MPI_Group group, world;
+  MPI_Comm_group(c, &group);
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  std::vector<int> ranks(static_cast<std::size_t>(size)), out(static_cast<std::size_t>(size));
+  for (int r = 0; r < size; ++r) ranks[static_cast<std::size_t>(r)] = r;
+  MPI_Group_translate_ranks(group, size, ranks.data(), world, out.data());
+  MPI_Group_free(&group);
+  MPI_Group_free(&world);
+  return out;
+}
+
+std::uint32_t Server::add_comm(MPI_Comm c, std::uint64_t key) {
+  CommEntry e{c, key, 0, world_ranks_of(c)};
   for (std::size_t i = 3; i < comms_.size(); ++i) {
-    if (comms_[i] == MPI_COMM_NULL) {
-      comms_[i] = c;
+    if (comms_[i].real == MPI_COMM_NULL) {
+      comms_[i] = std::move(e);
       return static_cast<std::uint32_t>(i);
     }
   }
-  comms_.push_back(c);
+  comms_.push_back(std::move(e));
   return static_cast<std::uint32_t>(comms_.size() - 1);
 }
 
-std::uint32_t Server::add_request(PendingRequest r) {
+std::uint32_t Server::add_request(RequestEntry r) {
+  r.live = true;
+  r.order = next_order_++;
   for (std::size_t i = 0; i < requests_.size(); ++i) {
-    if (requests_[i].real == MPI_REQUEST_NULL) {
+    if (!requests_[i].live) {
       requests_[i] = std::move(r);
       return static_cast<std::uint32_t>(i);
     }
@@ -94,33 +149,57 @@ std::uint32_t Server::add_request(PendingRequest r) {
 void Server::describe_new_comm(MPI_Comm c, std::uint32_t id, Reply& reply) {
   reply.h[0] = id;
   if (c == MPI_COMM_NULL) return;
-  int rank = 0, size = 0;
+  const CommEntry& e = comms_[id];
+  int rank = 0;
   MPI_Comm_rank(c, &rank);
-  MPI_Comm_size(c, &size);
   reply.i[0] = rank;
-  reply.i[1] = size;
-  MPI_Group group, world;
-  MPI_Comm_group(c, &group);
-  MPI_Comm_group(MPI_COMM_WORLD, &world);
-  std::vector<int> ranks(static_cast<std::size_t>(size));
-  for (int r = 0; r < size; ++r) ranks[static_cast<std::size_t>(r)] = r;
-  auto* out = reinterpret_cast<int*>(layout_->data);
-  if (static_cast<std::size_t>(size) * sizeof(int) <= channel::kDataBytes) {
-    MPI_Group_translate_ranks(group, size, ranks.data(), world, out);
-  }
-  MPI_Group_free(&group);
-  MPI_Group_free(&world);
+  reply.i[1] = static_cast<std::int32_t>(e.world_ranks.size());
+  if (e.world_ranks.size() * sizeof(int) <= channel::kDataBytes)
+    std::memcpy(layout_->data, e.world_ranks.data(), e.world_ranks.size() * sizeof(int));
 }
 
-bool Server::serve(const Call& call, Reply& reply) {
+std::deque<Drained>::iterator Server::match_drained(std::uint32_t comm_id, int source, int tag) {
+  if (source == MPI_PROC_NULL) return drained_.end();
+  return std::find_if(drained_.begin(), drained_.end(), [&](const Drained& d) {
+    return d.comm == comm_id && (source == MPI_ANY_SOURCE || source == d.source) &&
+           (tag == MPI_ANY_TAG || tag == d.tag);
+  });
+}
+
+int Server::take_drained(std::deque<Drained>::iterator it, void* out, std::size_t out_bytes, int count,
+                         std::uint32_t type_id, Reply& reply) {
+  MPI_Datatype t = type(type_id);
+  int size = 0;
+  MPI_Type_size(t, &size);
+  int elements = size > 0 ? static_cast<int>(it->packed.size() / static_cast<std::size_t>(size)) : 0;
+  int rc = MPI_SUCCESS;
+  if (elements > count) {
+    elements = count;
+    rc = MPI_ERR_TRUNCATE;
+  }
+  int position = 0;
+  if (elements > 0 && out != nullptr)
+    MPI_Unpack(it->packed.data(), static_cast<int>(it->packed.size()), &position, out, elements, t,
+               comm(it->comm));
+  reply.status.source = it->source;
+  reply.status.tag = it->tag;
+  reply.status.error = rc;
+  reply.status.bytes = it->packed.size();
+  reply.written = std::min<std::uint64_t>(span_of(t, it->packed.size()), out_bytes);
+  drained_.erase(it);
+  return rc;
+}
+
+bool Server::start(std::uint32_t seq, const Call& call, Reply& reply) {
   reply = Reply{};
+  Active& a = active_;
+  a = Active{};
+  a.seq = seq;
+  a.call = call;
   switch (call.op) {
     case Op::hello:
       reply.rc = hello(reply);
       return true;
-    case Op::finalize:
-      reply.rc = MPI_Finalize();
-      return reply.rc != MPI_SUCCESS;
     case Op::abort:
       MPI_Abort(comm(call.h[0]), call.i[0]);
       return true;
@@ -131,160 +210,377 @@ bool Server::serve(const Call& call, Reply& reply) {
       return true;
     }
     case Op::send:
-    case Op::ssend:
-    case Op::recv:
-    case Op::sendrecv:
-    case Op::probe:
-      reply.rc = p2p(call, reply);
-      return true;
+    case Op::ssend: {
+      void* data = memory_.read(call.buf[0], scratch_[0]);
+      if (data == nullptr && call.buf[0].bytes != 0) {
+        reply.rc = MPI_ERR_BUFFER;
+        return true;
+      }
+      int rc = call.op == Op::send
+                   ? MPI_Isend(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]), &a.req[0])
+                   : MPI_Issend(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]), &a.req[0]);
+      if (rc != MPI_SUCCESS) {
+        reply.rc = rc;
+        return true;
+      }
+      if (call.i[1] != MPI_PROC_NULL) ++sent_;
+      a.stage = Active::Stage::send;
+      break;
+    }
+    case Op::recv: {
+      void* data = memory_.writable(call.buf[0], scratch_[0]);
+      if (data == nullptr && call.buf[0].bytes != 0) {
+        reply.rc = MPI_ERR_BUFFER;
+        return true;
+      }
+      auto it = match_drained(call.h[1], call.i[1], call.i[2]);
+      if (it != drained_.end()) {
+        reply.rc = take_drained(it, data, call.buf[0].bytes, call.i[0], call.h[0], reply);
+        if (!memory_.write_back(call.buf[0], data, reply.written)) reply.rc = MPI_ERR_BUFFER;
+        return true;
+      }
+      int rc = MPI_Irecv(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]), &a.req[0]);
+      if (rc != MPI_SUCCESS) {
+        reply.rc = rc;
+        return true;
+      }
+      a.landing = data;
+      a.stage = Active::Stage::recv;
+      break;
+    }
+    case Op::sendrecv: {
+      void* out = memory_.read(call.buf[0], scratch_[0]);
+      void* in = memory_.writable(call.buf[1], scratch_[1]);
+      if ((out == nullptr && call.buf[0].bytes != 0) || (in == nullptr && call.buf[1].bytes != 0)) {
+        reply.rc = MPI_ERR_BUFFER;
+        return true;
+      }
+      a.landing = in;
+      if (seq != 0 && seq == skip_send_seq_) {
+        a.send_done = true;  // sent before the checkpoint this restart comes from
+      } else {
+        int rc = MPI_Isend(out, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]), &a.req[0]);
+        if (rc != MPI_SUCCESS) {
+          reply.rc = rc;
+          return true;
+        }
+        if (call.i[1] != MPI_PROC_NULL) ++sent_;
+      }
+      skip_send_seq_ = 0;
+      auto it = match_drained(call.h[1], call.i[4], call.i[5]);
+      if (it != drained_.end()) {
+        a.prepared.rc = take_drained(it, in, call.buf[1].bytes, call.i[3], call.h[2], a.prepared);
+        a.recv_done = true;
+        if (!memory_.write_back(call.buf[1], in, a.prepared.written)) a.prepared.rc = MPI_ERR_BUFFER;
+      } else {
+        int rc = MPI_Irecv(in, call.i[3], type(call.h[2]), call.i[4], call.i[5], comm(call.h[1]), &a.req[1]);
+        if (rc != MPI_SUCCESS) {
+          reply.rc = rc;
+          return true;
+        }
+      }
+      a.stage = Active::Stage::sendrecv;
+      break;
+    }
+    case Op::probe: {
+      auto it = match_drained(call.h[1], call.i[1], call.i[2]);
+      if (it != drained_.end()) {
+        reply.i[0] = 1;
+        reply.status.source = it->source;
+        reply.status.tag = it->tag;
+        reply.status.bytes = it->packed.size();
+        return true;
+      }
+      if (!call.i[0]) {
+        int found = 0;
+        MPI_Status st{};
+        reply.rc = MPI_Iprobe(call.i[1], call.i[2], comm(call.h[1]), &found, &st);
+        reply.i[0] = found;
+        if (found) fill_status(st, reply);
+        return true;
+      }
+      a.stage = Active::Stage::probe;
+      break;
+    }
     case Op::isend:
-    case Op::irecv:
+    case Op::irecv: {
+      RequestEntry r;
+      r.receive = call.op == Op::irecv;
+      r.type = call.h[0];
+      r.comm = call.h[1];
+      r.count = call.i[0];
+      r.peer = call.i[1];
+      r.tag = call.i[2];
+      r.buffer.resize(call.buf[0].bytes);
+      if (!r.receive && call.buf[0].bytes != 0) {
+        void* data = memory_.read(call.buf[0], scratch_[0]);
+        if (data == nullptr) {
+          reply.rc = MPI_ERR_BUFFER;
+          return true;
+        }
+        std::memcpy(r.buffer.data(), data, call.buf[0].bytes);
+      }
+      auto it = r.receive ? match_drained(r.comm, r.peer, r.tag) : drained_.end();
+      if (it != drained_.end()) {
+        Reply got{};
+        take_drained(it, r.buffer.data(), r.buffer.size(), r.count, r.type, got);
+        r.done = true;
+        r.status = got.status;
+      } else {
+        int rc = r.receive ? MPI_Irecv(r.buffer.data(), r.count, type(r.type), r.peer, r.tag, comm(r.comm), &r.real)
+                           : MPI_Isend(r.buffer.data(), r.count, type(r.type), r.peer, r.tag, comm(r.comm), &r.real);
+        if (rc != MPI_SUCCESS) {
+          reply.rc = rc;
+          return true;
+        }
+        if (!r.receive && r.peer != MPI_PROC_NULL) ++sent_;
+      }
+      reply.h[0] = add_request(std::move(r));
+      return true;
+    }
     case Op::wait:
-    case Op::test:
-      reply.rc = requests(call, reply);
-      return true;
-    case Op::barrier:
-    case Op::bcast:
-    case Op::reduce:
-    case Op::allreduce:
-    case Op::gather:
-    case Op::scatter:
-    case Op::allgather:
-    case Op::alltoall:
-      reply.rc = collective(call, reply);
-      return true;
-    case Op::comm_dup:
-    case Op::comm_split:
-    case Op::comm_free:
-      reply.rc = comms(call, reply);
-      return true;
+    case Op::test: {
+      std::uint32_t id = call.h[0];
+      if (id >= requests_.size() || !requests_[id].live) {
+        reply.rc = MPI_ERR_REQUEST;
+        return true;
+      }
+      RequestEntry& r = requests_[id];
+      if (!r.done) {
+        int flag = 0;
+        MPI_Status st{};
+        reply.rc = MPI_Test(&r.real, &flag, &st);
+        if (reply.rc != MPI_SUCCESS) return true;
+        if (flag) note_request_done(r, st);
+      }
+      if (r.done) {
+        reply.i[0] = 1;
+        reply.rc = deliver_request(id, call.buf[0], reply);
+        return true;
+      }
+      if (call.op == Op::test) return true;  // i[0] = 0: not done
+      a.stage = Active::Stage::wait;
+      break;
+    }
+    default:
+      if (!is_collective(call.op)) {
+        reply.rc = MPI_ERR_INTERN;
+        return true;
+      }
+      if (!start_collective(call)) {
+        reply.rc = MPI_ERR_COMM;
+        return true;
+      }
+      a.stage = Active::Stage::barrier;
+      break;
   }
-  reply.rc = MPI_ERR_INTERN;
+  a.busy = true;
+  return false;
+}
+
+// Every collective begins with a barrier on its communicator (see server.hpp).
+bool Server::start_collective(const Call& call) {
+  std::uint32_t id = call.op == Op::finalize ? 0 : call.h[1];
+  if (id >= comms_.size() || comms_[id].real == MPI_COMM_NULL) return false;
+  if (call.op == Op::comm_free && id < 3) return false;
+  ++comms_[id].entered;
+  if (call.op == Op::finalize) finishing_ = true;
+  return MPI_Ibarrier(comms_[id].real, &active_.req[0]) == MPI_SUCCESS;
+}
+
+bool Server::progress(Reply& reply) {
+  Active& a = active_;
+  if (!a.busy) return false;
+  const Call& call = a.call;
+  int flag = 0;
+  switch (a.stage) {
+    case Active::Stage::barrier:
+      MPI_Test(&a.req[0], &flag, MPI_STATUS_IGNORE);
+      if (!flag) return false;
+      reply = Reply{};
+      reply.rc = run_collective(call, reply);
+      break;
+    case Active::Stage::send:
+      MPI_Test(&a.req[0], &flag, MPI_STATUS_IGNORE);
+      if (!flag) return false;
+      reply = Reply{};
+      break;
+    case Active::Stage::recv:
+      MPI_Test(&a.req[0], &flag, &a.st);
+      if (!flag) return false;
+      reply = Reply{};
+      if (!finish_recv(reply, call.buf[0], call.h[0])) reply.rc = MPI_ERR_BUFFER;
+      break;
+    case Active::Stage::sendrecv:
+      if (!a.send_done) {
+        MPI_Test(&a.req[0], &flag, MPI_STATUS_IGNORE);
+        a.send_done = flag != 0;
+      }
+      if (!a.recv_done) {
+        flag = 0;
+        MPI_Test(&a.req[1], &flag, &a.st);
+        if (flag) {
+          a.recv_done = true;
+          if (!finish_recv(a.prepared, call.buf[1], call.h[2])) a.prepared.rc = MPI_ERR_BUFFER;
+        }
+      }
+      if (!a.send_done || !a.recv_done) return false;
+      reply = a.prepared;
+      break;
+    case Active::Stage::probe: {
+      auto it = match_drained(call.h[1], call.i[1], call.i[2]);
+      reply = Reply{};
+      if (it != drained_.end()) {
+        reply.i[0] = 1;
+        reply.status.source = it->source;
+        reply.status.tag = it->tag;
+        reply.status.bytes = it->packed.size();
+        break;
+      }
+      MPI_Status st{};
+      reply.rc = MPI_Iprobe(call.i[1], call.i[2], comm(call.h[1]), &flag, &st);
+      if (!flag && reply.rc == MPI_SUCCESS) return false;
+      reply.i[0] = 1;
+      fill_status(st, reply);
+      break;
+    }
+    case Active::Stage::wait: {
+      RequestEntry& r = requests_[call.h[0]];
+      MPI_Status st{};
+      MPI_Test(&r.real, &flag, &st);
+      if (!flag) return false;
+      note_request_done(r, st);
+      reply = Reply{};
+      reply.i[0] = 1;
+      reply.rc = deliver_request(call.h[0], call.buf[0], reply);
+      break;
+    }
+  }
+  a.busy = false;
   return true;
 }
 
-// Reply: i[0] = world rank, i[1] = world size, i[2] = provided thread level; data area: one
-// {int32 size, int32 pad, int64 extent} per predefined datatype.
-int Server::hello(Reply& reply) {
-  MPI_Comm_rank(MPI_COMM_WORLD, &reply.i[0]);
-  MPI_Comm_size(MPI_COMM_WORLD, &reply.i[1]);
-  MPI_Query_thread(&reply.i[2]);
-  struct SizeRecord {
-    std::int32_t size;
-    std::int32_t pad;
-    std::int64_t extent;
-  };
-  auto* out = reinterpret_cast<SizeRecord*>(layout_->data);
-  for (std::size_t i = 0; i < types_.size(); ++i) {
-    int size = 0;
-    MPI_Aint lb = 0, extent = 0;
-    if (types_[i] != MPI_DATATYPE_NULL) {
-      MPI_Type_size(types_[i], &size);
-      MPI_Type_get_extent(types_[i], &lb, &extent);
-    }
-    out[i] = SizeRecord{size, 0, static_cast<std::int64_t>(extent)};
-  }
-  return MPI_SUCCESS;
+bool Server::finish_recv(Reply& reply, const BufRef& ref, std::uint32_t type_id) {
+  Active& a = active_;
+  fill_status(a.st, reply);
+  if (a.st.MPI_SOURCE != MPI_PROC_NULL) ++received_;
+  reply.written = std::min<std::uint64_t>(span_of(type(type_id), reply.status.bytes), ref.bytes);
+  return memory_.write_back(ref, a.landing, reply.written);
 }
 
-int Server::p2p(const Call& call, Reply& reply) {
-  MPI_Status st{};
-  if (call.op == Op::send || call.op == Op::ssend) {
-    void* data = memory_.read(call.buf[0], scratch_[0]);
-    if (data == nullptr && call.buf[0].bytes != 0) return MPI_ERR_BUFFER;
-    return call.op == Op::send
-               ? MPI_Send(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]))
-               : MPI_Ssend(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]));
+void Server::note_request_done(RequestEntry& r, const MPI_Status& st) {
+  r.done = true;
+  r.real = MPI_REQUEST_NULL;
+  if (r.receive) {
+    r.status = wire_status(st);
+    if (st.MPI_SOURCE != MPI_PROC_NULL) ++received_;
+  } else {
+    r.status = channel::WireStatus{};
+    r.buffer = {};
   }
-  if (call.op == Op::probe) {
-    int found = 1;
-    int rc = call.i[0] ? MPI_Probe(call.i[1], call.i[2], comm(call.h[1]), &st)
-                       : MPI_Iprobe(call.i[1], call.i[2], comm(call.h[1]), &found, &st);
-    reply.i[0] = found;
-    if (found) fill_status(st, reply);
-    return rc;
+}
+
+// Hands a completed request's result to the application and frees its id.
+int Server::deliver_request(std::uint32_t id, const BufRef& into, Reply& reply) {
+  RequestEntry& r = requests_[id];
+  int rc = MPI_SUCCESS;
+  if (r.receive) {
+    reply.status = r.status;
+    // Copy only what arrived (MPI leaves the rest of the receive buffer untouched).
+    std::size_t n = std::min({r.buffer.size(), static_cast<std::size_t>(into.bytes),
+                              span_of(type(r.type), r.status.bytes)});
+    reply.written = n;
+    if (n != 0 && !memory_.deliver(into, r.buffer.data(), n)) rc = MPI_ERR_BUFFER;
   }
-  if (call.op == Op::recv) {
-    void* data = memory_.writable(call.buf[0], scratch_[0]);
-    if (data == nullptr && call.buf[0].bytes != 0) return MPI_ERR_BUFFER;
-    int rc = MPI_Recv(data, call.i[0], type(call.h[0]), call.i[1], call.i[2], comm(call.h[1]), &st);
-    fill_status(st, reply);
-    reply.written = std::min<std::uint64_t>(span_of(type(call.h[0]), reply.status.bytes), call.buf[0].bytes);
-    if (!memory_.write_back(call.buf[0], data, reply.written)) {
-      return MPI_ERR_BUFFER;
-    }
-    return rc;
-  }
-  // sendrecv
-  void* out = memory_.read(call.buf[0], scratch_[0]);
-  void* in = memory_.writable(call.buf[1], scratch_[1]);
-  if ((out == nullptr && call.buf[0].bytes != 0) || (in == nullptr && call.buf[1].bytes != 0)) {
-    return MPI_ERR_BUFFER;
-  }
-  int rc = MPI_Sendrecv(out, call.i[0], type(call.h[0]), call.i[1], call.i[2], in, call.i[3],
-                        type(call.h[2]), call.i[4], call.i[5], comm(call.h[1]), &st);
-  fill_status(st, reply);
-  reply.written = std::min<std::uint64_t>(span_of(type(call.h[2]), reply.status.bytes), call.buf[1].bytes);
-  if (!memory_.write_back(call.buf[1], in, reply.written)) {
-    return MPI_ERR_BUFFER;
-  }
+  r = RequestEntry{};
   return rc;
 }
 
-int Server::complete(std::uint32_t id, const MPI_Status& st, const BufRef& into, Reply& reply) {
-  PendingRequest& r = requests_[id];
-  if (r.receive) {
-    fill_status(st, reply);
-    // Copy only what arrived (MPI leaves the rest of the receive buffer untouched).
-    std::size_t n = std::min({r.buffer.size(), static_cast<std::size_t>(into.bytes),
-                              span_of(r.type, reply.status.bytes)});
-    reply.written = n;
-    if (n != 0 && !memory_.deliver(into, r.buffer.data(), n)) return MPI_ERR_BUFFER;
+void Server::progress_requests() {
+  for (auto& r : requests_) {
+    if (!r.live || r.done) continue;
+    int flag = 0;
+    MPI_Status st{};
+    MPI_Test(&r.real, &flag, &st);
+    if (flag) note_request_done(r, st);
   }
-  r.real = MPI_REQUEST_NULL;
-  r.buffer = {};
-  return MPI_SUCCESS;
 }
 
-int Server::requests(const Call& call, Reply& reply) {
-  if (call.op == Op::isend || call.op == Op::irecv) {
-    PendingRequest r;
-    r.receive = call.op == Op::irecv;
-    r.type = type(call.h[0]);
-    r.buffer.resize(call.buf[0].bytes);
-    if (!r.receive && call.buf[0].bytes != 0) {
-      void* data = memory_.read(call.buf[0], scratch_[0]);
-      if (data == nullptr) return MPI_ERR_BUFFER;
-      std::memcpy(r.buffer.data(), data, call.buf[0].bytes);
+void Server::drain_network() {
+  for (std::uint32_t id = 0; id < comms_.size(); ++id) {
+    MPI_Comm c = comms_[id].real;
+    if (c == MPI_COMM_NULL) continue;
+    for (;;) {
+      int flag = 0;
+      MPI_Status st{};
+      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, c, &flag, &st);
+      if (!flag) break;
+      int bytes = 0;
+      MPI_Get_count(&st, MPI_PACKED, &bytes);
+      Drained d;
+      d.comm = id;
+      d.source = st.MPI_SOURCE;
+      d.tag = st.MPI_TAG;
+      d.packed.resize(static_cast<std::size_t>(bytes));
+      MPI_Recv(d.packed.data(), bytes, MPI_PACKED, st.MPI_SOURCE, st.MPI_TAG, c, MPI_STATUS_IGNORE);
+      ++received_;
+      drained_.push_back(std::move(d));
     }
-    int rc = r.receive ? MPI_Irecv(r.buffer.data(), call.i[0], type(call.h[0]), call.i[1],
-                                   call.i[2], comm(call.h[1]), &r.real)
-                       : MPI_Isend(r.buffer.data(), call.i[0], type(call.h[0]), call.i[1],
-                                   call.i[2], comm(call.h[1]), &r.real);
-    if (rc != MPI_SUCCESS) return rc;
-    reply.h[0] = add_request(std::move(r));
-    return MPI_SUCCESS;
   }
-  std::uint32_t id = call.h[0];
-  if (id >= requests_.size() || requests_[id].real == MPI_REQUEST_NULL) return MPI_ERR_REQUEST;
-  MPI_Status st{};
-  if (call.op == Op::wait) {
-    int rc = MPI_Wait(&requests_[id].real, &st);
-    if (rc != MPI_SUCCESS) return rc;
-    return complete(id, st, call.buf[0], reply);
-  }
-  int flag = 0;
-  int rc = MPI_Test(&requests_[id].real, &flag, &st);
-  if (rc != MPI_SUCCESS) return rc;
-  reply.i[0] = flag;
-  return flag ? complete(id, st, call.buf[0], reply) : MPI_SUCCESS;
 }
 
-int Server::collective(const Call& call, Reply&) {
+std::vector<EnteredCount> Server::entered_counts() const {
+  std::vector<EnteredCount> out = freed_;
+  for (const auto& c : comms_)
+    if (c.real != MPI_COMM_NULL && c.key != kSelfKey) out.emplace_back(c.key, c.entered);
+  return out;
+}
+
+const CommEntry* Server::comm_by_key(std::uint64_t key) const {
+  for (const auto& c : comms_)
+    if (c.real != MPI_COMM_NULL && c.key == key) return &c;
+  return nullptr;
+}
+
+std::vector<std::uint64_t> Server::live_keys() const {
+  std::vector<std::uint64_t> keys;
+  for (const auto& c : comms_)
+    if (c.real != MPI_COMM_NULL) keys.push_back(c.key);
+  return keys;
+}
+
+bool Server::settled(const std::vector<EnteredCount>& targets) const {
+  for (const auto& r : requests_)
+    if (r.live && !r.done && !r.receive) return false;  // a send still on the network
+  if (!active_.busy) return true;
+  switch (active_.stage) {
+    case Active::Stage::send:
+      return false;
+    case Active::Stage::sendrecv:
+      return active_.send_done;
+    case Active::Stage::barrier: {
+      std::uint32_t id = active_.call.op == Op::finalize ? 0 : active_.call.h[1];
+      const CommEntry& c = comms_[id];
+      if (c.key == kSelfKey) return false;  // completes on its own
+      for (const auto& [key, target] : targets)
+        if (key == c.key) return c.entered > target;  // every member entered: it must finish
+      return true;
+    }
+    default:
+      return true;
+  }
+}
+
+// Runs the collective whose barrier completed: every member is committed to it.
+int Server::run_collective(const Call& call, Reply& reply) {
   MPI_Comm c = comm(call.h[1]);
   switch (call.op) {
+    case Op::finalize: {
+      finalized_ = true;
+      return MPI_SUCCESS;  // main.cpp calls MPI_Finalize once the reply is posted
+    }
     case Op::barrier:
-      return MPI_Barrier(c);
+      return MPI_SUCCESS;  // the barrier itself was the collective
     case Op::bcast: {
       void* data = memory_.read(call.buf[0], scratch_[0]);
       if (data == nullptr && call.buf[0].bytes != 0) return MPI_ERR_BUFFER;
@@ -310,9 +606,37 @@ int Server::collective(const Call& call, Reply&) {
       if (has_out && !memory_.write_back(call.buf[1], out, call.buf[1].bytes)) return MPI_ERR_BUFFER;
       return rc;
     }
+    case Op::comm_dup:
+    case Op::comm_split:
+    case Op::comm_free:
+      return comms(call, reply);
     default:
       return gather_like(call);
   }
+}
+
+// Reply: i[0] = world rank, i[1] = world size, i[2] = provided thread level; data area: one
+// {int32 size, int32 pad, int64 extent} per predefined datatype.
+int Server::hello(Reply& reply) {
+  MPI_Comm_rank(MPI_COMM_WORLD, &reply.i[0]);
+  MPI_Comm_size(MPI_COMM_WORLD, &reply.i[1]);
+  MPI_Query_thread(&reply.i[2]);
+  struct SizeRecord {
+    std::int32_t size;
+    std::int32_t pad;
+    std::int64_t extent;
+  };
+  auto* out = reinterpret_cast<SizeRecord*>(layout_->data);
+  for (std::size_t i = 0; i < types_.size(); ++i) {
+    int size = 0;
+    MPI_Aint lb = 0, extent = 0;
+    if (types_[i] != MPI_DATATYPE_NULL) {
+      MPI_Type_size(types_[i], &size);
+      MPI_Type_get_extent(types_[i], &lb, &extent);
+    }
+    out[i] = SizeRecord{size, 0, static_cast<std::int64_t>(extent)};
+  }
+  return MPI_SUCCESS;
 }
 
 // gather, scatter, allgather, alltoall: see the slot table in channel.hpp.
@@ -351,18 +675,23 @@ int Server::gather_like(const Call& call) {
 
 int Server::comms(const Call& call, Reply& reply) {
   std::uint32_t id = call.h[1];
-  if (id >= comms_.size() || comms_[id] == MPI_COMM_NULL) return MPI_ERR_COMM;
+  if (id >= comms_.size() || comms_[id].real == MPI_COMM_NULL) return MPI_ERR_COMM;
+  CommEntry& parent = comms_[id];
   if (call.op == Op::comm_free) {
     if (id < 3) return MPI_ERR_COMM;
-    int rc = MPI_Comm_free(&comms_[id]);
-    comms_[id] = MPI_COMM_NULL;
+    freed_.emplace_back(parent.key, parent.entered);
+    int rc = MPI_Comm_free(&parent.real);
+    parent = CommEntry{};
     return rc;
   }
   MPI_Comm created = MPI_COMM_NULL;
-  int rc = call.op == Op::comm_dup ? MPI_Comm_dup(comms_[id], &created)
-                                   : MPI_Comm_split(comms_[id], call.i[0], call.i[1], &created);
+  int rc = call.op == Op::comm_dup ? MPI_Comm_dup(parent.real, &created)
+                                   : MPI_Comm_split(parent.real, call.i[0], call.i[1], &created);
   if (rc != MPI_SUCCESS) return rc;
-  describe_new_comm(created, created == MPI_COMM_NULL ? kNone : add_comm(created), reply);
+  // The same on every member: parent, the collective's number on it, and the color.
+  std::uint64_t key = mix_key(mix_key(parent.key, parent.entered),
+                              call.op == Op::comm_dup ? 0xd0d0'd0d0ull : static_cast<std::uint32_t>(call.i[0]));
+  describe_new_comm(created, created == MPI_COMM_NULL ? kNone : add_comm(created, key), reply);
   return MPI_SUCCESS;
 }
 

@@ -1,10 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
 // The proxy's call server: runs each channel::Call against the real Open MPI library and fills
-// the channel::Reply. Owns the real handles behind the lower-half ids it gives out.
+// the channel::Reply. Owns the real handles behind the lower-half ids it gives out, and the state
+// a checkpoint must carry over: messages drained from the network, completed requests, and the
+// per-communicator collective counts.
+//
+// No call ever blocks inside the real library for a reason the proxy cannot see end: the
+// application's call in progress (at most one, the channel serialises them) is an `Active`
+// operation that the proxy's loop advances with MPI_Test/MPI_Iprobe, so the loop keeps answering
+// checkpoint requests while the application waits. Blocking point-to-point calls are their
+// nonblocking forms. Every collective (and communicator creation/free, and MPI_Finalize) starts
+// with an MPI_Ibarrier on its communicator; only once that barrier completes (every member has
+// called the collective, so every member is committed to it) does the proxy run the real
+// blocking collective, which then cannot wait for a rank that is still computing. A checkpoint
+// therefore finds each communicator's collective either not started by some member (the barrier
+// is pending everywhere it was entered, and is simply re-issued after a restart) or entered by
+// every member (the proxies finish it before the dump) - never half done (checkpoint.cpp).
+//
+// Drained messages (received during a checkpoint's drain, or restored) are matched before the
+// network by every receive and probe, in arrival order, so MPI's non-overtaking order holds.
 #pragma once
 
 #include <mpi.h>
 
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "app_memory.hpp"
@@ -12,44 +33,131 @@
 
 namespace ferry::mpi::proxy {
 
+struct CommEntry {
+  MPI_Comm real = MPI_COMM_NULL;  // MPI_COMM_NULL: a free slot
+  std::uint64_t key = 0;          // the same on every member (derived from parent, sequence, color)
+  std::uint64_t entered = 0;      // collectives the application started on it
+  std::vector<int> world_ranks;   // members in rank order
+};
+
+struct Drained {
+  std::uint32_t comm = 0;
+  int source = 0;
+  int tag = 0;
+  std::vector<char> packed;  // received as MPI_PACKED; unpacked with the receiver's datatype
+};
+
+struct RequestEntry {
+  bool live = false;
+  bool receive = false;
+  bool done = false;  // completed (during a drain, or from a drained message); result held here
+  MPI_Request real = MPI_REQUEST_NULL;
+  std::vector<char> buffer;  // send: the payload copy; receive: the landing area (memory layout)
+  std::uint32_t type = 0, comm = 0;
+  int count = 0, peer = 0, tag = 0;
+  std::uint64_t order = 0;  // posting order (re-posting after a restart keeps it)
+  channel::WireStatus status{};
+};
+
+// Per communicator key: how many collectives a member entered; what a checkpoint agrees on.
+using EnteredCount = std::pair<std::uint64_t, std::uint64_t>;
+
 class Server {
  public:
-  Server(channel::Layout* layout, pid_t app);
+  explicit Server(channel::Layout* layout);
+  void set_app(pid_t app) { memory_.set_app(app); }
 
-  // Runs one call; returns false after a successful finalize (the application is done with MPI).
-  bool serve(const channel::Call& call, channel::Reply& reply);
+  // The application posted `call` (number `seq`). Returns true when it completed at once
+  // (`reply` filled); else it is the active operation, advanced by progress().
+  bool start(std::uint32_t seq, const channel::Call& call, channel::Reply& reply);
+  // Advances the active operation; true when it completed (`reply` filled).
+  bool progress(channel::Reply& reply);
+  bool busy() const { return active_.busy; }
+  std::uint32_t active_seq() const { return active_.seq; }
+  // True after MPI_Finalize was served (the application is done with MPI).
+  bool finalized() const { return finalized_; }
+  // True once the application has entered MPI_Finalize (its world barrier is pending or done).
+  bool finishing() const { return finishing_; }
+
+  // ---- checkpoint support (checkpoint.cpp) ----
+  // Tests every outstanding request; completed ones keep their result for the application.
+  void progress_requests();
+  // Receives every message waiting unmatched on a live communicator into the drained queue.
+  void drain_network();
+  std::int64_t sent() const { return sent_; }
+  std::int64_t received() const { return received_; }
+  // The collective counts of live communicators (world and user ones) and freed ones.
+  std::vector<EnteredCount> entered_counts() const;
+  // Members' world ranks of live communicator `key` (empty if this rank has none).
+  const CommEntry* comm_by_key(std::uint64_t key) const;
+  std::vector<std::uint64_t> live_keys() const;
+  // True when nothing of this rank still needs the network: no send outstanding and no active
+  // collective that every member entered (`target`: the minimum entered count per key).
+  bool settled(const std::vector<EnteredCount>& targets) const;
+
+  // The state a restart needs (see checkpoint.cpp for the file format).
+  std::string serialize() const;
+  // Restores it into a fresh lower half: communicators rebuilt from world ranks (same ids),
+  // pending receives re-posted in their order, completed requests and drained messages kept.
+  bool restore(const std::string& bytes, std::string* why);
 
  private:
-  struct PendingRequest {
-    MPI_Request real = MPI_REQUEST_NULL;
-    std::vector<char> buffer;  // the proxy's copy of the payload (send) or landing area (recv)
-    MPI_Datatype type = MPI_DATATYPE_NULL;
-    bool receive = false;
+  struct Active {
+    enum class Stage { barrier, send, recv, sendrecv, probe, wait };
+    bool busy = false;
+    std::uint32_t seq = 0;
+    channel::Call call{};
+    Stage stage = Stage::barrier;
+    MPI_Request req[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    bool send_done = false;
+    bool recv_done = false;
+    void* landing = nullptr;
+    MPI_Status st{};
+    channel::Reply prepared{};  // sendrecv: the receive's result while the send finishes
   };
 
   MPI_Comm comm(std::uint32_t id) const;
   MPI_Datatype type(std::uint32_t id) const;
   MPI_Op op(std::uint32_t id) const;
-  std::uint32_t add_comm(MPI_Comm c);
+  std::uint32_t add_comm(MPI_Comm c, std::uint64_t key);
   void describe_new_comm(MPI_Comm c, std::uint32_t id, channel::Reply& reply);
-  std::uint32_t add_request(PendingRequest r);
-  int complete(std::uint32_t id, const MPI_Status& st, const channel::BufRef& into,
-               channel::Reply& reply);
+  std::vector<int> world_ranks_of(MPI_Comm c) const;
+  std::uint32_t add_request(RequestEntry r);
+  int deliver_request(std::uint32_t id, const channel::BufRef& into, channel::Reply& reply);
+  void note_request_done(RequestEntry& r, const MPI_Status& st);
 
+  // Drained queue: the first message matching (comm, source, tag), or end().
+  std::deque<Drained>::iterator match_drained(std::uint32_t comm, int source, int tag);
+  // Unpacks a drained message into a receive buffer; fills status and written.
+  int take_drained(std::deque<Drained>::iterator it, void* out, std::size_t out_bytes, int count,
+                   std::uint32_t type_id, channel::Reply& reply);
+
+  bool start_collective(const channel::Call& call);
+  int run_collective(const channel::Call& call, channel::Reply& reply);
   int hello(channel::Reply& reply);
-  int p2p(const channel::Call& call, channel::Reply& reply);
-  int requests(const channel::Call& call, channel::Reply& reply);
-  int collective(const channel::Call& call, channel::Reply& reply);
   int gather_like(const channel::Call& call);
   int comms(const channel::Call& call, channel::Reply& reply);
+  bool finish_recv(channel::Reply& reply, const channel::BufRef& ref, std::uint32_t type_id);
 
   channel::Layout* layout_;
   AppMemory memory_;
   std::vector<MPI_Datatype> types_;
   std::vector<MPI_Op> ops_;
-  std::vector<MPI_Comm> comms_;         // index = lower-half id; MPI_COMM_NULL marks a free slot
-  std::vector<PendingRequest> requests_;  // index = lower-half id; real == NULL marks a free slot
+  std::vector<CommEntry> comms_;            // index = lower-half id
+  std::vector<RequestEntry> requests_;      // index = lower-half id
+  std::vector<EnteredCount> freed_;         // communicators freed: key, final entered count
+  std::deque<Drained> drained_;
+  std::int64_t sent_ = 0, received_ = 0;
+  std::uint64_t next_order_ = 1;
+  Active active_;
+  bool finalized_ = false;
+  bool finishing_ = false;
+  // A Sendrecv whose send had completed when the checkpoint was taken: when the restarted
+  // application posts this call number again, only its receive is redone.
+  std::uint32_t skip_send_seq_ = 0;
   std::vector<char> scratch_[3];
 };
+
+std::uint64_t mix_key(std::uint64_t a, std::uint64_t b);
 
 }  // namespace ferry::mpi::proxy

@@ -7,6 +7,12 @@
 // there (inputs are copied in); the rest are left in application memory for the proxy's
 // cross-memory attach. After the reply, outputs staged in the data area are copied out (only the
 // bytes a receive actually got).
+//
+// After a restart the application runs on a restored copy of its old channel, which no proxy
+// serves. The new proxy sets `moved` in that copy (channel.hpp); the next call, or a call waiting
+// for its reply (checked each time the futex sleep times out), then attaches to the new proxy's
+// channel, copies the call and its staged bytes over and posts it again with the same sequence
+// number. A proxy that is gone and has not handed over within kOrphanSeconds ends the rank.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -32,8 +38,7 @@ using channel::Where;
 
 class ProxyLowerHalf final : public LowerHalf {
  public:
-  explicit ProxyLowerHalf(channel::Layout* layout)
-      : ch_(layout), policy_(channel::WaitPolicy::from_env()), proxy_(layout->header.proxy_pid) {}
+  explicit ProxyLowerHalf(channel::Layout* layout) : ch_(layout), policy_(channel::WaitPolicy::from_env()) {}
 
   int hello(int required, WorldInfo& out) override {
     std::lock_guard lock(mu_);
@@ -288,6 +293,11 @@ class ProxyLowerHalf final : public LowerHalf {
 
  private:
   Call& begin(Op op) {
+    if (stale_ != nullptr) {  // left mapped by a reattach during the previous call (see there)
+      channel::detach(stale_);
+      stale_ = nullptr;
+    }
+    if (moved()) reattach(false);
     used_ = 0;
     Call& c = ch_->call;
     c = Call{};
@@ -343,17 +353,65 @@ class ProxyLowerHalf final : public LowerHalf {
     return r.rc;
   }
 
+  bool moved() const { return ch_->header.moved.load(std::memory_order_acquire) != 0; }
+
+  // The proxy is alive while /proc/<pid> is the process that made the channel (a pid seen from
+  // the host, so this works inside the rank's PID namespace where kill() could not reach it).
+  bool proxy_alive() {
+    if (channel::process_start_time(ch_->header.proxy_pid) == ch_->header.proxy_start) {
+      orphan_since_ = 0;
+      return true;
+    }
+    std::uint64_t now = channel::monotonic_ns();
+    if (orphan_since_ == 0) orphan_since_ = now;
+    return now - orphan_since_ < kOrphanSeconds * 1'000'000'000ull;
+  }
+
+  // Attaches to the channel named by the `moved` record; with `repost`, the call in progress is
+  // copied over (call record and staged bytes) and posted again under the same number.
+  void reattach(bool repost) {
+    channel::Layout* old = ch_;
+    std::string path = "/proc/" + std::to_string(old->header.relay_pid) + "/fd/" + std::to_string(old->header.relay_fd);
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
+    std::string why;
+    channel::Layout* fresh = fd < 0 ? nullptr : channel::attach(fd, &why);
+    if (fd >= 0) close(fd);
+    if (fresh == nullptr) {
+      std::fprintf(stderr, "ferry: cannot attach to the restarted MPI proxy's channel %s: %s\n", path.c_str(),
+                   fd < 0 ? std::strerror(errno) : why.c_str());
+      _exit(70);
+    }
+    if (repost) {
+      fresh->call = old->call;
+      if (used_ != 0) std::memcpy(fresh->data, old->data, used_ < channel::kDataBytes ? used_ : channel::kDataBytes);
+    }
+    ch_ = fresh;
+    orphan_since_ = 0;
+    if (repost) {
+      // The caller still holds a reference to the old call record (its buffer references are
+      // read after the reply): unmap the old channel at the next call.
+      stale_ = old;
+      channel::post(ch_->request, seq_);
+    } else {
+      channel::detach(old);
+    }
+  }
+
   const Reply& roundtrip() {
     ++seq_;
     channel::post(ch_->request, seq_);
-    bool ok = channel::wait_for(ch_->response, seq_, policy_, [this] { return kill(proxy_, 0) == 0; });
-    if (!ok) {
+    for (;;) {
+      bool ok = channel::wait_for(ch_->response, seq_, policy_, [this] { return !moved() && proxy_alive(); });
+      if (ok) return ch_->reply;
+      if (moved()) {
+        reattach(true);
+        continue;
+      }
       static const char msg[] = "ferry: the MPI proxy of this rank is gone\n";
       ssize_t ignored = write(2, msg, sizeof msg - 1);
       (void)ignored;
       _exit(70);
     }
-    return ch_->reply;
   }
 
   static LhStatus to_status(const Reply& r) {
@@ -370,9 +428,11 @@ class ProxyLowerHalf final : public LowerHalf {
     out.world_ranks.assign(ranks, ranks + out.size);
   }
 
+  static constexpr std::uint64_t kOrphanSeconds = 20;
   channel::Layout* ch_;
+  channel::Layout* stale_ = nullptr;
   channel::WaitPolicy policy_;
-  pid_t proxy_;
+  std::uint64_t orphan_since_ = 0;
   std::mutex mu_;
   std::uint32_t seq_ = 0;
   std::size_t used_ = 0;

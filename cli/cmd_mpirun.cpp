@@ -1,0 +1,567 @@
+// SPDX-License-Identifier: Apache-2.0
+// `ferry mpirun`: runs an unmodified Open MPI program under checkpoint control (docs/mpi.md).
+//
+//   ferry mpirun [--store DIR] [--name NAME] [mpirun options] -- PROGRAM [ARGS...]
+//   ferry mpirun [--store DIR] --restart JOB [--generation N] [mpirun options]
+//
+// The front end: creates the job in the store (or finds it, for --restart), listens on a TCP
+// port for rank 0's proxy (FERRY_MPI_FRONT=HOST:PORT plus a random FERRY_MPI_TOKEN), runs the
+// real mpirun with one ferry-mpi-proxy per rank (`mpirun OPTIONS -x ... ferry-mpi-proxy
+// [--restore GEN_DIR] -- PROGRAM ARGS`), serves the job's control socket like `ferry launch`
+// does (so `ferry checkpoint JOB [--stop]` works), and exits with mpirun's status (75 after a
+// checkpoint --stop).
+//
+// A checkpoint: begin gen-N.partial; "checkpoint N DIR" to rank 0's proxy, which runs the job's
+// drain/freeze/dump (mpi/proxy/checkpoint.cpp) with every other proxy; "dumped FAILED IMAGE
+// MEMORY" back; when no rank failed, the job manifest (kind "job", one entry per rank with the
+// XXH3 of its rank-R/MANIFEST.json, as the coordinator writes it) is written and fsynced and
+// the directory renamed (the commit point); then "resume" / "stop" (or "abort" after a
+// failure, and the partial directory is removed), and the proxies' "done".
+// A restart reads STORE/jobs/ID/mpi.json (the program and the mpirun options it was started
+// with; options given to --restart replace them, e.g. another placement) and the newest (or
+// given) committed generation, whose job manifest fixes -np.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "commands.hpp"
+#include "exit_status.hpp"
+#include "ferry/common/fs.hpp"
+#include "ferry/common/hash.hpp"
+#include "job_store.hpp"
+#include "options.hpp"
+
+extern char** environ;
+
+namespace ferry::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+volatile pid_t g_mpirun = -1;
+void forward_to_mpirun(int sig) {
+  if (g_mpirun > 0) ::kill(g_mpirun, sig);
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string json_array(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + json_string(v[i]);
+  return out + "]";
+}
+
+// mpi.json is written by this file only: {"program": [...], "mpirun_options": [...]}, one array
+// per line; parsed back by the same minimal reader.
+std::vector<std::string> parse_json_array(const std::string& text, const std::string& key) {
+  std::vector<std::string> out;
+  auto at = text.find("\"" + key + "\"");
+  if (at == std::string::npos) return out;
+  at = text.find('[', at);
+  if (at == std::string::npos) return out;
+  for (size_t i = at + 1; i < text.size() && text[i] != ']'; ++i) {
+    if (text[i] != '"') continue;
+    std::string s;
+    for (++i; i < text.size() && text[i] != '"'; ++i) {
+      if (text[i] == '\\' && i + 1 < text.size()) {
+        ++i;
+        if (text[i] == 'u' && i + 4 < text.size()) {
+          s += static_cast<char>(std::stoi(text.substr(i + 1, 4), nullptr, 16));
+          i += 4;
+          continue;
+        }
+      }
+      s += text[i];
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::string self_dir() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return ".";
+  std::string p(buf, static_cast<size_t>(n));
+  return p.substr(0, p.rfind('/'));
+}
+
+std::string self_path() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "ferry";
+}
+
+std::string find_proxy() {
+  if (const char* p = std::getenv("FERRY_MPI_PROXY"); p && *p) return p;
+  for (const std::string& c : {self_dir() + "/ferry-mpi-proxy", self_dir() + "/../mpi/ferry-mpi-proxy",
+                               self_dir() + "/../lib/ferry/ferry-mpi-proxy"})
+    if (::access(c.c_str(), X_OK) == 0) return c;
+  return "";
+}
+
+std::string random_token() {
+  std::random_device rd;
+  char buf[33];
+  for (int i = 0; i < 4; ++i) std::snprintf(buf + 8 * i, 9, "%08x", rd());
+  return buf;
+}
+
+bool write_all(int fd, const std::string& s) {
+  size_t done = 0;
+  while (done < s.size()) {
+    ssize_t n = ::write(fd, s.data() + done, s.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads one line from fd (blocking, bounded by `timeout_s`, 0: none); empty on EOF/timeout.
+std::string read_line(int fd, std::string& pending, int timeout_s) {
+  auto until = Clock::now() + std::chrono::seconds(timeout_s);
+  for (;;) {
+    auto nl = pending.find('\n');
+    if (nl != std::string::npos) {
+      std::string line = pending.substr(0, nl);
+      pending.erase(0, nl + 1);
+      return line;
+    }
+    int wait_ms = -1;
+    if (timeout_s > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
+      if (left <= 0) return {};
+      wait_ms = static_cast<int>(left);
+    }
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, wait_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return {};
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return {};
+    pending.append(buf, static_cast<size_t>(n));
+  }
+}
+
+struct Front {
+  store::JobStore& store;
+  store::JobRecord job;
+  int listen_fd = -1;   // TCP, for rank 0's proxy
+  int control_fd = -1;  // the job's control socket
+  int rank0_fd = -1;
+  std::string rank0_pending;
+  std::string token;
+  uint32_t ntasks = 0;
+  pid_t mpirun = -1;
+  bool stopped = false;
+  uint64_t stopped_generation = 0;
+  std::string host;
+
+  bool mpirun_running() const {
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(mpirun), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+  }
+
+  // One checkpoint (see the top of this file). Returns the control reply line.
+  std::string checkpoint(bool stop) {
+    auto t0 = Clock::now();
+    // Right after the launch the ranks may still be in MPI_Init: wait (bounded) for rank 0.
+    for (int i = 0; i < 300 && rank0_fd < 0 && mpirun_running(); ++i) {
+      pollfd p{listen_fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) > 0) accept_rank0();
+    }
+    if (rank0_fd < 0) return "error " + std::to_string(kExitUnsupported) + " rank 0 of job " + job.id + " is not connected (yet)";
+    auto begun = store.begin_generation(job.id);
+    if (!begun) return "error " + std::to_string(exit_status_for(begun.error())) + " " + begun.error().message();
+    auto [gen, dir] = *begun;
+    write_all(rank0_fd, "checkpoint " + std::to_string(gen) + " " + dir + "\n");
+    std::string line = read_line(rank0_fd, rank0_pending, 0);
+    unsigned long long failed = 1, image = 0, memory = 0;
+    if (line.rfind("dumped ", 0) != 0 || std::sscanf(line.c_str(), "dumped %llu %llu %llu", &failed, &image, &memory) != 3) {
+      store.abandon_generation(job.id, gen);
+      if (line.empty()) {
+        ::close(rank0_fd);
+        rank0_fd = -1;
+        return "error " + std::to_string(kExitInternal) + " rank 0's proxy went away during the checkpoint";
+      }
+      return "error " + std::to_string(kExitUnsupported) + " " + (line.rfind("failed ", 0) == 0 ? line.substr(7) : line);
+    }
+    std::string commit_error;
+    if (failed == 0) {
+      auto r = write_job_manifest(gen, dir, image, t0);
+      if (!r) commit_error = r.error().message();
+      if (commit_error.empty()) {
+        auto c = store.commit_generation(job.id, gen);
+        if (!c) commit_error = c.error().message();
+      }
+    } else {
+      commit_error = std::to_string(failed) + " rank(s) could not be checkpointed (see the job's stderr)";
+    }
+    const char* decision = !commit_error.empty() ? "abort" : stop ? "stop" : "resume";
+    write_all(rank0_fd, std::string(decision) + "\n");
+    std::string done = read_line(rank0_fd, rank0_pending, 0);
+    if (!commit_error.empty()) {
+      store.abandon_generation(job.id, gen);
+      return "error " + std::to_string(kExitIo) + " checkpoint job " + job.id + " generation " + std::to_string(gen) +
+             ": " + commit_error;
+    }
+    if (stop) {
+      stopped = true;
+      stopped_generation = gen;
+    }
+    double total = std::chrono::duration<double>(Clock::now() - t0).count();
+    char tail[64];
+    std::snprintf(tail, sizeof tail, " %.3f %.3f", total, total);
+    return "ok " + std::to_string(gen) + " " + store.generation_dir(job.id, gen) + " " + std::to_string(memory) + " " +
+           std::to_string(image) + tail;
+  }
+
+  Result<void> write_job_manifest(uint64_t gen, const std::string& dir, uint64_t bytes, Clock::time_point t0) {
+    std::string m = "{\n  \"format\": \"ferry-manifest\",\n  \"version\": 1,\n  \"kind\": \"job\",\n  \"job\": " +
+                    json_string(job.id) + ",\n  \"generation\": " + std::to_string(gen) + ",\n  \"ntasks\": " +
+                    std::to_string(ntasks) + ",\n  \"transport\": \"mpi-proxy\",\n  \"created_ns\": " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch()).count()) +
+                    ",\n  \"duration_ns\": " +
+                    std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()) +
+                    ",\n  \"bytes\": " + std::to_string(bytes) + ",\n  \"ranks\": [";
+    for (uint32_t r = 0; r < ntasks; ++r) {
+      std::string rank_dir = dir + "/rank-" + std::to_string(r);
+      auto digest = hash::file_xxh3_128(rank_dir + "/MANIFEST.json");
+      if (!digest) return fail(digest.error().wrap("rank " + std::to_string(r) + " manifest"));
+      m += std::string(r ? "," : "") + "\n    {\"rank\": " + std::to_string(r) + ", \"node\": " + json_string(host) +
+           ", \"dir\": \"rank-" + std::to_string(r) + "\", \"manifest_xxh3\": " + json_string(*digest) + "}";
+    }
+    m += "\n  ]\n}\n";
+    FERRY_TRY_VOID(fs::write_file_atomic(dir + "/MANIFEST.json", m, 0644));
+    return fs::fsync_path(dir);
+  }
+
+  void serve_control() {
+    int c = ::accept4(control_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    struct ucred cred {};
+    socklen_t len = sizeof cred;
+    std::string pending;
+    if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != 0 && cred.uid != ::getuid())) {
+      write_all(c, "error " + std::to_string(kExitPermission) + " job " + job.id + " belongs to another user\n");
+    } else {
+      std::string line = read_line(c, pending, 5);
+      if (line == "checkpoint" || line == "checkpoint stop") {
+        write_all(c, stopped ? "error " + std::to_string(kExitNotFound) + " job " + job.id + " is stopping\n"
+                             : checkpoint(line == "checkpoint stop") + "\n");
+      } else {
+        write_all(c, "error " + std::to_string(kExitUsage) + " ferry mpirun serves 'checkpoint' and 'checkpoint stop' only\n");
+      }
+    }
+    ::close(c);
+  }
+
+  void accept_rank0() {
+    int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) return;
+    std::string pending;
+    std::string hello = read_line(c, pending, 10);
+    char tok[128] = {};
+    unsigned n = 0;
+    if (std::sscanf(hello.c_str(), "hello %127s %u", tok, &n) != 2 || tok != token || rank0_fd >= 0) {
+      ::close(c);
+      return;
+    }
+    int one = 1;
+    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    rank0_fd = c;
+    rank0_pending = pending;
+    if (ntasks != 0 && n != ntasks)
+      std::cerr << "ferry: the restarted job has " << n << " ranks, its checkpoint " << ntasks << "\n";
+    ntasks = n;
+  }
+
+  // Serves until mpirun exits; returns its status.
+  int run() {
+    for (;;) {
+      int status = 0;
+      pid_t r = ::waitpid(mpirun, &status, WNOHANG);
+      if (r == mpirun) {
+        if (stopped) return kExitStopped;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      pollfd p[3] = {{listen_fd, POLLIN, 0}, {control_fd, POLLIN, 0}, {rank0_fd, POLLIN, 0}};
+      int n = ::poll(p, rank0_fd >= 0 ? 3 : 2, 100);
+      if (n <= 0) continue;
+      if (p[0].revents & POLLIN) accept_rank0();
+      if (p[1].revents & POLLIN) serve_control();
+      if (rank0_fd >= 0 && (p[2].revents & (POLLIN | POLLHUP | POLLERR))) {
+        char buf[256];
+        ssize_t k = ::read(rank0_fd, buf, sizeof buf);
+        if (k <= 0) {
+          ::close(rank0_fd);
+          rank0_fd = -1;
+        }
+      }
+    }
+  }
+};
+
+Result<int> listen_tcp(std::string& address) {
+  const char* host = std::getenv("FERRY_MPI_FRONT_HOST");
+  std::string h = host && *host ? host : "127.0.0.1";
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail_errno("socket");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = h == "127.0.0.1" ? htonl(INADDR_LOOPBACK) : htonl(INADDR_ANY);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 4) != 0) {
+    ::close(fd);
+    return fail_errno("listen for rank 0's proxy");
+  }
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  address = h + ":" + std::to_string(ntohs(a.sin_port));
+  return fd;
+}
+
+Result<int> listen_control(const std::string& path) {
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) return fail(errc::protocol, "control socket path " + path + " is too long");
+  ::unlink(path.c_str());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail_errno("socket");
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path.c_str(), sizeof a.sun_path - 1);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd, 8) != 0) {
+    ::close(fd);
+    return fail_errno("listen on " + path);
+  }
+  ::chmod(path.c_str(), 0600);
+  return fd;
+}
+
+}  // namespace
+
+int cmd_mpirun(const Args& args) {
+  auto [before, program] = split_at_dashdash(args);
+  std::optional<std::string> store_opt, name, restart;
+  std::optional<uint64_t> generation;
+  Args mpirun_opts;
+  for (size_t i = 0; i < before.size(); ++i) {
+    const std::string& a = before[i];
+    auto value = [&](std::optional<std::string>& into) {
+      if (i + 1 >= before.size()) return false;
+      into = before[++i];
+      return true;
+    };
+    if (a == "-h" || a == "--help") {
+      std::cout << "usage: ferry mpirun [--store DIR] [--name NAME] [mpirun options] -- PROGRAM [ARGS...]\n"
+                   "       ferry mpirun [--store DIR] --restart JOB [--generation N] [mpirun options]\n";
+      return 0;
+    }
+    bool ok = true;
+    if (a == "--store") ok = value(store_opt);
+    else if (a == "--name") ok = value(name);
+    else if (a == "--restart") ok = value(restart);
+    else if (a == "--generation") {
+      std::optional<std::string> g;
+      ok = value(g);
+      if (ok) generation = std::stoull(*g);
+    } else mpirun_opts.push_back(a);
+    if (!ok) {
+      complain("mpirun: " + a + " needs a value");
+      return kExitUsage;
+    }
+  }
+  if (!restart && program.empty()) {
+    complain("mpirun: no program given (ferry mpirun [mpirun options] -- PROGRAM [ARGS...])");
+    return kExitUsage;
+  }
+  std::string proxy = find_proxy();
+  if (proxy.empty()) {
+    complain("mpirun: ferry-mpi-proxy not found beside ferry (set FERRY_MPI_PROXY)");
+    return kExitUnsupported;
+  }
+  auto store = store::JobStore::open(store::default_root(store_opt));
+  if (!store) {
+    complain("mpirun: " + store.error().message());
+    return exit_status_for(store.error());
+  }
+  store::JobRecord job;
+  std::string restore_dir;
+  uint32_t ntasks = 0;
+  if (restart) {
+    auto found = store->find(*restart);
+    if (!found) {
+      complain("mpirun --restart: " + found.error().message());
+      return exit_status_for(found.error());
+    }
+    job = *found;
+    if (job.state == "running" && store::supervisor_alive(job)) {
+      complain("mpirun --restart: job " + job.id + " is running");
+      return kExitBusy;
+    }
+    auto saved = fs::read_file(store->job_dir(job.id) + "/mpi.json");
+    if (!saved) {
+      complain("mpirun --restart: job " + job.id + " was not started by 'ferry mpirun' (no mpi.json)");
+      return kExitNotFound;
+    }
+    program = parse_json_array(*saved, "program");
+    if (mpirun_opts.empty()) mpirun_opts = parse_json_array(*saved, "mpirun_options");
+    auto gens = store->generations(job.id);
+    if (!gens || gens->empty()) {
+      complain("mpirun --restart: job " + job.id + " has no committed generation");
+      return kExitNotFound;
+    }
+    uint64_t gen = generation.value_or(gens->back());
+    restore_dir = store->generation_dir(job.id, gen);
+    auto manifest = fs::read_file(restore_dir + "/MANIFEST.json");
+    if (!manifest || manifest->find("\"kind\": \"job\"") == std::string::npos) {
+      complain("mpirun --restart: generation " + std::to_string(gen) + " of job " + job.id + " has no job manifest");
+      return kExitNotFound;
+    }
+    auto at = manifest->find("\"ntasks\": ");
+    ntasks = at == std::string::npos ? 0 : static_cast<uint32_t>(std::stoul(manifest->substr(at + 10)));
+    store->remove_partials(job.id);
+    job.restored_from = gen;
+    // The world size is the checkpoint's: replace any -np/-n.
+    Args filtered;
+    for (size_t i = 0; i < mpirun_opts.size(); ++i) {
+      if ((mpirun_opts[i] == "-np" || mpirun_opts[i] == "-n" || mpirun_opts[i] == "--np") && i + 1 < mpirun_opts.size()) {
+        ++i;
+        continue;
+      }
+      filtered.push_back(mpirun_opts[i]);
+    }
+    mpirun_opts = filtered;
+    mpirun_opts.insert(mpirun_opts.begin(), {"-np", std::to_string(ntasks)});
+  } else {
+    auto created = store->create_job(name.value_or(""), program);
+    if (!created) {
+      complain("mpirun: " + created.error().message());
+      return exit_status_for(created.error());
+    }
+    job = *created;
+    std::string saved = "{\n  \"program\": " + json_array(program) + ",\n  \"mpirun_options\": " +
+                        json_array(mpirun_opts) + "\n}\n";
+    if (auto w = fs::write_file_atomic(store->job_dir(job.id) + "/mpi.json", saved, 0600); !w) {
+      complain("mpirun: " + w.error().message());
+      return exit_status_for(w.error());
+    }
+  }
+
+  Front front{*store, job};
+  front.ntasks = ntasks;
+  struct utsname u {};
+  if (::uname(&u) == 0) front.host = u.nodename;
+  std::string address;
+  auto lfd = listen_tcp(address);
+  if (!lfd) {
+    complain("mpirun: " + lfd.error().message());
+    return exit_status_for(lfd.error());
+  }
+  front.listen_fd = *lfd;
+  auto cfd = listen_control(store->control_socket(job.id));
+  if (!cfd) {
+    complain("mpirun: " + cfd.error().message());
+    return exit_status_for(cfd.error());
+  }
+  front.control_fd = *cfd;
+  front.token = random_token();
+
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    if (kv.rfind("FERRY_MPI_", 0) != 0 && kv.rfind("FERRY_CLI_PATH=", 0) != 0) env.emplace_back(kv);
+  }
+  env.push_back("FERRY_MPI_STORE=" + store->root());
+  env.push_back("FERRY_MPI_JOB=" + job.id);
+  env.push_back("FERRY_CLI_PATH=" + self_path());
+  env.push_back("FERRY_MPI_FRONT=" + address);
+  env.push_back("FERRY_MPI_TOKEN=" + front.token);
+  const char* mpirun_env = std::getenv("MPIRUN");
+  std::vector<std::string> cmd = {mpirun_env && *mpirun_env ? mpirun_env : "mpirun"};
+  cmd.insert(cmd.end(), mpirun_opts.begin(), mpirun_opts.end());
+  for (const char* v : {"FERRY_MPI_STORE", "FERRY_MPI_JOB", "FERRY_CLI_PATH", "FERRY_MPI_FRONT", "FERRY_MPI_TOKEN"}) {
+    cmd.push_back("-x");
+    cmd.push_back(v);
+  }
+  cmd.push_back(proxy);
+  if (!restore_dir.empty()) {
+    cmd.push_back("--restore");
+    cmd.push_back(restore_dir);
+  }
+  cmd.push_back("--");
+  cmd.insert(cmd.end(), program.begin(), program.end());
+
+  std::vector<char*> cargv, cenv;
+  for (auto& s : cmd) cargv.push_back(s.data());
+  cargv.push_back(nullptr);
+  for (auto& s : env) cenv.push_back(s.data());
+  cenv.push_back(nullptr);
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    complain("mpirun: fork: " + std::string(std::strerror(errno)));
+    return kExitInternal;
+  }
+  if (pid == 0) {
+    ::execvpe(cargv[0], cargv.data(), cenv.data());
+    std::fprintf(stderr, "ferry: cannot run %s: %s\n", cargv[0], std::strerror(errno));
+    ::_exit(127);
+  }
+  front.mpirun = pid;
+  std::cerr << "ferry: job " << job.id << (restart ? " restarted" : " launched") << " (mpirun pid " << pid << ")\n";
+  job.pid = pid;
+  job.supervisor_pid = ::getpid();
+  job.state = "running";
+  front.job = job;
+  if (auto r = store->save(job); !r) complain(r.error().message());
+  // Termination signals go to mpirun, which ends the ranks.
+  g_mpirun = pid;
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) ::signal(s, forward_to_mpirun);
+  int status = front.run();
+  ::close(front.control_fd);
+  ::unlink(store->control_socket(job.id).c_str());
+  job.state = front.stopped ? "stopped" : "exited";
+  job.exit_status = status;
+  job.supervisor_pid = 0;
+  if (auto r = store->save(job); !r) complain(r.error().message());
+  if (front.stopped)
+    std::cerr << "ferry: job " << job.id << " stopped after checkpoint generation " << front.stopped_generation
+              << "; resume it with 'ferry mpirun --restart " << (job.name.empty() ? job.id : job.name) << "'\n";
+  return status;
+}
+
+}  // namespace ferry::cli
