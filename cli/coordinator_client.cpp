@@ -13,6 +13,7 @@
 #include "exit_status.hpp"
 #include "ferry/common/fs.hpp"
 #include "ferry/proto/auth.hpp"
+#include "ferry/proto/munge_auth.hpp"
 #include "job_store.hpp"
 #include "local_cluster.hpp"
 
@@ -111,14 +112,19 @@ Result<CoordinatorClient> CoordinatorClient::connect(const std::string& address)
   UniqueFd fd = connect_tcp(address, &err, &error);
   if (!fd) return fail(error);
   CoordinatorClient c(std::move(fd), address);
-  auto secret = proto::load_or_create_user_secret();
-  if (!secret) return fail(secret.error().wrap("user secret"));
-  c.secret_ = *secret;
+  const char* scheme = std::getenv("FERRY_AUTH");
+  c.munge_ = !(scheme && std::string_view(scheme) == "hmac") && proto::munge_available();
+  if (!c.munge_) {
+    auto secret = proto::load_or_create_user_secret();
+    if (!secret) return fail(secret.error().wrap("user secret"));
+    c.secret_ = *secret;
+  }
   return c;
 }
 
-proto::Auth CoordinatorClient::sign_next(proto::MsgType type, const proto::Bytes& payload) {
+Result<proto::Auth> CoordinatorClient::sign_next(proto::MsgType type, const proto::Bytes& payload) {
   ++next_id_;
+  if (munge_) return proto::munge_sign(type, next_id_, payload);
   return proto::sign(type, next_id_, payload, static_cast<std::uint32_t>(::getuid()), secret_);
 }
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The CLI's side of the coordinator protocol: a blocking TCP connection that sends one
-// signed request (HMAC with the user's secret, ~/.ferry/secret, created on first use) and
-// reads its reply. Which coordinator: --coordinator, else $FERRY_COORDINATOR, else the
+// signed request (MUNGE where munged runs, else HMAC with the user's secret,
+// ~/.ferry/secret, created on first use) and reads its reply. Which coordinator: --coordinator, else $FERRY_COORDINATOR, else the
 // "coordinator" of the job's job.json (a job launched through a coordinator).
 #pragma once
 
@@ -37,7 +37,7 @@ public:
   // The reply's own code is left to the caller.
   template <class Req, class Rep>
   Result<Rep> call(const Req& req) {
-    proto::Auth auth = sign_next(Req::kType, proto::encode_payload(req));
+    FERRY_TRY(auth, sign_next(Req::kType, proto::encode_payload(req)));
     FERRY_TRY_VOID(write_all(proto::encode(req, next_id_, auth)));
     FERRY_TRY(frame, read_frame());
     auto f = proto::decode_frame(frame);
@@ -53,15 +53,17 @@ public:
   const std::string& address() const noexcept { return address_; }
 
 private:
-  // Takes the next request id and signs payload for it with the user's secret.
-  proto::Auth sign_next(proto::MsgType type, const proto::Bytes& payload);
+  // Takes the next request id and signs payload for it: with MUNGE where munged runs
+  // (unless $FERRY_AUTH=hmac), else with the user's secret.
+  Result<proto::Auth> sign_next(proto::MsgType type, const proto::Bytes& payload);
   Result<void> write_all(const proto::Bytes& b);
   Result<proto::Bytes> read_frame();
 
   CoordinatorClient(UniqueFd fd, std::string address) : fd_(std::move(fd)), address_(std::move(address)) {}
   UniqueFd fd_;
   std::string address_;
-  std::string secret_;
+  std::string secret_;   // empty when signing with MUNGE
+  bool munge_ = false;
   std::uint64_t next_id_ = 1;
 };
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Coordinator: requests of the `ferry` CLI (LAUNCH_JOB, CHECKPOINT, RESTART, WAIT, STATUS,
-// DELETE_JOB). Each is authenticated with the secret of the uid it claims; a user may act
+// DELETE_JOB). Each is authenticated by MUNGE or with the secret of the uid it claims; a user may act
 // only on jobs whose owner is that uid, root on every job (permission, code 13, otherwise).
 #include <pwd.h>
 #include <unistd.h>
@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "coordinator.hpp"
+#include "ferry/proto/munge_auth.hpp"
 #include "ferry/proto/status.hpp"
 #include "log.hpp"
 #include "status_report.hpp"
@@ -39,6 +40,8 @@ void Coordinator::on_user_request(const std::shared_ptr<Session>& s, const proto
   ReplyTo to{s, f.env.request_id};
   std::uint32_t uid = f.env.auth.uid;
   Result<void> ok = [&]() -> Result<void> {
+    // MUNGE proves the uid itself (where munged runs); otherwise the uid's own secret.
+    if (f.env.auth.scheme == proto::AuthScheme::munge) return proto::munge_verify(f, proto::realtime_ns());
     auto path = uid == ::getuid() && cfg_.own_user_secret ? Result<std::string>(*cfg_.own_user_secret)
                                                            : proto::user_secret_path_for(uid, cfg_.user_secret_dir);
     if (!path) return fail(path.error());

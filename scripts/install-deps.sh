@@ -9,7 +9,7 @@ packages=(
   libhdf5-dev hdf5-tools
   libboost-log-dev libboost-program-options-dev libboost-system-dev libboost-filesystem-dev
   libgtest-dev libgmock-dev
-  nlohmann-json3-dev libexpected-dev libxxhash-dev libzstd-dev libsqlite3-dev libssl-dev
+  nlohmann-json3-dev libexpected-dev libxxhash-dev libzstd-dev libsqlite3-dev libssl-dev libmunge-dev
   openmpi-bin libopenmpi-dev gfortran
   libomp-dev python3 procps util-linux iproute2 xz-utils
 )

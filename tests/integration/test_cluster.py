@@ -78,8 +78,9 @@ class Cluster:
                 f.write(os.urandom(32).hex())
             os.chmod(path, 0o600)
             os.chown(path, uid, -1)
+        # FERRY_AUTH=hmac: these tests exercise the secret-file scheme even where munged runs.
         return dict(os.environ, FERRY_COORDINATOR="127.0.0.1:%d" % self.port, FERRY_SECRET_FILE=path,
-                    FERRY_HOME=self.store)
+                    FERRY_HOME=self.store, FERRY_AUTH="hmac")
 
     def ferry(self, *args, uid=0, timeout=TIMEOUT):
         kw = {}
@@ -480,6 +481,70 @@ class FullStoreTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         for rank in range(4):
             self.assertEqual(self.c.output(job, rank), reference_output(rank, args), "rank %d" % rank)
+
+
+def munged_running():
+    try:
+        return subprocess.run(["munge", "-n"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+class MungeTest(unittest.TestCase):
+    """Scheme 1 (PROTOCOL.md): with munged running, the CLI signs with MUNGE and the
+    coordinator needs no user secret to know who asks."""
+
+    def setUp(self):
+        if not munged_running():
+            print("\nMungeTest skipped: munged is not running (or the munge command is missing)", file=sys.stderr)
+            self.skipTest("munged is not running")
+        self.dir = tempfile.mkdtemp(prefix="ferry-cluster-")
+        os.chmod(self.dir, 0o711)
+        self.c = Cluster(self.dir)
+        self.job = None
+        # No user secret anywhere from here on: only MUNGE can authenticate the CLI.
+        for f in os.listdir(self.c.secrets):
+            os.unlink(os.path.join(self.c.secrets, f))
+        self.nosecret = os.path.join(self.dir, "nosecret")
+        self.env = dict(os.environ, FERRY_COORDINATOR="127.0.0.1:%d" % self.c.port, FERRY_HOME=self.c.store,
+                        FERRY_SECRET_FILE=os.path.join(self.nosecret, "secret"))
+        self.env.pop("FERRY_AUTH", None)
+
+    def tearDown(self):
+        if self.job:
+            for pid in self.c.rank_pids(self.job).values():
+                os.kill(pid, signal.SIGKILL)
+        self.c.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def ferry(self, *args, **kw):
+        return subprocess.run([FERRY, *args], env=self.env, capture_output=True, text=True, timeout=TIMEOUT, **kw)
+
+    def test_requests_signed_with_munge(self):
+        r = self.ferry("launch", "--nodes", "n1,n2", "--ntasks", "4", "--detach", "--", WORKLOAD, "1", "400", "20")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.job = r.stdout.strip()
+        r = self.ferry("checkpoint", self.job)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(self.nosecret), "the CLI used a secret file, not MUNGE")
+        self.assertEqual(os.listdir(self.c.secrets), [])
+        # Another user: MUNGE proves the uid, the job is not theirs.
+        r = self.ferry("checkpoint", self.job, user=pwd.getpwnam("nobody").pw_uid)
+        self.assertEqual(r.returncode, 77, r.stderr)
+        self.assertIn("belongs to uid 0", r.stderr)
+        # A forged MUNGE credential (scheme 1) is refused and closes only that connection.
+        payload = struct.pack("<I", len(self.job)) + self.job.encode()
+        cred = b"MUNGE:AwQDAAAforged:"
+        body = struct.pack("<IHHQBIqQI", 0x59525246, 1, 0x0209, 1, 1, 0, time.time_ns(), 7, len(cred)) + cred + payload
+        with socket.create_connection(("127.0.0.1", self.c.port), timeout=10) as s:
+            s.sendall(struct.pack("<I", len(body)) + body)
+            reply = s.recv(4096)
+            self.assertEqual(struct.unpack_from("<H", reply, 45)[0], 100)  # auth_failed
+        st = self.ferry("status", "--json", self.job)
+        self.assertEqual(st.returncode, 0, st.stderr)
+        self.assertEqual([g["generation"] for g in json.loads(st.stdout)["jobs"][0]["generations"]], [1])
+        # The secret-file scheme still works beside it (FERRY_AUTH=hmac) once a secret exists.
+        self.assertEqual(self.c.ferry("status").returncode, 0)
 
 
 def main():
