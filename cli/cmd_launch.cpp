@@ -115,8 +115,9 @@ int cmd_launch(const Args& all) {
   keep.push_back(errpipe[1]);
 
   // The job gets its own PID namespace with ferry init as PID 1 and the program as PID 2, so a
-  // restart can give it the same pid and tids (ckptlib/launch/README.md). Without the
-  // privilege to create one, the program is our direct child as before.
+  // restart can give it the same pid and tids (ckptlib/launch/README.md); a non-root user's
+  // is owned by a user namespace of ours. Where none can be had (user namespaces disabled),
+  // the program is our direct child, with a warning: a restart gives it new ids.
   launch::ExecSpec spec;
   spec.argv = program;
   for (char** e = environ; *e; ++e) {
@@ -129,10 +130,13 @@ int cmd_launch(const Args& all) {
   spec.sigmask = *old_mask;
   spec.exec_error_fd = errpipe[1];
   auto ns = launch::PidNamespace::create(&spec);
-  if (!ns && ns.error().code() != std::error_code(EPERM, std::system_category())) {
+  if (!ns && !ns.error().is(errc::unsupported)) {
     complain("launch job " + job->id + ": " + ns.error().message());
     return exit_status_for(ns.error());
   }
+  if (!ns)
+    complain("warning: job " + job->id + " runs without its own PID namespace, so a restart gives it new " +
+             "process and thread ids (" + ns.error().message() + ")");
   pid_t pid = ns ? (*ns)->init_pid() : ::fork();
   if (pid < 0) {
     complain(std::string("launch: fork: ") + std::strerror(errno));

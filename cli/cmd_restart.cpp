@@ -17,6 +17,7 @@
 #include "generation_lookup.hpp"
 #include "job_store.hpp"
 #include "launch/pid_namespace.hpp"
+#include "launch/user_namespace.hpp"
 #include "options.hpp"
 #include "restore/restore.hpp"
 #include "restore/time_namespace.hpp"
@@ -123,17 +124,41 @@ int cmd_restart(const Args& args) {
   auto unclaim = [&] { (void)store->save(before); };
   ropts.validate = false;  // done above, before the supervisor was set up
   // A fresh PID namespace (ferry init as PID 1) in which the process and its threads get
-  // their old ids back; without the privilege for one, the process is our child with new ids.
-  // Its init and everything it creates start in the job's time namespace (monotonic clocks
-  // continue from the checkpoint); must precede PidNamespace::create.
-  if (auto t = restore::prepare_time_namespace((*reader)->image()); !t) {
-    unclaim();
-    return refuse(t.error());
+  // their old ids back, and a time namespace (monotonic clocks continue from the
+  // checkpoint). As root we make the time namespace first, so that init and everything it
+  // creates start in it; a non-root user's is made by init inside the job's user namespace.
+  // Where no PID namespace can be had, the process is our child with new ids (a warning).
+  const image::ProcessImage& root_image = (*reader)->image();
+  const bool own_user_ns = !launch::can_own_pid_namespace();
+  launch::NamespaceOptions nsopt;
+  if (!own_user_ns) {
+    if (auto t = restore::prepare_time_namespace(root_image); !t) {
+      unclaim();
+      return refuse(t.error());
+    }
+  } else if (auto off = restore::time_offsets_for(root_image)) {
+    nsopt.time_offsets = off->text();
   }
-  auto ns = launch::PidNamespace::create(nullptr);
-  if (!ns && ns.error().code() != std::error_code(EPERM, std::system_category())) {
+  auto ns = launch::PidNamespace::create(nullptr, nsopt);
+  if (!ns && !ns.error().is(errc::unsupported)) {
     unclaim();
     return refuse(ns.error());
+  }
+  Result<void> clocks;
+  if (!ns) {
+    complain("warning: job " + job->id + " restarts without its own PID namespace, so it gets new process and " +
+             "thread ids (" + ns.error().message() + ")");
+    if (own_user_ns) {
+      auto t = restore::prepare_time_namespace(root_image);  // refused here: fine unless clocks go back
+      if (!t) clocks = fail(t.error());
+    }
+  } else if (const auto& why = (*ns)->time_namespace_error(); !why.empty()) {
+    if (auto off = restore::time_offsets_for(root_image))
+      clocks = restore::check_without_time_namespace(*off, Error(errc::unsupported, why));
+  }
+  if (!clocks) {
+    unclaim();
+    return refuse(clocks.error());
   }
   if (ns) {
     ropts.spawner = ns->get();

@@ -3,13 +3,20 @@
 //
 // Algorithm:
 //   create: socketpair(SEQPACKET) ctl; clone3(CLONE_NEWPID, exit_signal SIGCHLD) -> the child
-//     is PID 1 of a new namespace and runs init_main(); we wait (bounded) for its first
-//     reply, then find the main process's pid in our namespace through
-//     /proc/INIT/task/INIT/children and the NSpid line of each child.
+//     is PID 1 of a new namespace and runs init_main(). Without CAP_SYS_ADMIN the clone also
+//     has CLONE_NEWUSER (the new user namespace owns the PID namespace; init gets every
+//     capability in it), and we write init's uid_map/setgroups/gid_map (our own ids only,
+//     user_namespace.cpp) and then send init a "go": until then init waits, so nothing runs
+//     with unmapped ids. We wait (bounded) for init's first reply, then find the main
+//     process's pid in our namespace through /proc/INIT/task/INIT/children and the NSpid
+//     line of each child.
 //   init_main (raw system calls only: it is a fork of a possibly multi-threaded process):
-//     block every signal; with a program, clone a child (PID 2) that sets the program's
+//     block every signal; with a user namespace wait for "go", and at a restart (time
+//     offsets given) unshare(CLONE_NEWTIME) and write /proc/self/timens_offsets, so that
+//     init's later children start in the job's time namespace (a failure is reported in the
+//     first reply, not fatal); with a program, clone a child (PID 2) that sets the program's
 //     signal mask, closes the fds it must not keep and execs (errno to exec_error_fd on
-//     failure); reply {0, pid}; close every fd but 0-2 and ctl; signalfd for every signal;
+//     failure); reply {0, pid, time errno}; close every fd but 0-2 and ctl; signalfd for every signal;
 //     loop on poll(signalfd, ctl):
 //       SIGCHLD      reap every exited child (wait4 WNOHANG); the main one ends init with
 //                    its status (exit code, or 128+signal: PID 1 cannot re-raise a signal
@@ -41,6 +48,7 @@
 #include <thread>
 
 #include "capture/ns_ids.hpp"
+#include "launch/user_namespace.hpp"
 #include "ferry/common/fs.hpp"
 #include "proc/task.hpp"
 
@@ -58,10 +66,12 @@ struct Request {
   uint64_t page;
 };
 struct Reply {
-  int32_t err;  // 0 or an errno
-  int32_t pid;  // in the namespace
+  int32_t err;         // 0 or an errno
+  int32_t pid;         // in the namespace
+  int32_t time_err = 0;  // first reply: 0, or why the time namespace could not be made
 };
 constexpr int32_t kSpawn = 1;
+constexpr int32_t kGo = 2;  // the creator has written the user namespace's id maps
 
 struct CloneArgs {  // struct clone_args, version 2 (include/uapi/linux/sched.h)
   uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls;
@@ -79,6 +89,9 @@ struct InitPlan {
   size_t nkeep = 0;
   sigset_t mask{};
   int errfd = -1;
+  bool wait_for_go = false;           // user namespace: wait for kGo before anything else
+  const char* time_offsets = nullptr;  // make a time namespace with these offsets
+  size_t time_offsets_len = 0;
 };
 
 long raw_clone3(CloneArgs& a) { return ::syscall(SYS_clone3, &a, sizeof a); }
@@ -103,8 +116,8 @@ bool poll_in(int fd, int timeout_ms) {
   }
 }
 
-void send_reply(int ctl, int32_t err, int32_t pid) {
-  Reply r{err, pid};
+void send_reply(int ctl, int32_t err, int32_t pid, int32_t time_err = 0) {
+  Reply r{err, pid, time_err};
   if (ctl >= 0) (void)::send(ctl, &r, sizeof r, MSG_NOSIGNAL);
 }
 
@@ -161,11 +174,29 @@ pid_t init_spawn(int ctl, const Request& rq) {
   return err == 0 ? static_cast<pid_t>(c) : 0;
 }
 
+// The job's time namespace for init's children-to-be; 0 or an errno.
+int make_time_namespace(const InitPlan& p) {
+  if (::syscall(SYS_unshare, CLONE_NEWTIME) != 0) return errno;
+  int fd = ::open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = ::write(fd, p.time_offsets, p.time_offsets_len);
+  int err = n == static_cast<ssize_t>(p.time_offsets_len) ? 0 : (n < 0 ? errno : EIO);
+  ::close(fd);
+  return err;
+}
+
 [[noreturn]] void init_main(const InitPlan& p) {
   block_all();
   ::prctl(PR_SET_NAME, "ferry-init", 0, 0, 0);
   int ctl = p.ctl;
   pid_t main_pid = 0;
+  if (p.wait_for_go) {
+    Request go{};
+    if (!poll_in(ctl, kReplyTimeoutMs) || ::recv(ctl, &go, sizeof go, 0) != static_cast<ssize_t>(sizeof go) ||
+        go.op != kGo)
+      ::syscall(SYS_exit_group, 127);  // the creator could not map our ids, or is gone
+  }
+  int time_err = p.time_offsets ? make_time_namespace(p) : 0;
   if (p.has_program) {
     CloneArgs a{};
     a.exit_signal = SIGCHLD;
@@ -178,7 +209,7 @@ pid_t init_spawn(int ctl, const Request& rq) {
     main_pid = static_cast<pid_t>(c);
     if (p.errfd >= 0) ::close(p.errfd);
   }
-  send_reply(ctl, 0, main_pid);
+  send_reply(ctl, 0, main_pid, time_err);
   // Nothing of the creator's stays open in init but the std streams and ctl.
   if (ctl > 3) ::syscall(SYS_close_range, 3, static_cast<unsigned>(ctl) - 1, 0);
   ::syscall(SYS_close_range, static_cast<unsigned>(ctl) + 1, ~0U, 0);
@@ -231,7 +262,7 @@ Result<Reply> read_reply(int ctl, const std::string& what) {
 
 }  // namespace
 
-Result<std::unique_ptr<PidNamespace>> PidNamespace::create(const ExecSpec* program) {
+Result<std::unique_ptr<PidNamespace>> PidNamespace::create(const ExecSpec* program, const NamespaceOptions& opts) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
     return fail_errno("create PID namespace: socketpair");
@@ -255,8 +286,16 @@ Result<std::unique_ptr<PidNamespace>> PidNamespace::create(const ExecSpec* progr
     plan.mask = program->sigmask;
     plan.errfd = program->exec_error_fd;
   }
+  const bool user_ns = !can_own_pid_namespace();
+  if (user_ns) {
+    plan.wait_for_go = true;
+    if (!opts.time_offsets.empty()) {
+      plan.time_offsets = opts.time_offsets.data();
+      plan.time_offsets_len = opts.time_offsets.size();
+    }
+  }
   CloneArgs a{};
-  a.flags = CLONE_NEWPID;
+  a.flags = CLONE_NEWPID | (user_ns ? CLONE_NEWUSER : 0);
   a.exit_signal = SIGCHLD;
   long c = raw_clone3(a);
   if (c == 0) init_main(plan);
@@ -264,12 +303,26 @@ Result<std::unique_ptr<PidNamespace>> PidNamespace::create(const ExecSpec* progr
   ::close(sv[1]);
   if (c < 0) {
     ::close(sv[0]);
+    if (user_ns)
+      return fail(errc::unsupported, "create a user namespace for the job's PID namespace (clone3 CLONE_NEWUSER): " +
+                                         user_namespace_refusal(err));
+    if (err == EPERM) return fail(errc::unsupported, "create PID namespace: clone3(CLONE_NEWPID): " + std::string(std::strerror(err)));
     return fail_errno("create PID namespace: clone3(CLONE_NEWPID)", err);
   }
-  std::unique_ptr<PidNamespace> ns(new PidNamespace(static_cast<pid_t>(c), sv[0]));
+  std::unique_ptr<PidNamespace> ns(new PidNamespace(static_cast<pid_t>(c), sv[0], user_ns));
   const std::string what = "start ferry init " + std::to_string(c);
+  if (user_ns) {
+    // ~PidNamespace kills init on the way out; init never ran anything of the job's.
+    if (auto m = map_own_ids(ns->init_pid_); !m)
+      return fail(errc::unsupported, "map our uid/gid into the job's user namespace: " + m.error().message());
+    Request go{kGo, 0, 0, 0};
+    if (::send(sv[0], &go, sizeof go, MSG_NOSIGNAL) != static_cast<ssize_t>(sizeof go))
+      return fail_errno(what + ": send go");
+  }
   FERRY_TRY(r, read_reply(sv[0], what));
   if (r.err != 0) return fail_errno(what + ": start the program", r.err);
+  if (r.time_err != 0)
+    ns->time_error_ = Error::from_errno("create the job's time namespace in its user namespace", r.time_err).message();
   if (program) {
     // A program that ends at once (exec failed, or `true`) may already be reaped by init:
     // then it has no host pid any more, and init is about to exit with its status.

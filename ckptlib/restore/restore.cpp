@@ -272,8 +272,10 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
   std::vector<ptrace::Tracee> others;  // threads 1..n-1, once created
   auto post = [&]() -> Result<void> {
     FERRY_TRY_VOID(tear_down_and_place(b, img, plan, page, opt));
-    FERRY_TRY_VOID(create_threads(b, img, opt.same_tids, others));
+    const bool drop_caps = opt.spawner && opt.spawner->spawned_child_drops_capabilities();
+    FERRY_TRY_VOID(create_threads(b, img, opt.same_tids, others, drop_caps));
     FERRY_TRY_VOID(restore_timers_and_signals(b, img, others));  // timers_restore.cpp
+    if (drop_caps) FERRY_TRY_VOID(drop_capabilities(b));
     if (opt.log && img.threads.size() > 1)
       opt.log("restore: created " + std::to_string(others.size()) + " more threads");
     FERRY_TRY_VOID(finish_thread(b, img, plan.gadget, page));

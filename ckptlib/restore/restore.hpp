@@ -31,6 +31,10 @@ public:
   // bootstrap_restore_child(status_fd, gadget, page, parent) until it reported success, and
   // returns its id in the caller's namespace. Nothing is left behind on failure.
   virtual Result<pid_t> spawn(pid_t pid, uint64_t gadget, uint64_t page) = 0;
+  // True when the spawned child holds capabilities the checkpointed program did not have
+  // (those of a user namespace made so that set_tid is allowed): every restored thread then
+  // drops all its capabilities (capset to empty sets) once it has created what it must.
+  virtual bool spawned_child_drops_capabilities() const { return false; }
 };
 
 struct RestoreOptions {

@@ -49,9 +49,13 @@ Result<void> restore_thread_kernel_state(ChildBuilder& b, const image::Thread& t
 // XSAVE (padded for this host), registers (orig_rax = -1) and signal mask of `t`.
 Result<void> load_final_state(ptrace::Tracee& tr, const image::Thread& t);
 // Creates image threads 1..n-1 by clone3 in the leader (set_tid = image tid if same_tids),
-// each with its kernel state and final CPU state, left stopped. Every thread created is
-// appended to `out` (also on failure, so the caller can kill and collect them).
+// each with its kernel state (and no capabilities left when drop_caps) and final CPU state,
+// left stopped. Every thread created is appended to `out` (also on failure, so the caller
+// can kill and collect them).
 Result<void> create_threads(ChildBuilder& b, const image::ProcessImage& img, bool same_tids,
-                            std::vector<ptrace::Tracee>& out);
+                            std::vector<ptrace::Tracee>& out, bool drop_caps = false);
+// capset(empty permitted, effective and inheritable sets) in b's thread (Spawner::
+// spawned_child_drops_capabilities); the leader does it last, after it created everything.
+Result<void> drop_capabilities(ChildBuilder& b);
 
 }  // namespace ferry::restore

@@ -49,6 +49,7 @@ struct KernelStack {  // stack_t
 // Scratch-page offsets of the clone3 arguments (tear_down_and_place is done with the page).
 constexpr uint64_t kCloneArgsOff = 512;
 constexpr uint64_t kSetTidOff = kCloneArgsOff + 128;
+constexpr uint64_t kCapsOff = kSetTidOff + 64;
 
 constexpr uint64_t kThreadCloneFlags =
     CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
@@ -86,8 +87,19 @@ Result<void> load_final_state(ptrace::Tracee& tr, const image::Thread& t) {
   return {};
 }
 
+Result<void> drop_capabilities(ChildBuilder& b) {
+  struct {
+    uint32_t version = 0x20080522;  // _LINUX_CAPABILITY_VERSION_3
+    int32_t pid = 0;
+    uint32_t sets[6] = {};  // {effective, permitted, inheritable} x 2 words, all empty
+  } caps;
+  FERRY_TRY(at, b.put(bytes_of(caps), kCapsOff));
+  FERRY_TRY_VOID(b.call("drop capabilities (capset)", SYS_capset, {at, at + 8}));
+  return {};
+}
+
 Result<void> create_threads(ChildBuilder& b, const image::ProcessImage& img, bool same_tids,
-                            std::vector<ptrace::Tracee>& out) {
+                            std::vector<ptrace::Tracee>& out, bool drop_caps) {
   if (img.threads.size() < 2) return {};
   auto& leader = b.tracee();
   FERRY_TRY_VOID(leader.set_options(PTRACE_O_EXITKILL | PTRACE_O_TRACECLONE));
@@ -119,6 +131,8 @@ Result<void> create_threads(ChildBuilder& b, const image::ProcessImage& img, boo
       return fail(errc::restore_failed, "create " + what + ": the kernel gave id " + std::to_string(*got));
     ChildBuilder tb(out.back(), b.gadget(), b.scratch_size());
     if (auto r = restore_thread_kernel_state(tb, th); !r) return fail(r.error().wrap(what));
+    if (drop_caps)
+      if (auto r = drop_capabilities(tb); !r) return fail(r.error().wrap(what));
     if (auto r = load_final_state(out.back(), th); !r) return fail(r.error().wrap(what));
   }
   return {};

@@ -73,29 +73,44 @@ std::string timens_offset_line(const char* clock, int64_t offset_ns) {
   return std::string(clock) + " " + std::to_string(sec) + " " + std::to_string(nsec) + "\n";
 }
 
+std::string TimeOffsets::text() const {
+  return timens_offset_line("monotonic", monotonic_ns) + timens_offset_line("boottime", boottime_ns);
+}
+
+std::optional<TimeOffsets> time_offsets_for(const image::ProcessImage& img) {
+  if (!img.clocks) return std::nullopt;
+  const OwnOffsets own = own_offsets();
+  return TimeOffsets{img.clocks->monotonic_ns - (clock_ns(CLOCK_MONOTONIC) - own.monotonic),
+                     img.clocks->boottime_ns - (clock_ns(CLOCK_BOOTTIME) - own.boottime)};
+}
+
+Result<void> check_without_time_namespace(const TimeOffsets& off, const Error& why,
+                                          const std::function<void(const std::string&)>& log) {
+  // Without a namespace the job sees our clocks: fine unless they are behind its own.
+  if (off.monotonic_ns > 0 || off.boottime_ns > 0)
+    return fail(errc::unsupported, why.message() + "; without a time namespace CLOCK_MONOTONIC would go back by " +
+                                       secs(off.monotonic_ns) + " and CLOCK_BOOTTIME by " + secs(off.boottime_ns));
+  if (log)
+    log("restore: no time namespace (" + why.message() + "); monotonic clocks jump forward by " +
+        secs(-off.monotonic_ns));
+  return {};
+}
+
 Result<bool> prepare_time_namespace(const image::ProcessImage& img,
                                     const std::function<void(const std::string&)>& log) {
   if (!img.clocks) return false;
   if (::syscall(SYS_gettid) != ::getpid())
     return fail(errc::protocol, "create time namespace: must be called by the main thread");
-  const OwnOffsets own = own_offsets();
-  const int64_t mono_off = img.clocks->monotonic_ns - (clock_ns(CLOCK_MONOTONIC) - own.monotonic);
-  const int64_t boot_off = img.clocks->boottime_ns - (clock_ns(CLOCK_BOOTTIME) - own.boottime);
+  const TimeOffsets off = *time_offsets_for(img);
+  const int64_t mono_off = off.monotonic_ns, boot_off = off.boottime_ns;
 
   auto refused = [&](const Error& e) -> Result<bool> {
-    // Without a namespace the job sees our clocks: fine unless they are behind its own.
-    if (mono_off > 0 || boot_off > 0)
-      return fail(errc::unsupported,
-                  e.message() + "; without a time namespace CLOCK_MONOTONIC would go back by " +
-                      secs(mono_off) + " and CLOCK_BOOTTIME by " + secs(boot_off));
-    if (log)
-      log("restore: no time namespace (" + e.message() + "); monotonic clocks jump forward by " +
-          secs(-mono_off));
+    FERRY_TRY_VOID(check_without_time_namespace(off, e, log));
     return false;
   };
   if (::unshare(CLONE_NEWTIME) != 0)
     return refused(Error::from_errno("create time namespace (unshare CLONE_NEWTIME)"));
-  std::string text = timens_offset_line("monotonic", mono_off) + timens_offset_line("boottime", boot_off);
+  std::string text = off.text();
   UniqueFd fd(::open("/proc/self/timens_offsets", O_WRONLY | O_CLOEXEC));
   if (!fd || ::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
     Error e = Error::from_errno("write /proc/self/timens_offsets");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "ferry/common/result.hpp"
@@ -28,5 +29,18 @@ Result<bool> prepare_time_namespace(const image::ProcessImage& img,
 // The offsets line written to /proc/self/timens_offsets for a clock ("monotonic -5 250000000"
 // for -4.75 s: the nanoseconds part is always 0..999999999).
 std::string timens_offset_line(const char* clock, int64_t offset_ns);
+
+// The offsets of the job's time namespace for img ((clock at checkpoint) - (host clock now)),
+// as prepare_time_namespace computes them; nullopt when the image has no clocks. For a
+// namespace made elsewhere (launch::PidNamespace in a user namespace).
+struct TimeOffsets {
+  int64_t monotonic_ns = 0, boottime_ns = 0;
+  std::string text() const;  // both timens_offset_lines
+};
+std::optional<TimeOffsets> time_offsets_for(const image::ProcessImage& img);
+// No time namespace could be made (`why`): errc::unsupported when the job's monotonic clocks
+// would then go backwards, else fine (a log line: they jump forward by the downtime).
+Result<void> check_without_time_namespace(const TimeOffsets& off, const Error& why,
+                                          const std::function<void(const std::string&)>& log = {});
 
 }  // namespace ferry::restore

@@ -285,8 +285,10 @@ Result<pid_t> restore_tree(const std::vector<TreeProcess>& members, const Restor
     const auto& img = members[i].src->image();
     auto post = [&]() -> Result<void> {
       FERRY_TRY_VOID(tear_down_and_place(*l.b, img, plans[i], page, opt));
-      FERRY_TRY_VOID(create_threads(*l.b, img, opt.same_tids, l.others));
+      const bool drop_caps = opt.spawner && opt.spawner->spawned_child_drops_capabilities();
+      FERRY_TRY_VOID(create_threads(*l.b, img, opt.same_tids, l.others, drop_caps));
       FERRY_TRY_VOID(restore_timers_and_signals(*l.b, img, l.others));
+      if (drop_caps) FERRY_TRY_VOID(drop_capabilities(*l.b));
       FERRY_TRY_VOID(finish_thread(*l.b, img, gadget, page));
       return {};
     }();
