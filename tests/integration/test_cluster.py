@@ -524,6 +524,10 @@ class MungeTest(unittest.TestCase):
         r = self.ferry("launch", "--nodes", "n1,n2", "--ntasks", "4", "--detach", "--", WORKLOAD, "1", "400", "20")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.job = r.stdout.strip()
+        end = time.time() + 20
+        while len(self.c.rank_pids(self.job)) < 4 and time.time() < end:
+            time.sleep(0.05)
+        time.sleep(0.3)  # every rank reported running to the coordinator
         r = self.ferry("checkpoint", self.job)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertFalse(os.path.exists(self.nosecret), "the CLI used a secret file, not MUNGE")
