@@ -5,6 +5,8 @@
 
 #include <zstd.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +20,14 @@ constexpr size_t kSampleBytes = 64u << 10;
 ZSTD_CCtx* thread_cctx() {
   thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> c(ZSTD_createCCtx(), ZSTD_freeCCtx);
   return c.get();
+}
+
+// CPU time of the calling thread: the sample's compression speed, not disturbed by other
+// processes taking the CPU meanwhile.
+double thread_cpu_seconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
 ZSTD_DCtx* thread_dctx() {
@@ -78,8 +88,13 @@ size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out) {
   if (in.size() > 2 * kSampleBytes) {
     // The sample comes from the middle: the start of a chunk is often a page header.
     auto sample = in.subspan(in.size() / 2, kSampleBytes);
+    double t0 = thread_cpu_seconds();
     size_t s = ZSTD_compressCCtx(c, out.data(), out.size(), sample.data(), sample.size(), kZstdLevel);
-    if (ZSTD_isError(s) || s > sample.size() / 10 * 9) return 0;
+    double cpu = std::max(thread_cpu_seconds() - t0, 1e-6);
+    if (ZSTD_isError(s)) return 0;
+    double saved = 1.0 - static_cast<double>(s) / static_cast<double>(sample.size());
+    if (saved < kMinSampleSaving) return 0;
+    if (saved * static_cast<double>(sample.size()) / cpu < kMinSavedRate) return 0;
   }
   size_t n = ZSTD_compressCCtx(c, out.data(), out.size(), in.data(), in.size(), kZstdLevel);
   if (ZSTD_isError(n) || n > in.size() / 20 * 19) return 0;
@@ -130,8 +145,10 @@ void WorkerPool::submit(std::function<void()> task) {
 }
 
 unsigned encoder_threads() {
+  if (const char* e = std::getenv("FERRY_ENCODERS"); e && *e)
+    return static_cast<unsigned>(std::clamp(std::atoi(e), 0, 8));
   unsigned n = std::thread::hardware_concurrency();
-  return std::clamp(n, 1u, 8u);
+  return std::clamp(n > 1 ? n - 1 : 1u, 1u, 8u);
 }
 
 }  // namespace ferry::image

@@ -2,13 +2,16 @@
 // How one chunk of a chunk stream is encoded: zstd (HDF5 registered filter 32015, a plain
 // zstd frame with the content size in its header, the format of the community HDF5 zstd
 // plugin, so h5dump/h5py with that plugin read the images), or raw when compression would not
-// pay. And the thread pool that hashes and encodes chunks beside the thread writing them.
+// pay. And the thread pool that encodes chunks beside the thread writing them.
 //
-// Encoding rule: compress a 64 KiB sample of the chunk first; if it shrinks by less than 10 %
-// the chunk is stored raw without compressing the rest (random data costs one sample, not a
-// whole zstd pass); otherwise compress the whole chunk and keep the result only if it saves at
-// least 5 %. A raw chunk has bit 0 of its HDF5 filter mask set (filter skipped), so HDF5 and
-// our reader both know not to decompress it.
+// Encoding rule (zstd_encode): compress a 64 KiB sample from the middle of the chunk first and
+// time it. The chunk is stored raw, without compressing the rest, unless the sample shrank by
+// at least kMinSampleSaving AND the bytes it saves per CPU-second of compression reach
+// kMinSavedRate (a chunk that compresses by 16 % at 70 MB/s, as smooth doubles with full
+// mantissas do at level 1 on the project VM, saves 11 MB per CPU-second: writing those bytes
+// costs far less than compressing them). Otherwise the whole chunk is compressed and the
+// result kept only if it saves at least 5 %. A raw chunk has bit 0 of its HDF5 filter mask set
+// (filter skipped), so HDF5 and our reader both know not to decompress it.
 #pragma once
 
 #include <condition_variable>
@@ -34,6 +37,10 @@ inline constexpr uint32_t kRawChunkMask = 1;
 // Registers our zstd filter implementation with HDF5 in this process (once; later calls are
 // no-ops), so datasets with filter 32015 can be created and read through HDF5's own pipeline.
 void register_zstd_filter();
+
+// Sample rule thresholds (see the top of this file).
+inline constexpr double kMinSampleSaving = 0.10;
+inline constexpr double kMinSavedRate = 100e6;  // bytes saved per CPU-second of compression
 
 // Compresses `in` into `out` (resized as needed) when that pays; returns the compressed size,
 // or 0 to store the chunk raw. Thread-safe (one zstd context per thread).
@@ -61,7 +68,9 @@ private:
   std::vector<std::thread> threads_;
 };
 
-// Workers for chunk encoding: one per CPU (at least 1, at most 8).
+// Workers for chunk encoding: one per CPU but one (the writing thread needs a CPU of its own:
+// it reads the process and hands chunks to HDF5), at least 1, at most 8. FERRY_ENCODERS=N
+// overrides it (0: never compress).
 unsigned encoder_threads();
 
 }  // namespace ferry::image

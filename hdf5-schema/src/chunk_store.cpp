@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // ChunkWriter / ChunkReader: direct chunk I/O on a 1-D uint8 dataset with per-chunk XXH3-64.
 // Algorithm (writer): copy appended spans into a one-chunk buffer; when it is full (or at
-// finish, partially full) queue it to the worker pool, which hashes its logical bytes, zeroes
-// the padding and encodes it (zstd or raw); the writer thread takes finished chunks in index
-// order, grows the extent to cover them and H5Dwrite_chunks each at its offset (HDF5 calls
-// stay on one thread). The extent is grown, never shrunk, so HDF5 never rewrites a chunk behind
-// our back. Every 64 MiB written, writeback of the file is started (sync_file_range), so the
-// final fsync finds little left to do and the disk works while we read and compress.
+// finish, partially full) hash its logical bytes and zero the padding; if a worker of the pool
+// is idle, hand the chunk to it (zstd or raw, chunk_codec.hpp), else write it raw right away.
+// Chunks the workers finished are written by the writer's thread the next time it flushes
+// (HDF5 calls stay on one thread), each at its own offset, so chunk order in the file does not
+// matter. The extent is grown (never shrunk) to cover each chunk before it is written, so HDF5
+// never rewrites a chunk behind our back. Every 64 MiB written, writeback of the file is
+// started (sync_file_range), so the final fsync finds little left to do and the disk works
+// while we read.
 #include "chunk_store.hpp"
 
 #include <fcntl.h>
@@ -101,67 +103,91 @@ Result<void> ChunkWriter::append(std::span<const std::byte> data) {
   return {};
 }
 
-Result<void> ChunkWriter::flush_chunk() {
-  if (fill_ == 0) return {};
-  if (!pool_) pool_ = std::make_unique<WorkerPool>(encoder_threads());
-  auto job = std::make_shared<Job>();
-  job->index = sums_.size() + in_flight_.size();
-  job->used = fill_;
-  job->data = std::move(buf_);
+ChunkBuffer ChunkWriter::take_buffer() {
+  ChunkBuffer b;
   if (!spare_.empty()) {
-    buf_ = std::move(spare_.back());
+    b = std::move(spare_.back());
     spare_.pop_back();
   } else {
-    buf_ = ChunkBuffer();
-    buf_.allocate(kChunkBytes);
+    b.allocate(kChunkBytes);
   }
-  fill_ = 0;
-  in_flight_.push_back(job);
-  pool_->submit([this, job] {
-    Job& j = *job;
-    j.hash = hash::xxh3_64({j.data.data.get(), j.used});
-    if (j.used < j.data.size) std::memset(j.data.data.get() + j.used, 0, j.data.size - j.used);
-    j.packed_size = zstd_encode({j.data.data.get(), j.data.size}, j.packed);
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      j.done = true;
-    }
-    done_cv_.notify_all();
-  });
-  return write_ready(in_flight_.size() >= kMaxInFlight);
+  return b;
 }
 
-Result<void> ChunkWriter::write_ready(bool wait) {
-  while (!in_flight_.empty()) {
-    std::shared_ptr<Job> front = in_flight_.front();
+Result<void> ChunkWriter::flush_chunk() {
+  if (fill_ == 0) return {};
+  const uint64_t index = next_index_++;
+  const size_t used = fill_;
+  fill_ = 0;
+  sums_.push_back(hash::xxh3_64({buf_.data.get(), used}));
+  if (used < buf_.size) std::memset(buf_.data.get() + used, 0, buf_.size - used);
+  if (!pool_checked_) {
+    pool_checked_ = true;
+    workers_ = encoder_threads();
+    if (workers_ > 0) pool_ = std::make_unique<WorkerPool>(workers_);
+  }
+  bool idle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle = busy_ < workers_;
+    if (idle) ++busy_;
+  }
+  if (!idle) {
+    FERRY_TRY_VOID(write_chunk(index, used, buf_.data.get(), buf_.size, true));
+  } else {
+    auto job = std::make_shared<Job>();
+    job->index = index;
+    job->used = used;
+    job->data = std::move(buf_);
+    buf_ = take_buffer();
+    pool_->submit([this, job] {
+      job->packed_size = zstd_encode({job->data.data.get(), job->data.size}, job->packed);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        done_.push_back(job);
+      }
+      done_cv_.notify_all();
+    });
+  }
+  return write_finished(false);
+}
+
+Result<void> ChunkWriter::write_finished(bool all) {
+  for (;;) {
+    std::vector<std::shared_ptr<Job>> ready;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (wait) done_cv_.wait(lock, [&] { return front->done; });
-      if (!front->done) return {};
+      if (all) done_cv_.wait(lock, [&] { return !done_.empty() || busy_ == 0; });
+      ready.swap(done_);
+      busy_ -= static_cast<unsigned>(ready.size());
     }
-    in_flight_.pop_front();
-    wait = false;
-    FERRY_TRY_VOID(write_job(*front));
+    for (auto& j : ready) {
+      bool raw = j->packed_size == 0;
+      FERRY_TRY_VOID(write_chunk(j->index, j->used, raw ? j->data.data.get() : j->packed.data(),
+                                 raw ? j->data.size : j->packed_size, raw));
+      spare_.push_back(std::move(j->data));
+    }
+    if (!all) return {};
+    std::lock_guard<std::mutex> lock(mu_);
+    if (busy_ == 0 && done_.empty()) return {};
   }
-  return {};
 }
 
-Result<void> ChunkWriter::write_job(Job& j) {
-  hsize_t offset[1] = {j.index * kChunkBytes};
-  hsize_t extent[1] = {offset[0] + j.used};
-  if (H5Dset_extent(dset_.get(), extent) < 0)
-    return fail(h5::write_error(fname_, "extend dataset " + data_path_));
-  bool raw = j.packed_size == 0;
-  const std::byte* bytes = raw ? j.data.data.get() : j.packed.data();
-  size_t size = raw ? j.data.size : j.packed_size;
+Result<void> ChunkWriter::write_chunk(uint64_t index, size_t used, const std::byte* bytes,
+                                      size_t size, bool raw) {
+  hsize_t offset[1] = {index * kChunkBytes};
+  if (offset[0] + used > extent_) {
+    hsize_t extent[1] = {offset[0] + used};
+    if (H5Dset_extent(dset_.get(), extent) < 0)
+      return fail(h5::write_error(fname_, "extend dataset " + data_path_));
+    extent_ = extent[0];
+  }
   if (H5Dwrite_chunk(dset_.get(), H5P_DEFAULT, raw ? kRawChunkMask : 0, offset, size, bytes) < 0)
-    return fail(h5::write_error(fname_, "write " + chunk_label(data_path_, j.index, kChunkBytes,
-                                                               extent[0])));
-  sums_.push_back(j.hash);
+    return fail(h5::write_error(fname_, "write " + chunk_label(data_path_, index, kChunkBytes,
+                                                               offset[0] + used)));
   stored_ += size;
   raw_chunks_ += raw;
-  last_raw_ = raw;
-  spare_.push_back(std::move(j.data));
+  if (used < kChunkBytes) tail_raw_ = raw;
   unsynced_ += size;
   if (unsynced_ >= kWritebackBytes) {
     // Start writeback of what HDF5 wrote so far (best effort, never waits for the disk).
@@ -175,9 +201,8 @@ Result<void> ChunkWriter::write_job(Job& j) {
 Result<void> ChunkWriter::finish() {
   size_t tail = fill_;
   FERRY_TRY_VOID(flush_chunk());
-  FERRY_TRY_VOID(write_ready(true));
-  while (!in_flight_.empty()) FERRY_TRY_VOID(write_ready(true));
-  if (tail > 0 && last_raw_) {
+  FERRY_TRY_VOID(write_finished(true));
+  if (tail > 0 && tail_raw_) {
     hsize_t coord[1] = {(sums_.size() - 1) * kChunkBytes};
     unsigned mask = 0;
     haddr_t addr = HADDR_UNDEF;
@@ -258,6 +283,7 @@ Result<std::unique_ptr<ChunkReader>> ChunkReader::open(hid_t file, std::string d
                                          std::to_string(sums.dims[0]) + " checksums for " +
                                          std::to_string(nchunks) + " chunks of " + p);
   r->sums_.resize(nchunks);
+  r->checked_.assign(nchunks, false);
   if (nchunks) std::memcpy(r->sums_.data(), sums.data.data(), nchunks * 8);
 
   hsize_t stored_chunks = 0;
@@ -290,6 +316,7 @@ Result<void> ChunkReader::load(uint64_t index) {
   if (hash::xxh3_64({cache_.data.get(), used}) != sums_[index])
     return fail(errc::image_corrupt, "image " + fname_ + ": checksum mismatch in " + label);
   cached_ = index;
+  checked_[index] = true;
   return {};
 }
 
@@ -306,6 +333,15 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
     std::memcpy(out.data(), cache_.data.get() + in, n);
     out = out.subspan(n);
     offset += n;
+  }
+  return {};
+}
+
+Result<void> ChunkReader::verify_unread() {
+  for (uint64_t i = 0; i < sums_.size(); ++i) {
+    if (checked_[i]) continue;
+    cached_ = UINT64_MAX;
+    FERRY_TRY_VOID(load(i));
   }
   return {};
 }

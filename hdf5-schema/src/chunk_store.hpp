@@ -7,11 +7,13 @@
 //   dataset extent:  exactly the stream length (the last chunk is stored zero-padded)
 //   <name>_xxh3[i]:  XXH3-64 of chunk i's logical bytes (without padding)
 //
-// Writing (schema 1.3): the dataset's pipeline holds the zstd filter (32015, optional). A full
-// chunk is handed to a worker pool that hashes it and encodes it (chunk_codec.hpp: zstd, or
-// raw with filter mask bit 0 when compression would not pay); the writer's own thread writes
-// finished chunks in index order with H5Dwrite_chunk, with at most kMaxInFlight chunks queued
-// (bounded memory; the caller blocks when the encoders fall behind). Reading: chunks of 1.0-1.2
+// Writing (schema 1.3): the dataset's pipeline holds the zstd filter (32015, optional). The
+// writer's own thread hashes each full chunk; if an encoder worker is idle the chunk goes to
+// it (chunk_codec.hpp: zstd, or raw with filter mask bit 0 when compression would not pay),
+// otherwise it is written raw at once. So compression only ever uses CPU the pool has spare
+// and never makes the writer wait (except, at finish, for the chunks being compressed). All
+// HDF5 calls stay on the writer's thread: finished chunks are written (H5Dwrite_chunk at their
+// offset, in whatever order they finish) the next time it comes by. Reading: chunks of 1.0-1.2
 // datasets (no filter) are raw; in 1.3 datasets a chunk is raw if its mask says the filter was
 // skipped, else one zstd frame of exactly one chunk. Checksums cover logical bytes, so they do
 // not depend on the encoding.
@@ -50,7 +52,7 @@ struct ChunkBuffer {
   std::span<std::byte> span() { return {data.get(), size}; }
 };
 
-// Appends bytes; a full chunk goes to the encoder pool and is written (in order) once encoded.
+// Appends bytes; a full chunk is hashed, then encoded by an idle worker or written raw.
 class ChunkWriter {
 public:
   // Creates the dataset `data_path` (extent 0, unlimited). `file` is the image file id;
@@ -74,21 +76,19 @@ public:
   Range padding() const noexcept { return padding_; }
 
 private:
-  // One chunk on its way: filled by the writer, hashed and encoded by a worker.
+  // One chunk handed to a worker for encoding.
   struct Job {
     uint64_t index = 0;
     ChunkBuffer data;
     size_t used = 0;
     std::vector<std::byte> packed;
     size_t packed_size = 0;  // 0: store raw
-    uint64_t hash = 0;
-    bool done = false;
   };
-  static constexpr size_t kMaxInFlight = 6;
   Result<void> flush_chunk();
-  // Writes finished jobs from the front; with `wait`, waits for the front one first.
-  Result<void> write_ready(bool wait);
-  Result<void> write_job(Job& j);
+  // Writes the chunks the workers finished; with `all`, waits until none is left in flight.
+  Result<void> write_finished(bool all);
+  Result<void> write_chunk(uint64_t index, size_t used, const std::byte* bytes, size_t size, bool raw);
+  ChunkBuffer take_buffer();
   hid_t file_ = H5I_INVALID_HID;
   std::string data_path_, sums_path_, fname_;
   h5::Id dset_;
@@ -98,13 +98,18 @@ private:
   uint64_t stored_ = 0;   // encoded bytes handed to HDF5
   uint64_t raw_chunks_ = 0;
   uint64_t unsynced_ = 0; // bytes written since writeback was last started
-  bool last_raw_ = false;
+  uint64_t extent_ = 0;   // the dataset's extent so far
+  uint64_t next_index_ = 0;
+  bool tail_raw_ = false; // the partial last chunk was stored raw
   std::vector<uint64_t> sums_;
   Range padding_;
   std::vector<ChunkBuffer> spare_;
+  unsigned workers_ = 0;
+  bool pool_checked_ = false;
   std::mutex mu_;
   std::condition_variable done_cv_;
-  std::deque<std::shared_ptr<Job>> in_flight_;
+  unsigned busy_ = 0;                         // jobs handed to the pool, not yet collected
+  std::vector<std::shared_ptr<Job>> done_;    // finished by a worker, not yet written
   std::unique_ptr<WorkerPool> pool_;  // last: destroyed (joined) first
 };
 
@@ -119,6 +124,8 @@ public:
   Result<void> read(uint64_t offset, std::span<std::byte> out);
   // Loads and checks every chunk in order; memory stays one chunk.
   Result<void> verify_all();
+  // Loads and checks the chunks no earlier read or verify has checked.
+  Result<void> verify_unread();
   uint64_t size() const noexcept { return size_; }
   uint64_t chunks() const noexcept { return sums_.size(); }
   size_t chunk_bytes() const noexcept { return chunk_; }
@@ -133,6 +140,7 @@ private:
   std::vector<uint64_t> sums_;
   ChunkBuffer stored_, cache_;
   uint64_t cached_ = UINT64_MAX;
+  std::vector<bool> checked_;  // chunk i passed its checksum once
 };
 
 }  // namespace ferry::image

@@ -457,6 +457,12 @@ Result<void> ImageReader::verify_all() {
   return {};
 }
 
+Result<void> ImageReader::verify_unread() {
+  FERRY_TRY_VOID(impl_->pages->verify_unread());
+  if (impl_->blobs) FERRY_TRY_VOID(impl_->blobs->verify_unread());
+  return {};
+}
+
 const std::string& ImageReader::path() const { return impl_->path; }
 uint64_t ImageReader::page_bytes() const { return impl_->pages->size(); }
 uint64_t ImageReader::blob_bytes() const { return impl_->blobs ? impl_->blobs->size() : 0; }

@@ -41,6 +41,10 @@ public:
   virtual Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) = 0;
   // Reads every chunk of pages and blobs and checks its checksum, without keeping them.
   virtual Result<void> verify_all() = 0;
+  // The same for the chunks no read_pages/read_blob/verify call has checked yet: after a
+  // restore read what it needed (each chunk checked as it was read), this completes the
+  // check of the whole image without reading any chunk twice.
+  virtual Result<void> verify_unread() { return verify_all(); }
 };
 
 // Values written to SelfCheckpoint::flag_addr (kept in sync with ckptlib/include/ferry/ferry.h).

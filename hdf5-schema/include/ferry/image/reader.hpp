@@ -41,6 +41,7 @@ public:
   Result<void> read_pages(uint64_t addr, std::span<std::byte> out) override;
   Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) override;
   Result<void> verify_all() override;
+  Result<void> verify_unread() override;
 
   const std::string& path() const;
   // Logical bytes of /memory/pages and /blobs/data, and their chunk counts.
