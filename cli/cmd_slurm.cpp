@@ -12,8 +12,8 @@
 //     committed: start the program with `ferry launch --name NAME` (or `ferry mpirun`).
 //     A rerun with a committed generation: `ferry restart NAME` (or `ferry mpirun --restart`).
 //     The restart child's stderr goes through a pipe that we forward line by line: the line
-//     "ferry: job J restarted from generation N" marks the point after which the child's exit
-//     status is the application's. A child that ends before that line failed to restart:
+//     "ferry: job J restarted from generation N" (ferry mpirun: "restarted (mpirun pid P)")
+//     marks the point after which the child's exit status is the application's. A child that ends before that line failed to restart:
 //     counted in the state; below --max-restart-failures the job is requeued (exit 86), at
 //     the limit it fails with status 86 and the reason (or starts fresh with
 //     --on-restart-failure fresh).
@@ -58,7 +58,15 @@ namespace ferry::cli {
 namespace {
 
 constexpr int kExitRestartFailed = 86;  // as `ferry wait` (protocol/PROTOCOL.md)
-constexpr const char* kRestartedMarker = "restarted from generation";
+// The line after which the restart child's status is the application's: `ferry restart`
+// prints "ferry: job J restarted from generation N (pid P)" once the process is restored;
+// `ferry mpirun --restart` prints "ferry: job J restarted (mpirun pid P)" when it has started
+// mpirun (a rank that fails to restore after that ends mpirun with a status of its own).
+bool is_restarted_line(const std::string& l) {
+  return l.rfind("ferry: job ", 0) == 0 &&
+         (l.find(" restarted from generation ") != std::string::npos ||
+          l.find(" restarted (mpirun pid ") != std::string::npos);
+}
 constexpr const char* kNodeDir = "/run/ferry-slurm";
 
 std::string env_or(const char* name, const std::string& fallback) {
@@ -301,7 +309,7 @@ int SlurmRun::supervise(bool restarting, int err_pipe, std::string& last_ferry_l
         std::istringstream lines(partial);
         std::string l;
         while (std::getline(lines, l)) {
-          if (l.find(kRestartedMarker) != std::string::npos) restored = true;
+          if (is_restarted_line(l)) restored = true;
           if (l.rfind("ferry:", 0) == 0) last_ferry_line = l;
         }
       }
@@ -339,7 +347,7 @@ int SlurmRun::supervise(bool restarting, int err_pipe, std::string& last_ferry_l
         while ((nl = partial.find('\n')) != std::string::npos) {
           std::string l = partial.substr(0, nl);
           partial.erase(0, nl + 1);
-          if (l.find(kRestartedMarker) != std::string::npos) restored = true;
+          if (is_restarted_line(l)) restored = true;
           if (l.rfind("ferry:", 0) == 0) last_ferry_line = l;
         }
       } else {

@@ -4,10 +4,11 @@
 # Jobs that do not use ferry: nothing to do (no /run/ferry-slurm/<job> file), exit 0.
 # A job whose step was `ferry slurm-run` left /run/ferry-slurm/<job> naming its outcome file
 # (<store>/slurm/<name>.outcome). If the run ended without a final line (its last line says
-# launched/restarting: killed at the time limit before a checkpoint, cancelled, node
-# trouble), the epilog appends what `scontrol show job` says (JobState, Reason, ExitCode) and
-# copies it to the job's Comment; Slurm's own SLURM_JOB_EXIT_CODE* variables read 0:0 on
-# cancel, timeout and requeue and are not used. Then it removes the node-local file.
+# launched/restarting: ferry slurm-run itself was killed, node trouble), the epilog appends
+# what `scontrol show job` says (JobState, Reason, ExitCode). It cannot change the job's
+# Comment any more (slurmctld answers "Job has already finished" to updates from the slurmd
+# Epilog, measured with 22.05), so the Comment keeps ferry's last word. Slurm's own
+# SLURM_JOB_EXIT_CODE* variables read 0:0 on cancel, timeout and requeue and are not used. Then it removes the node-local file.
 # Never blocks for long (scontrol under `timeout 10`), always exits 0 (a failing Epilog
 # drains the node).
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -33,7 +34,6 @@ case "$last" in
            grep -E '^(JobState|Reason|ExitCode|Restarts)=' | tr '\n' ' ')
     line="$(date +%FT%T) epilog on ${SLURMD_NODENAME:-?}: the run ended without a ferry outcome (no checkpoint taken): ${info:-scontrol gave nothing}"
     echo "$line" >> "$out" 2>/dev/null
-    timeout 10 scontrol update JobId="$job" Comment="ferry: run ended without a checkpoint: $info" >/dev/null 2>&1
     echo "$(date +%FT%T) epilog job $job: $line" >> "$LOG" 2>/dev/null
     ;;
 esac

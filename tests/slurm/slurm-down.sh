@@ -7,6 +7,7 @@
 set -uo pipefail
 STATE=/run/ferry-slurm-ci
 OWNED=$STATE/owned
+export SLURM_CONF=/etc/ferry-slurm-ci/slurm.conf
 log() { echo "[slurm-down] $*"; }
 [ -s "$OWNED" ] || { log "nothing to stop"; exit 0; }
 live() { [ "$(cat /proc/"$1"/comm 2>/dev/null)" = "$2" ] && ! grep -q '^State:[[:space:]]*Z' /proc/"$1"/status 2>/dev/null; }

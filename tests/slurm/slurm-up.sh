@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # slurm-up.sh: a single-machine Slurm 22.05 (Debian 12 packages) for ferry's Slurm tests:
 # munged, slurmctld and N simulated nodes (slurmd -N nodeK on ports 6818.., all loopback),
-# with ferry's prolog/epilog (slurm/ferry-{prolog,epilog}.sh) installed. No systemd needed.
+# with ferry's prolog/epilog (slurm/ferry-{prolog,epilog}.sh) installed, all configured in
+# /etc/ferry-slurm-ci/slurm.conf (clients: SLURM_CONF=/etc/ferry-slurm-ci/slurm.conf). No
+# systemd needed.
 # Every daemon it starts is listed (name + pid file) in /run/ferry-slurm-ci/owned, and
 # slurm-down.sh stops exactly those, by pid. Idempotent: a second run with the same config
 # only checks. Exits 0 when every node is idle; otherwise prints the reason, exits non-zero.
@@ -12,6 +14,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 STATE=/run/ferry-slurm-ci
+# Our own configuration file (SLURM_CONF for the clients, -f for the daemons): a Slurm of the
+# machine's own (/etc/slurm/slurm.conf, ports 6817/6818) is left alone.
+CONF_DIR=/etc/ferry-slurm-ci
+export SLURM_CONF=$CONF_DIR/slurm.conf
 OWNED=$STATE/owned
 NODES=${FERRY_SLURM_NODES:-3}
 CPUS=${FERRY_SLURM_CPUS:-2}
@@ -55,14 +61,14 @@ until_ok() { local end=$(( $(date +%s) + $1 )); shift
   until "$@"; do [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.2; done; }
 
 # ---- configuration and hooks
-mkdir -p /etc/slurm /etc/ferry "$STATE" /var/spool/ferry-slurm/ctld /var/log/ferry-slurm
-install -m 755 "$REPO/slurm/ferry-prolog.sh" /etc/slurm/ferry-prolog.sh
-install -m 755 "$REPO/slurm/ferry-epilog.sh" /etc/slurm/ferry-epilog.sh
+mkdir -p "$CONF_DIR" "$STATE" /var/spool/ferry-slurm/ctld /var/log/ferry-slurm
+install -m 755 "$REPO/slurm/ferry-prolog.sh" "$CONF_DIR/ferry-prolog.sh"
+install -m 755 "$REPO/slurm/ferry-epilog.sh" "$CONF_DIR/ferry-epilog.sh"
 for i in $(seq 1 "$NODES"); do mkdir -p /var/spool/ferry-slurm/node$i /var/tmp/ferry-slurm/node$i; done
 conf=$(sed -e "s/@CRED_EXPIRE@/$CRED/; s/@CTLD_PORT@/$CTLD_PORT/; s/@SLURMD_PORT@/$SD_PORT/g" \
            -e "s/@LAST_PORT@/$(( SD_PORT + NODES - 1 ))/; s/@NODES@/$NODES/; s/@CPUS@/$CPUS/" \
            -e "s/@MEM@/$MEM/; s/@GRACE@/$GRACE/" \
-           -e "s|@PROLOG@|/etc/slurm/ferry-prolog.sh|; s|@EPILOG@|/etc/slurm/ferry-epilog.sh|" \
+           -e "s|@PROLOG@|$CONF_DIR/ferry-prolog.sh|; s|@EPILOG@|$CONF_DIR/ferry-epilog.sh|" \
            "$HERE/slurm.conf.in")
 sha=$(echo "$conf" | sha256sum | cut -d' ' -f1)
 running=0
@@ -71,11 +77,7 @@ if [ "$running" = 1 ] && [ "$(cat "$STATE/conf.sha" 2>/dev/null)" != "$sha" ]; t
   log "configuration changed: restarting our daemons"
   FERRY_SLURM_KEEP_MUNGE=1 "$HERE/slurm-down.sh"
 fi
-if ! cmp -s <(echo "$conf") /etc/slurm/slurm.conf 2>/dev/null; then
-  [ -f /etc/slurm/slurm.conf ] && [ ! -f /etc/slurm/slurm.conf.before-ferry ] &&
-    cp /etc/slurm/slurm.conf /etc/slurm/slurm.conf.before-ferry
-  echo "$conf" > /etc/slurm/slurm.conf
-fi
+cmp -s <(echo "$conf") "$SLURM_CONF" 2>/dev/null || echo "$conf" > "$SLURM_CONF"
 
 # ---- munge
 munge_ok() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
@@ -95,7 +97,7 @@ fi
 # ---- slurmctld, slurmd per node
 if ! alive "$STATE/slurmctld.pid" slurmctld; then
   log "starting slurmctld"
-  slurmctld -c
+  slurmctld -c -f "$SLURM_CONF"
   own slurmctld "$STATE/slurmctld.pid"
 fi
 echo "$sha" > "$STATE/conf.sha"
@@ -103,7 +105,7 @@ until_ok 30 sh -c 'scontrol ping 2>/dev/null | grep -q UP' ||
   { tail -5 /var/log/ferry-slurm/slurmctld.log >&2; die "slurmctld does not answer"; }
 for i in $(seq 1 "$NODES"); do
   if ! alive "$STATE/slurmd-node$i.pid" slurmd; then
-    slurmd -N "node$i"
+    slurmd -N "node$i" -f "$SLURM_CONF"
     own slurmd "$STATE/slurmd-node$i.pid"
   fi
 done

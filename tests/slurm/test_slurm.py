@@ -21,6 +21,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# slurm-up.sh's own configuration (the jobs inherit it through sbatch's environment).
+os.environ["SLURM_CONF"] = "/etc/ferry-slurm-ci/slurm.conf"
 SKIP = 77
 
 
@@ -218,6 +220,27 @@ def case_exit3(ctx):
     time.sleep(1)
     states = sh("sinfo", "-h", "-N", "-o", "%N %t")
     expect(not re.search(r"drain|down|fail", states), f"no node drained by the hooks ({states.split()})")
+
+
+def case_killed(ctx):
+    # `ferry slurm-run` itself is killed (SIGKILL to the batch shell, as the OOM killer
+    # would) before any checkpoint: no outcome from ferry, so the epilog records what Slurm
+    # says. (A plain scancel sends TERM first: ferry then records "program exited 143".)
+    path, out = ctx.script("killed", f"exec {ctx.ferry} slurm-run -- {ctx.workload} 400 250",
+                           ["--time=5", "--signal=B:USR1@60", "--requeue"])
+    job = ctx.submit(path)
+    wait_for("3 steps", lambda: ctx.steps_seen(out) >= 3, 60)
+    sh("scancel", "--batch", "-s", "KILL", str(job))
+    info = wait_final(job, 60)
+    time.sleep(2)  # the epilog runs as the job ends
+    info = job_info(job)
+    oc = ctx.outcome(job).strip()
+    print(f"job {job}: {info.get('JobState')} ExitCode={info.get('ExitCode')}; outcome:\n{oc}")
+    expect(re.search(r"epilog on node\d: the run ended without a ferry outcome \(no checkpoint taken\): "
+                     r"JobState=\S+ Reason=\S+ .*ExitCode=", oc.splitlines()[-1]),
+           "the epilog appended the job's end to the outcome")
+    expect(info.get("Comment") == "ferry: launched", f"Comment keeps ferry's last word: {info.get('Comment')!r}")
+    expect(not os.path.exists(f"/run/ferry-slurm/{job}"), "the node-local file is gone")
 
 
 def case_mpi(ctx):
