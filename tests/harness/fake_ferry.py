@@ -45,6 +45,7 @@ def save(job_dir, j):
 def run(job_dir, j, stdout):
     p = subprocess.Popen(j["argv"], cwd=j["cwd"], env=j["env"], stdout=stdout)
     j["pid"] = p.pid
+    j["state"] = "running"
     save(job_dir, j)
     return p
 

@@ -23,7 +23,8 @@ Actions (one string each in `actions`, run in order):
                              later, then the program; the client must not hang, and every
                              committed generation must validate
   restart [ARGS]             `ferry restart JOB ARGS` in the background; waits until the restored
-                             program makes progress (or ends)
+                             program makes progress (or ends): its marker file or its stdout
+                             grows, or it uses CPU time (see wait_progress)
   restart-refused [ARGS]     `ferry restart` must exit refuse_status with refuse_message on
                              stderr, leave the stdout and marker files untouched, start nothing
   restart-expect N [ARGS]    `ferry restart` must exit N, touching nothing (e.g. 66: not found)
@@ -67,10 +68,11 @@ EXIT_PASS, EXIT_MISMATCH, EXIT_FAIL, EXIT_BROKEN, EXIT_SKIP = 0, 1, 2, 3, 77
 STATUS_STOPPED = 75          # ferry launch: the job was stopped by `checkpoint --stop`
 KILL_GRACE = 30.0            # seconds a ferry command may take to notice its program died
 PROGRESS_WAIT = 30.0         # seconds a restored program may take to show progress
+CPU_POLL = 0.1               # seconds between samples of the program's CPU time
 KNOWN_KEYS = {"description", "args", "actions", "expect", "timeout", "env", "library",
               "refuse_status", "refuse_message", "checkpoint_fail_status",
               "checkpoint_fail_message", "self_checkpoint", "dlopen", "requires",
-              "sources_from", "stdout", "compile_flags"}
+              "sources_from", "stdout", "compile_flags", "reference"}
 EXPECTS = {"pass", "checkpoint-fails", "restart-refused"}
 # Seed of the xorshift block that workloads place in memory (tests/harness/scenario.h) so
 # that `tamper corrupt-image` can find their data inside an image.
@@ -109,17 +111,34 @@ def read_stat(pid):
     return rest[0], int(rest[1])
 
 
+def read_cpu_ticks(pid):
+    """utime + stime of pid's whole thread group in clock ticks, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    rest = data[data.rindex(")") + 2:].split()
+    return int(rest[11]) + int(rest[12])   # fields 14 and 15 of proc(5)
+
+
 def all_pids():
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
 
 
-def descendants(root):
-    """Every process below root (by parent links), deepest last."""
+def children_map():
     children = {}
     for pid in all_pids():
         st = read_stat(pid)
         if st:
             children.setdefault(st[1], []).append(pid)
+    return children
+
+
+def descendants(root, children=None):
+    """Every process below root (by parent links), deepest last."""
+    if children is None:
+        children = children_map()
     out, todo = [], [root]
     while todo:
         p = todo.pop()
@@ -210,6 +229,12 @@ class Scenario:
         self.requires = list(t.get("requires", []))
         self.source_name = t.get("sources_from", self.name)
         self.stdout = t.get("stdout", "file")
+        # "parallel": the uninterrupted run goes on while ferry runs the job (it only costs
+        # wall time when the workload mostly sleeps); "first": before it (CPU-bound or
+        # timing-sensitive workloads, where the two would slow or disturb each other)
+        self.reference = t.get("reference", "parallel")
+        if self.reference not in ("parallel", "first"):
+            raise Failure(f"{path}: reference must be parallel or first", EXIT_BROKEN)
         if self.stdout not in ("file", "pipe"):
             raise Failure(f"{path}: stdout must be file or pipe", EXIT_BROKEN)
         if self.expect not in EXPECTS:
@@ -307,7 +332,8 @@ class Driver:
         env["SCENARIO_TAG"] = f"{self.tag}-{run}"
         env["FERRY_HOME"] = os.path.join(self.tmp, "store")
         if self.scn.library:
-            env["LD_LIBRARY_PATH"] = os.path.join(self.tmp, "lib")
+            # the reference run has its own copy: `tamper change-library` edits the job's
+            env["LD_LIBRARY_PATH"] = os.path.join(self.tmp, "ref-lib" if run == "ref" else "lib")
         return env
 
     def install_library(self):
@@ -317,34 +343,90 @@ class Driver:
         if not os.path.exists(src):
             raise Failure(f"library {src} not built", EXIT_BROKEN)
         os.makedirs(os.path.join(self.tmp, "lib"))
+        os.makedirs(os.path.join(self.tmp, "ref-lib"))
         self.lib_copy = os.path.join(self.tmp, "lib", self.scn.library)
         shutil.copy2(src, self.lib_copy)
+        shutil.copy2(src, os.path.join(self.tmp, "ref-lib", self.scn.library))
 
     # ----- the uninterrupted reference run ----------------------------------------------
-    def reference_run(self):
+    # The workload runs under a tiny subreaper (REF_WRAPPER) so that processes it leaves
+    # behind are reparented there, never to the driver: the driver's own checks for leftover
+    # processes and its search for the job's program then simply skip the wrapper's tree.
+    REF_WRAPPER = (
+        "import ctypes, os, signal, sys\n"
+        "ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)\n"          # PR_SET_CHILD_SUBREAPER
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.execv(sys.argv[1], sys.argv[1:])\n"
+        "while True:\n"
+        "    w, st = os.waitpid(-1, 0)\n"
+        "    if w == pid:\n"
+        "        break\n"
+        "try:\n"
+        "    left = open(f'/proc/self/task/{os.getpid()}/children').read().split()\n"
+        "except OSError:\n"
+        "    left = []\n"
+        "for c in left:\n"
+        "    os.kill(int(c), signal.SIGKILL)\n"
+        "for c in left:\n"
+        "    os.waitpid(int(c), 0)\n"
+        "if os.WIFSIGNALED(st):\n"
+        "    signal.signal(os.WTERMSIG(st), signal.SIG_DFL)\n"
+        "    os.kill(os.getpid(), os.WTERMSIG(st))\n"
+        "sys.exit(os.WEXITSTATUS(st))\n")
+
+    def start_reference(self):
         work = os.path.join(self.tmp, "ref-work")
         os.makedirs(work)
-        out = os.path.join(self.tmp, "ref.stdout")
-        err = os.path.join(self.tmp, "ref.stderr")
-        env = self.make_env("ref")
-        self.log(f"uninterrupted run: {self.workload} {' '.join(self.scn.args)}")
-        t = time.monotonic()
-        with open(out, "wb") as fo, open(err, "wb") as fe:
-            p = self.spawn([self.workload] + self.scn.args, stdout=fo, stderr=fe, cwd=work,
-                           env=env)
-            try:
-                rc = p.wait(timeout=self.scn.timeout)
-            except subprocess.TimeoutExpired:
-                raise Failure("the uninterrupted run did not finish within the timeout",
-                              EXIT_BROKEN)
-        self.ref_status = normalise_status(rc)
-        self.ref_seconds = time.monotonic() - t
+        self.ref_paths = (os.path.join(self.tmp, "ref.stdout"), os.path.join(self.tmp, "ref.stderr"))
+        self.ref_env = self.make_env("ref")
+        self.log(f"uninterrupted run ({self.scn.reference}): {self.workload} "
+                 f"{' '.join(self.scn.args)}")
+        self.ref_t0 = time.monotonic()
+        with open(self.ref_paths[0], "wb") as fo, open(self.ref_paths[1], "wb") as fe:
+            self.ref_proc = self.spawn([sys.executable, "-c", self.REF_WRAPPER, self.workload] +
+                                       self.scn.args, stdout=fo, stderr=fe, cwd=work,
+                                       env=self.ref_env)
+        self.ref_done = False
+
+    def ref_tree(self):
+        """The reference run's wrapper and everything below it, while it runs."""
+        p = getattr(self, "ref_proc", None)
+        if p is None or p.poll() is not None:
+            return set()
+        return {p.pid} | set(descendants(p.pid))
+
+    @property
+    def ref_status(self):
+        self.finish_reference()
+        return self._ref_status
+
+    @property
+    def ref_stdout(self):
+        self.finish_reference()
+        return self._ref_stdout
+
+    def finish_reference(self):
+        """Waits for the reference run (bounded by the timeout) and checks it."""
+        if self.ref_done:
+            return
+        self.ref_done = True
+        out, err = self.ref_paths
+        try:
+            rc = self.ref_proc.wait(timeout=max(1.0, self.ref_t0 + self.scn.timeout -
+                                                time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise Failure("the uninterrupted run did not finish within the timeout",
+                          EXIT_BROKEN)
+        env = self.ref_env
+        self._ref_status = normalise_status(rc)
+        self.ref_seconds = time.monotonic() - self.ref_t0
         with open(out, "rb") as f:
-            self.ref_stdout = f.read()
-        self.log(f"uninterrupted run: status {self.ref_status}, {len(self.ref_stdout)} bytes "
+            self._ref_stdout = f.read()
+        self.log(f"uninterrupted run: status {self._ref_status}, {len(self._ref_stdout)} bytes "
                  f"of stdout, {self.ref_seconds:.2f} s")
-        if self.ref_status != 0:
-            raise Failure(f"the workload fails on its own (status {self.ref_status}): "
+        if self._ref_status != 0:
+            raise Failure(f"the workload fails on its own (status {self._ref_status}): "
                           f"{open(err, errors='replace').read()[-2000:]}", EXIT_BROKEN)
         if not os.path.exists(env["SCENARIO_READY"]):
             raise Failure("the workload never created its SCENARIO_READY file", EXIT_BROKEN)
@@ -368,12 +450,15 @@ class Driver:
                 except ChildProcessError:
                     pass
 
-    def live_descendants(self):
+    def live_descendants(self, with_reference=False):
+        """Live processes below the driver (the job's), without the reference run's unless
+        asked (cleanup)."""
         self.reap_orphans()
         mine = {p.pid: p for p in self.popens}
+        skip = set() if with_reference else self.ref_tree()
         out = []
         for pid in descendants(os.getpid()):
-            if not is_live(pid):
+            if not is_live(pid) or pid in skip:
                 continue
             if pid in mine and mine[pid].poll() is not None:
                 continue
@@ -519,20 +604,58 @@ class Driver:
         except OSError:
             return 0
 
+    def stdout_size(self):
+        try:
+            return os.path.getsize(self.job_stdout)
+        except OSError:
+            return 0
+
+    def program_cpu(self):
+        """(pid, CPU ticks of it and every process below it) of the program the job record
+        names as running, when that process is alive below us; else None. A restart records
+        the restored program only once it is rebuilt, so the restore's own work (remote
+        system calls run in the child) is not counted."""
+        j = self.job_json()
+        if not j or j.get("state") != "running" or not str(j.get("pid", "")).isdigit():
+            return None
+        pid = int(j["pid"])
+        children = children_map()
+        if pid not in descendants(os.getpid(), children) or not is_live(pid):
+            return None
+        return pid, sum(read_cpu_ticks(p) or 0 for p in [pid] + descendants(pid, children))
+
     def wait_progress(self, what, limit=PROGRESS_WAIT):
-        """Wait until the marker grows (the program runs); shrinking (rollback) is allowed."""
-        low = self.marker_size()
+        """Wait until the program shows progress; returns how ("marker", "stdout", "cpu"), or
+        None when the job ended first. Progress: the marker file grows (scn_tick), the job's
+        stdout file grows, or the running program's processes use CPU time (a program that
+        does not call scn_tick, e.g. zstd, computing). Files may shrink first: a restart
+        truncates them back to their checkpoint size."""
+        low, low_out = self.marker_size(), self.stdout_size()
         end = time.monotonic() + limit
+        cpu_first, next_cpu = None, time.monotonic()
         while True:
-            size = self.marker_size()
+            size, out = self.marker_size(), self.stdout_size()
             if size > low:
-                return True
-            low = min(low, size)
+                return "marker"
+            if out > low_out:
+                return "stdout"
+            low, low_out = min(low, size), min(low_out, out)
+            now = time.monotonic()
+            if now >= next_cpu:
+                next_cpu = now + CPU_POLL
+                cpu = self.program_cpu()
+                if cpu is not None and (cpu_first is None or cpu[0] != cpu_first[0]):
+                    cpu_first = cpu
+                elif cpu is not None and cpu[1] > cpu_first[1]:
+                    return "cpu"
             if not self.fg_alive():
-                return False
-            if time.monotonic() > min(end, self.deadline):
+                return None
+            if now > min(end, self.deadline):
+                cpu_note = (f", CPU time of process {cpu_first[0]} stays at {cpu_first[1]} ticks"
+                            if cpu_first else ", no running program recorded in job.json")
                 raise Failure(f"timed out waiting for {what} (the program shows no progress: "
-                              f"marker file stays at {size} bytes)")
+                              f"marker file stays at {size} bytes, stdout at {out} bytes"
+                              f"{cpu_note})")
             time.sleep(0.01)
 
     def expected_output(self, args):
@@ -759,8 +882,13 @@ class Driver:
         self.check_no_leftovers("after the crash")
         new = sorted(set(self.gen_dirs()) - before)
         base = os.path.join(self.store, "jobs", self.job_id)
+        # committed = renamed to gen-N with its manifest; a gen-N.partial may hold a manifest
+        # already (the crash came between writing it and the rename): not committed
+        def is_committed(d):
+            return re.fullmatch(r"gen-\d+", d) is not None and \
+                os.path.exists(os.path.join(base, d, "MANIFEST.json"))
         for d in sorted(self.gen_dirs()):
-            if not os.path.exists(os.path.join(base, d, "MANIFEST.json")):
+            if not is_committed(d):
                 continue
             image = os.path.join(base, d, "rank-0.h5")
             rc2, _, err, _ = self.run_ferry(["inspect", "--store", self.store, image],
@@ -771,7 +899,7 @@ class Driver:
             if d in new:
                 num = int(d.split("-")[1])
                 self.generations.append((num, os.path.join(base, d)))
-        committed_new = [d for d in new if os.path.exists(os.path.join(base, d, "MANIFEST.json"))]
+        committed_new = [d for d in new if is_committed(d)]
         self.log(f"new generation directories: {new or 'none'}; committed: "
                  f"{committed_new or 'none'}")
         if rc == 0 and not committed_new:
@@ -807,7 +935,7 @@ class Driver:
         self.restart_times.append(dt)
         if running:
             self.log(f"restarted program is running after {dt:.2f} s (pid "
-                     f"{self.workload_pid()})")
+                     f"{self.workload_pid()}; progress seen: {running})")
         else:
             st = self.wait_fg(1, "")
             self.log(f"`ferry restart` ended with status {st} before showing progress")
@@ -928,7 +1056,7 @@ class Driver:
 
     def cleanup(self):
         for _ in range(20):
-            left = self.live_descendants()
+            left = self.live_descendants(with_reference=True)
             if not left:
                 break
             for pid in left:
@@ -960,7 +1088,9 @@ class Driver:
             print(f"SKIP {self.scn.name}: {skip}", flush=True)
             return EXIT_SKIP
         self.install_library()
-        self.reference_run()
+        self.start_reference()
+        if self.scn.reference == "first":
+            self.finish_reference()
         self.deadline = time.monotonic() + self.scn.timeout
         self.store = os.path.join(self.tmp, "store")
         self.workdir = os.path.join(self.tmp, "work")

@@ -3,7 +3,9 @@
 # must PASS a scenario whose expected output is right (also through checkpoint, kill and
 # restart actions, some written with the `repeat N:` shorthand) and FAIL (status 1, with a diff
 # naming the differing line) one whose expected output is deliberately wrong; a malformed
-# repeat is BROKEN (status 3).
+# repeat is BROKEN (status 3). A restarted program that never calls scn_tick() shows its
+# progress by its CPU time (PASS, "progress seen: cpu"); one that neither ticks, prints nor
+# computes after its restart makes the driver FAIL (status 2) naming the lack of progress.
 # SPDX-License-Identifier: Apache-2.0
 import os
 import subprocess
@@ -23,9 +25,39 @@ def run(build_dir, scenario):
     return p.returncode, p.stdout
 
 
+def scratch_scenario(tmp, case, toml):
+    """A scenario folder named `echo` (so the driver uses the echo workload) under tmp/case."""
+    folder = os.path.join(tmp, case, "echo")
+    os.makedirs(folder)
+    with open(os.path.join(folder, "scenario.toml"), "w") as f:
+        f.write(toml)
+    return folder
+
+
 def main():
     build_dir = sys.argv[1]
     failures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # ~1.8 s of CPU and no scn_tick(): progress after the restart is CPU time only
+        rc, out = run(build_dir, scratch_scenario(tmp, "cpu", """
+expect = "pass"
+args = ["12", "150000", "cpu"]
+timeout = 40
+actions = ["wait-ready", "sleep-random 0.2 0.4", "checkpoint", "kill", "restart", "wait-exit"]
+"""))
+        if rc != 0 or "progress seen: cpu" not in out:
+            failures.append(f"a restarted program that only computes (no scn_tick) gave {rc}, "
+                            "want PASS with 'progress seen: cpu'")
+        # stuck after the restart: no tick, no output, no CPU time
+        rc, out = run(build_dir, scratch_scenario(tmp, "stuck", """
+expect = "pass"
+args = ["8", "100000", "stuck"]
+timeout = 8
+actions = ["wait-ready", "sleep 0.2", "checkpoint", "kill", "restart", "wait-exit"]
+"""))
+        if rc != 2 or "shows no progress" not in out:
+            failures.append(f"a restarted program that shows no progress gave {rc}, want 2 "
+                            "(FAIL naming it)")
     rc, out = run(build_dir, "echo")
     if rc != 0 or "PASS echo" not in out:
         failures.append("the driver did not PASS a scenario with the right expected output")
