@@ -186,6 +186,7 @@ int cmd_rank_restore(const Args& args) {
   if (!manifest) return refuse(manifest.error());
   if (manifest->images.empty()) return refuse(Error(errc::image_corrupt, "manifest of " + a.dir + " lists no image"));
   restore::RestoreOptions ropts;
+  ropts.checksums_while_filling = manifest->images.size() == 1;  // see cmd_restart.cpp
   std::vector<std::unique_ptr<image::ImageReader>> readers;
   for (const auto& mi : manifest->images) {
     auto r = image::ImageReader::open(a.dir + "/" + mi.file);

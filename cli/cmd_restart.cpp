@@ -87,6 +87,9 @@ int cmd_restart(const Args& args) {
   auto reader = image::ImageReader::open(gen->image_path);
   if (!reader) return refuse(reader.error());
   restore::RestoreOptions ropts;
+  // One image: its chunks are checked while the child is filled (read once, still before the
+  // point of no return and before any file is touched); a tree's images are checked here.
+  ropts.checksums_while_filling = gen->manifest.images.size() <= 1;
   if (auto v = restore::validate_for_restore(**reader, ropts); !v) return refuse(v.error());
   // A process tree: every other process's image (manifest order: parents before children).
   std::vector<std::unique_ptr<image::ImageReader>> others;

@@ -2,7 +2,8 @@
 // Remote-syscall steps of the pre-PONR build: ChildBuilder primitives, building every image
 // region at its planned address, and copying page bytes into the child.
 // Page bytes: the page runs are split at region boundaries (plan_page_writes); regions dense
-// enough to hold a whole 2 MiB window get MADV_HUGEPAGE first (plan_huge_regions); then the
+// enough to hold a whole 2 MiB window get MADV_HUGEPAGE first when asked (plan_huge_regions,
+// RestoreOptions::huge_pages); then the
 // bytes move in batches of kCopyBatch: read from the image (each chunk checked against its
 // checksum) into one buffer, written with one process_vm_writev carrying one remote iovec per
 // piece, which also faults the pages in. Nothing is done per page.
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -330,7 +332,9 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
   // kernel allocates 2 MiB pages as process_vm_writev faults them in. Advice only: a kernel
   // with THP disabled refuses it and the region is filled in small pages.
   size_t huge = 0;
-  for (size_t i : plan_huge_regions(img.regions, writes, plan.staged)) {
+  const char* env = std::getenv("FERRY_RESTORE_HUGE_PAGES");
+  const bool want_huge = opt.huge_pages || (env && std::strcmp(env, "1") == 0);
+  for (size_t i : want_huge ? plan_huge_regions(img.regions, writes, plan.staged) : std::vector<size_t>{}) {
     const auto& r = img.regions[i];
     auto ok = b.call("advise huge pages for " + hex(r.start), SYS_madvise,
                      {plan.build_addr[i], r.end - r.start, MADV_HUGEPAGE});

@@ -21,7 +21,9 @@
 //      inherited rseq registration dropped (the kernel would write into memory we unmap);
 //      RLIMIT_NOFILE soft raised to hard; regions built writable at their planned
 //      addresses; page bytes copied (kCopyBatch at a time, process_vm_writev; dense anonymous
-//      regions advised MADV_HUGEPAGE first, see child_builder.cpp); fds reopened
+//      regions advised MADV_HUGEPAGE first unless opt.huge_pages is off, see
+//      child_builder.cpp); with opt.checksums_while_filling every chunk was checked as it
+//      was read and the unread ones are checked now (verify_unread); fds reopened
 //      at their numbers (regular, deleted, memfd, directory, /dev/*; writable regular
 //      files truncated back to their checkpoint size); dispositions of all 64 signals,
 //      umask, cwd, comm, personality; the image's XSAVE and registers are loaded once as a
@@ -198,6 +200,10 @@ Result<void> pre_ponr(ChildBuilder& b, image::ImageSource& src, const AddressPla
 
   FERRY_TRY_VOID(build_regions(b, src, plan, opt));
   FERRY_TRY_VOID(write_pages(b, src, plan, page, opt));
+  // Chunks were checked as they were read; the rest now, before any file is touched.
+  if (opt.verify_checksums && opt.checksums_while_filling) {
+    if (auto r = src.verify_unread(); !r) return fail(r.error().wrap("check image checksums"));
+  }
   FERRY_TRY_VOID(restore_fds(b, src, opt));
   FERRY_TRY_VOID(restore_event_fds(b, img));  // eventfd/timerfd/signalfd/epoll, after all fds
   FERRY_TRY_VOID(restore_process_attrs(b, img));

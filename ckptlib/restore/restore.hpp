@@ -40,6 +40,18 @@ public:
 struct RestoreOptions {
   // Run ImageSource::verify_all() (checksums of every chunk) in validate_for_restore.
   bool verify_checksums = true;
+  // Single-image restores: check the chunk checksums while filling the child instead, so each
+  // chunk is read (and decompressed) once. validate_for_restore then skips verify_all (except
+  // for an image holding a named /dev/shm file mapping, whose file a restore rewrites before
+  // the pages are read), and restore_process checks each chunk it reads and then every chunk
+  // it did not read (ImageSource::verify_unread), before the open files are touched and before
+  // the point of no return: a damaged image is still refused with image_corrupt and nothing
+  // of the job changed. Not for several images restored together (restore_tree): an earlier
+  // process's files would be truncated before a later image is checked.
+  bool checksums_while_filling = false;
+  // Fill dense anonymous regions in transparent huge pages (README.md, "Huge pages"); also
+  // turned on by FERRY_RESTORE_HUGE_PAGES=1 in the environment.
+  bool huge_pages = false;
   // restore_process runs validate_for_restore first unless the caller already did.
   bool validate = true;
   // Upper bound on the whole restore; the child is killed when it is exceeded (no hang).
