@@ -8,13 +8,22 @@
 // (or kill them, children first, with --stop). A crash or kill -9 before the rename leaves only
 // a .partial directory, which no reader considers and the next checkpoint removes. A single
 // process keeps exactly the old layout (rank-0.h5 only).
+// With a snapshot (the default for a one-shot checkpoint, but with --stop or from
+// ferry_checkpoint()): every process's
+// state is captured and a copy-on-write snapshot of it forked (capture::capture_state) while
+// the tree is frozen; then the tree resumes and the pages are written from the snapshots
+// (capture::capture_pages); the pause is freeze to resume, not the whole write.
 // A coordinator round runs the same steps one by one (freeze_job, dump_frozen into
 // gen-N.partial/rank-R, resume_frozen or kill_frozen); the coordinator does the commit.
 #include "take_checkpoint.hpp"
 
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "capture/capture.hpp"
 #include "ferry/common/fs.hpp"
@@ -38,7 +47,17 @@ int64_t now_ns() {
 
 void write_self_flag(FrozenJob& job, std::optional<uint64_t> addr, int32_t value) {
   if (!addr || job.tree.empty()) return;
-  (void)job.tree.front().frozen.write_memory(*addr, std::as_bytes(std::span<const int32_t>(&value, 1)));
+  auto& root = job.tree.front().frozen;
+  if (root.write_memory(*addr, std::as_bytes(std::span<const int32_t>(&value, 1)))) return;
+  // Resumed early (snapshot): the ferry_checkpoint() call is still polling the word.
+  iovec local{&value, sizeof value};
+  iovec remote{reinterpret_cast<void*>(*addr), sizeof value};
+  (void)::process_vm_writev(root.pid(), &local, 1, &remote, 1, 0);
+}
+
+bool snapshot_allowed() {
+  const char* e = std::getenv("FERRY_CHECKPOINT_SNAPSHOT");
+  return !(e && std::strcmp(e, "0") == 0);
 }
 
 }  // namespace
@@ -55,6 +74,9 @@ Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec) {
   const bool is_tree = job.tree.size() > 1;
   DumpOutcome out;
   store::Manifest m;
+  std::vector<std::unique_ptr<image::ImageWriter>> writers;
+  std::vector<capture::PendingCapture> pending;
+  std::vector<std::string> names;
   for (size_t i = 0; i < job.tree.size(); ++i) {
     auto& member = job.tree[i];
     const std::string image_name =
@@ -67,9 +89,28 @@ Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec) {
     opts.generation = spec.generation;
     if (i == 0) opts.self_flag_addr = spec.self_flag_addr;
     opts.allow_children = is_tree;
-    auto img = capture::capture(member.frozen, opts, **writer);
+    opts.snapshot = spec.snapshot;
+    auto p = capture::capture_state(member.frozen, opts, **writer);
+    if (!p) return fail(p.error());
+    pending.push_back(std::move(*p));
+    writers.push_back(std::move(*writer));
+    names.push_back(image_name);
+  }
+  // Every process's state is captured: with a snapshot of each, the job runs on now.
+  bool all_snapshots = spec.snapshot;
+  for (const auto& p : pending) all_snapshots = all_snapshots && p.from_snapshot();
+  if (all_snapshots) {
+    FERRY_TRY_VOID(resume_frozen(job));
+    out.resumed = true;
+    out.pause_s = seconds_since(job.frozen_at);
+  }
+  for (size_t i = 0; i < job.tree.size(); ++i) {
+    auto& member = job.tree[i];
+    const std::string& image_name = names[i];
+    auto img = capture::capture_pages(pending[i], out.resumed ? nullptr : &member.frozen);
     if (!img) return fail(img.error());
-    store::ManifestImage mi{spec.rank, image_name, 0, (*writer)->bytes_written()};
+    auto& writer = writers[i];
+    store::ManifestImage mi{spec.rank, image_name, 0, writer->bytes_written()};
     struct stat st {};
     if (::stat((spec.dir + "/" + image_name).c_str(), &st) == 0) mi.size = static_cast<uint64_t>(st.st_size);
     if (is_tree) {
@@ -86,7 +127,7 @@ Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec) {
   m.job = spec.job;
   m.generation = spec.generation;
   m.created_ns = now_ns();
-  m.pause_ns = static_cast<int64_t>(seconds_since(job.frozen_at) * 1e9);
+  m.pause_ns = static_cast<int64_t>((out.resumed ? out.pause_s : seconds_since(job.frozen_at)) * 1e9);
   m.duration_ns = static_cast<int64_t>(seconds_since(spec.started) * 1e9);
   struct utsname u {};
   if (::uname(&u) == 0) m.host = u.nodename;
@@ -136,6 +177,10 @@ Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const st
   spec.generation = gen;
   spec.self_flag_addr = req.self_flag_addr;
   spec.started = t0;
+  // No snapshot for --stop (the program must not run past the checkpoint) nor for a
+  // ferry_checkpoint() call (the program waits for the whole checkpoint anyway, on a futex
+  // that only a write while it is frozen wakes).
+  spec.snapshot = req.snapshot && !req.stop && !req.self_flag_addr && snapshot_allowed();
   auto dumped = dump_frozen(*frozen, spec);
   if (!dumped) return fail_frozen(dumped.error());
   auto committed = store.commit_generation(job.id, gen);
@@ -153,7 +198,7 @@ Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const st
     write_self_flag(*frozen, req.self_flag_addr, image::kSelfResumed);
     if (auto r = resume_frozen(*frozen); !r) return fail(r.error().wrap("resume job " + job.id));
   }
-  out.pause_s = seconds_since(frozen->frozen_at);
+  out.pause_s = dumped->resumed ? dumped->pause_s : seconds_since(frozen->frozen_at);
   out.total_s = seconds_since(t0);
   return out;
 }

@@ -24,6 +24,10 @@ namespace ferry::cli {
 
 struct CheckpointRequest {
   bool stop = false;                        // kill the process once the generation is committed
+  // Resume the job as soon as its state is captured into copy-on-write snapshots (its pages
+  // are written behind it); ignored with stop. FERRY_CHECKPOINT_SNAPSHOT=0 in the supervisor's
+  // environment turns it off.
+  bool snapshot = true;
   std::optional<uint64_t> self_flag_addr;   // a ferry_checkpoint() call waits on this word
 };
 
@@ -56,17 +60,25 @@ struct DumpSpec {
   uint64_t generation = 0;
   std::optional<uint64_t> self_flag_addr;  // recorded in the root's image
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  // Snapshot every process (capture::MemorySnapshot) and resume the job before the pages are
+  // written: dump_frozen then returns with the job running (DumpOutcome::resumed). Off for a
+  // coordinator's round, whose ranks must stay frozen until the round says so.
+  bool snapshot = false;
 };
 
 struct DumpOutcome {
   uint64_t memory_bytes = 0;  // pages and saved file contents
   uint64_t image_bytes = 0;   // bytes of the image files (manifest excluded)
   double seconds = 0;         // time spent in dump_frozen
+  bool resumed = false;       // spec.snapshot: the job was resumed once its state was captured
+  double pause_s = 0;         // freeze to resume (when resumed)
 };
 
 // Captures the root into rank-<rank>.h5 and every other process into proc-<pid>.h5, then
 // writes MANIFEST.json; every file and `dir` itself are fsynced before it returns. The job
-// stays frozen. On failure files already written stay in `dir` (the caller discards it).
+// stays frozen unless spec.snapshot (then it runs again once every process's snapshot is
+// taken, before the pages are written). On failure files already written stay in `dir` (the
+// caller discards it).
 Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec);
 // Lets every process continue (children after their parent).
 Result<void> resume_frozen(FrozenJob& job);

@@ -17,13 +17,20 @@
 //      /proc/PID/maps is read so the scratch area never appears in the image.
 //   4. maps + smaps -> memory plan (refusals of unsupported mappings; file hashes)
 //   5. process attributes (exe, argv, cwd, umask, personality, rlimits, mm fields, auxv)
-//   6. only now write: pages, then blobs; header; sink.finish(image)
+//   6. only now write: blobs and buffered pipe bytes, the metadata of the image
+//   7. with opts.snapshot: the pages a fork() does not snapshot (shared memory, MADV_DONTFORK,
+//      MADV_WIPEONFORK), then the copy-on-write snapshot (snapshot.hpp); capture_state() ends
+//      here and the caller may resume the process
+//   8. capture_pages(): the (remaining) pages, from the snapshot or the still frozen process;
+//      sink.finish(image); the snapshot is killed and reaped
 //   Pipes, shared descriptions (tree_fds.hpp) and exited children not yet reaped
 //   (zombies.hpp) join step 1; buffered pipe bytes, read there, are written in step 6.
 //   Timers, event fds, pending signals (timers.cpp, event_fds.cpp, pending_signals.cpp): their
 //   /proc reading and refusals join step 1; clocks, itimers and timer times are remote calls
 //   at the end of step 3; the signal queues are peeked right after.
 #include "capture.hpp"
+
+#include <optional>
 
 #include <elf.h>
 #include <fcntl.h>
@@ -52,6 +59,7 @@
 #include "ferry/common/unique_fd.hpp"
 #include "ns_ids.hpp"
 #include "proc/task.hpp"
+#include "snapshot.hpp"
 
 #ifndef FERRY_VERSION
 #define FERRY_VERSION "unknown"
@@ -263,8 +271,54 @@ Result<image::ProcessInfo> process_info(pid_t pid, const proc::Stat& st, const p
 
 }  // namespace
 
+struct PendingCapture::State {
+  pid_t pid = -1;
+  std::string who;
+  image::ImageSink* sink = nullptr;
+  uint64_t page_size = 4096;
+  detail::MemoryPlan plan;
+  image::ProcessImage img;              // all but the page runs (the sink fills them)
+  std::optional<MemorySnapshot> snap;
+  bool pause_pages_done = false;        // the fork_skips regions were streamed while frozen
+};
+
+PendingCapture::PendingCapture(std::unique_ptr<State> s) : s_(std::move(s)) {}
+PendingCapture::PendingCapture(PendingCapture&&) noexcept = default;
+PendingCapture& PendingCapture::operator=(PendingCapture&&) noexcept = default;
+PendingCapture::~PendingCapture() = default;
+bool PendingCapture::from_snapshot() const noexcept { return s_ && s_->snap.has_value(); }
+
 Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions& opts,
                                     image::ImageSink& sink) {
+  CaptureOptions o = opts;
+  o.snapshot = false;
+  FERRY_TRY(pending, capture_state(frozen, o, sink));
+  return capture_pages(pending, &frozen);
+}
+
+Result<image::ProcessImage> capture_pages(PendingCapture& pending, FrozenProcess* still_frozen) {
+  auto& st = *pending.s_;
+  Result<void> r;
+  if (st.snap) {
+    r = detail::stream_pages(st.snap->tracee(), st.snap->pid(), st.plan, st.page_size, *st.sink,
+                             detail::PageSelect::forked);
+  } else if (!still_frozen) {
+    r = fail(errc::process_gone, "the process was resumed before its pages were saved");
+  } else {
+    r = detail::stream_pages(still_frozen->leader(), st.pid, st.plan, st.page_size, *st.sink,
+                             st.pause_pages_done ? detail::PageSelect::forked : detail::PageSelect::all);
+  }
+  if (!r) return fail(r.error().wrap("save memory of " + st.who));
+  if (st.snap) {
+    if (auto d = st.snap->discard(still_frozen); !d) return fail(d.error().wrap("checkpoint " + st.who));
+    st.snap.reset();
+  }
+  if (auto f = st.sink->finish(st.img); !f) return fail(f.error().wrap("finish image of " + st.who));
+  return std::move(st.img);
+}
+
+Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions& opts,
+                                     image::ImageSink& sink) {
   const pid_t pid = frozen.pid();
   const std::string who = "process " + std::to_string(pid);
   ptrace::Tracee& t = frozen.leader();
@@ -362,21 +416,24 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
     vdso_hash = hash::xxh3_128_hex(vdso);
   }
 
-  // 6. Write.
-  if (auto r = detail::stream_pages(t, pid, plan, page_size, sink); !r)
-    return fail(r.error().wrap("save memory of " + who));
+  // 6. Write what must come from the frozen process itself: saved file contents, pipe bytes.
   auto blob_ids = detail::stream_blobs(pid, blobs, sink);
   if (!blob_ids) return fail(blob_ids.error().wrap("save file contents of " + who));
   auto pipes = detail::stream_pipes(*tree_fds, sink);
   if (!pipes) return fail(pipes.error().wrap("save buffered pipe bytes of " + who));
 
-  image::ProcessImage img;
+  auto state = std::make_unique<PendingCapture::State>();
+  state->pid = pid;
+  state->who = who;
+  state->sink = &sink;
+  state->page_size = page_size;
+  image::ProcessImage& img = state->img;
   img.process = std::move(info);
   for (auto& rp : plan.regions) {
     if (rp.region.blob >= 0) rp.region.blob = (*blob_ids)[static_cast<size_t>(rp.region.blob)];
-    img.regions.push_back(std::move(rp.region));
+    img.regions.push_back(rp.region);
   }
-  img.mapped_files = std::move(plan.mapped_files);
+  img.mapped_files = plan.mapped_files;
   img.signals = std::move(inj.signals);
   for (auto& f : fds) {
     if (f.blob >= 0) f.blob = (*blob_ids)[static_cast<size_t>(f.blob)];
@@ -428,8 +485,16 @@ Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions&
   if (!img.zombies.empty()) h.record_kinds |= image::kRecZombies;
   if (!img.shared_fds.empty()) h.record_kinds |= image::kRecSharedFds;
 
-  if (auto r = sink.finish(img); !r) return fail(r.error().wrap("finish image of " + who));
-  return img;
+  state->plan = std::move(plan);
+  // 7. With a snapshot: the pages a fork does not copy now, then the fork. Without one (or if
+  // the fork fails) capture_pages() reads the frozen process.
+  if (opts.snapshot) {
+    if (auto r = detail::stream_pages(t, pid, state->plan, page_size, sink, detail::PageSelect::fork_skips); !r)
+      return fail(r.error().wrap("save shared memory of " + who));
+    state->pause_pages_done = true;
+    if (auto snap = MemorySnapshot::take(frozen)) state->snap.emplace(std::move(*snap));
+  }
+  return PendingCapture(std::move(state));
 }
 
 }  // namespace ferry::capture

@@ -83,7 +83,37 @@ struct CaptureOptions {
   // The caller freezes and captures the process's children too (a process tree, see
   // cli/take_checkpoint.cpp); otherwise a process with children is refused.
   bool allow_children = false;
+  // capture_state() forks a copy-on-write snapshot (snapshot.hpp) so the process can be
+  // resumed before its private pages are written.
+  bool snapshot = false;
 };
+
+// A capture split in two: capture_state() while the process is frozen, then capture_pages().
+class PendingCapture {
+public:
+  struct State;
+  explicit PendingCapture(std::unique_ptr<State> s);
+  PendingCapture(PendingCapture&&) noexcept;
+  PendingCapture& operator=(PendingCapture&&) noexcept;
+  ~PendingCapture();  // discards a snapshot not used
+  // The private pages will be read from a snapshot: the process may be resumed now.
+  bool from_snapshot() const noexcept;
+
+private:
+  friend Result<image::ProcessImage> capture_pages(PendingCapture&, FrozenProcess*);
+  std::unique_ptr<State> s_;
+};
+
+// Everything but the private page bytes, from the frozen process: the same refusals and
+// records as capture(), blob and pipe bytes, and (opts.snapshot) the pages a fork does not
+// snapshot, then the snapshot itself. Without opts.snapshot, or when the fork fails,
+// from_snapshot() is false and capture_pages() needs the process still frozen.
+Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions& opts,
+                                     image::ImageSink& sink);
+// Streams the remaining pages (from the snapshot, or from `still_frozen`), calls
+// sink.finish(image), discards the snapshot and returns the image. still_frozen: the
+// process if it was not resumed meanwhile, else nullptr.
+Result<image::ProcessImage> capture_pages(PendingCapture& pending, FrozenProcess* still_frozen);
 
 // Fills a complete image::ProcessImage, streams page and blob bytes into sink, calls
 // sink.finish(image) and returns the image. Everything ferry cannot checkpoint yet (child
@@ -93,6 +123,7 @@ struct CaptureOptions {
 // x32 processes, SysV shm, mappings of deleted files) is refused with errc::unsupported BEFORE
 // anything is written to the sink or injected into the process. On any error the process is
 // still frozen and unharmed; the caller resumes it (or lets the destructor do so).
+// capture() = capture_state() + capture_pages() with the process frozen throughout.
 Result<image::ProcessImage> capture(FrozenProcess& frozen, const CaptureOptions& opts,
                                     image::ImageSink& sink);
 

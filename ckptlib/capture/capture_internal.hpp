@@ -52,6 +52,9 @@ Result<std::vector<image::Pipe>> stream_pipes(const TreeFdPlan& tree, image::Ima
 struct RegionPlan {
   image::Region region;
   bool save_pages = false;
+  // A fork() child does not hold this region's pages as they are now (MAP_SHARED memory,
+  // MADV_DONTFORK, MADV_WIPEONFORK): with a snapshot they are copied while still frozen.
+  bool fork_skips = false;
   proc::SavePolicy policy = proc::SavePolicy::present_or_swapped;
 };
 
@@ -66,9 +69,14 @@ struct MemoryPlan {
 Result<MemoryPlan> plan_memory(pid_t pid, const std::vector<proc::MapEntry>& maps,
                                const std::vector<proc::SmapsEntry>& smaps, BlobTable& blobs);
 
-// Streams the pages of every region that has save_pages into sink.
+// Which regions stream_pages reads.
+enum class PageSelect { all, fork_skips, forked };
+
+// Streams the pages of every selected region that has save_pages into sink, reading process
+// pid (the frozen process, or its snapshot; t is the tracee of that process).
 Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& plan,
-                          uint64_t page_size, image::ImageSink& sink);
+                          uint64_t page_size, image::ImageSink& sink,
+                          PageSelect select = PageSelect::all);
 
 // Streams each blob; returns the sink's blob id for each BlobTable index.
 Result<std::vector<int32_t>> stream_blobs(pid_t pid, const BlobTable& blobs, image::ImageSink& sink);

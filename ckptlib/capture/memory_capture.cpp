@@ -16,6 +16,8 @@
 //           with process_vm_readv into an 8 MiB buffer (up to 1024 iovecs per call) and handed
 //           to the sink in page-aligned pieces. Pages process_vm_readv cannot read (PROT_NONE
 //           with contents) are read through /proc/PID/mem, which reads with FOLL_FORCE.
+//           With a snapshot (snapshot.hpp) the regions a fork does not copy (fork_skips) are
+//           streamed from the frozen process first, the others later from the snapshot.
 //           In anonymous regions (private, heap, stack, shared anon) a page that is all zeros
 //           is not handed to the sink: restore leaves it to the kernel's fresh zero-filled
 //           memory, exactly as for a page that was never touched (schema 1.3). The test stops
@@ -84,7 +86,11 @@ Result<MemoryPlan> plan_memory(pid_t pid, const std::vector<proc::MapEntry>& map
   MemoryPlan plan;
   std::map<std::pair<uint64_t, uint64_t>, int32_t> file_index;  // (dev, ino) -> mapped_files
   std::map<uint64_t, uint64_t> anon_bytes;                      // VMA start -> smaps Anonymous
-  for (const auto& s : smaps) anon_bytes[s.start] = s.anonymous;
+  std::map<uint64_t, bool> not_forked;                          // VMA start -> dc or wf
+  for (const auto& s : smaps) {
+    anon_bytes[s.start] = s.anonymous;
+    not_forked[s.start] = s.dontcopy || s.wipeonfork;
+  }
 
   for (const auto& m : maps) {
     auto refuse = [&](const std::string& why) {
@@ -92,6 +98,7 @@ Result<MemoryPlan> plan_memory(pid_t pid, const std::vector<proc::MapEntry>& map
                                          hexaddr(m.end) + " '" + m.name + "' " + why);
     };
     RegionPlan rp;
+    rp.fork_skips = m.shared || not_forked[m.start];
     image::Region& r = rp.region;
     r.start = m.start;
     r.end = m.end;
@@ -322,11 +329,13 @@ private:
 }  // namespace
 
 Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& plan,
-                          uint64_t page_size, image::ImageSink& sink) {
+                          uint64_t page_size, image::ImageSink& sink, PageSelect select) {
   FERRY_TRY(pm, proc::Pagemap::open(pid));
   PageStreamer streamer(t, pid, sink);
   for (const auto& rp : plan.regions) {
     if (!rp.save_pages) continue;
+    if (select == PageSelect::fork_skips && !rp.fork_skips) continue;
+    if (select == PageSelect::forked && rp.fork_skips) continue;
     FERRY_TRY(runs, proc::scan_runs(pm, rp.region.start, rp.region.end, page_size, rp.policy));
     using K = image::RegionKind;
     K k = rp.region.kind;

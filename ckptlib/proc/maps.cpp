@@ -149,6 +149,13 @@ Result<std::vector<SmapsEntry>> parse_smaps(std::string_view text) {
     size_t colon = line.find(':');
     if (colon == std::string_view::npos) return;
     std::string_view key = line.substr(0, colon), rest = line.substr(colon + 1);
+    if (key == "VmFlags") {
+      for (std::string_view f = next_field(rest); !f.empty(); f = next_field(rest)) {
+        out.back().dontcopy |= f == "dc";
+        out.back().wipeonfork |= f == "wf";
+      }
+      return;
+    }
     uint64_t* slot = key == "Rss" ? &out.back().rss
                      : key == "Anonymous" ? &out.back().anonymous
                      : key == "Swap" ? &out.back().swap

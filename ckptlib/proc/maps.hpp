@@ -44,6 +44,8 @@ Result<std::vector<MapEntry>> read_maps(pid_t pid);
 struct SmapsEntry {
   uint64_t start = 0, end = 0;
   uint64_t rss = 0, anonymous = 0, swap = 0;
+  bool dontcopy = false;    // VmFlags "dc": MADV_DONTFORK, a fork() child lacks the region
+  bool wipeonfork = false;  // VmFlags "wf": MADV_WIPEONFORK, a fork() child sees zeros
 };
 Result<std::vector<SmapsEntry>> parse_smaps(std::string_view text);
 Result<std::vector<SmapsEntry>> read_smaps(pid_t pid);
