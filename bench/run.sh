@@ -137,6 +137,8 @@ one_run() {
     stop_pid "$lpid" 0; fail_run "$size/$wl" "$run" "ferry checkpoint failed" "$ctl"; return 1
   fi
   t1=$(now_ns); local ckpt_s; ckpt_s=$(secs "$t0" "$t1")
+  # the program's pause as ferry reports it ("process paused X s")
+  local pause_s; pause_s=$(sed -n 's/.*process paused \([0-9.]*\) s.*/\1/p' "$ctl/ckpt.err" | head -1)
   local image_bytes; image_bytes=$(du -sb "$home/jobs" | awk '{ print $1 }')
   # baseline for the restart figure: reading the image files once (page cache as restart sees it)
   t0=$(now_ns); cat "$home"/jobs/1/gen-*/*.h5 >/dev/null; t1=$(now_ns)
@@ -167,7 +169,26 @@ one_run() {
   stop_pid "$rpid" 60
   if [ "${hostpid:-0}" -gt 1 ] && kill -0 "$hostpid" 2>/dev/null; then kill -KILL "$hostpid" 2>/dev/null || true; fi
   if [ "$verdict" != OK ]; then fail_run "$size/$wl" "$run" "restored memory has a WRONG checksum" "$ctl"; return 1; fi
-  echo "$ckpt_s $verify_s $(secs "$t0" "$t_run") $(secs "$t0" "$t1") $image_bytes $read_s" >>"$WORK/results-$size-$wl"
+  echo "$ckpt_s $verify_s $(secs "$t0" "$t_run") $(secs "$t0" "$t1") $image_bytes $read_s ${pause_s:--1}" >>"$WORK/results-$size-$wl"
+  rm -rf "$home"
+}
+
+# full_pause SIZE WORKLOAD: appends the pause of one checkpoint taken without a snapshot
+# (FERRY_CHECKPOINT_SNAPSHOT=0: the program stopped for the whole write, the old behaviour) to
+# $WORK/fullpause-SIZE-WORKLOAD
+full_pause() {
+  local size=$1 wl=$2 ctl=$WORK/ctl-$1-$2-full home=$WORK/store-$1-$2-full
+  mkdir -p "$ctl"
+  FERRY_CHECKPOINT_SNAPSHOT=0 "$FERRY" launch --store "$home" --name bench -- "$MEMHOG" "$size" "$ctl" "$wl" \
+    >"$ctl/launch.out" 2>"$ctl/launch.err" &
+  local lpid=$!; PIDS+=("$lpid")
+  wait_for exists "$ctl/ready" 900 || { stop_pid "$lpid" 0; return 1; }
+  sync
+  if "$FERRY" checkpoint --store "$home" bench >"$ctl/ckpt.out" 2>"$ctl/ckpt.err"; then
+    sed -n 's/.*process paused \([0-9.]*\) s.*/\1/p' "$ctl/ckpt.err" | head -1 >>"$WORK/fullpause-$size-$wl"
+  fi
+  touch "$ctl/exit-request"
+  stop_pid "$lpid" 60
   rm -rf "$home"
 }
 
@@ -205,6 +226,7 @@ for size in ${SIZES//,/ }; do
     for wl in ${WORKLOADS//,/ }; do
       echo "size $size MiB $wl run $run/$runs ..." >&2
       one_run "$size" "$wl" "$run" || true
+      if [ "$run" = 1 ]; then full_pause "$size" "$wl" || true; fi
     done
   done
   dd_s=$(echo "$dd_times" | median); pop_s=$(echo "$pop_times" | median)
@@ -219,9 +241,11 @@ for size in ${SIZES//,/ }; do
     col() { awk -v c="$1" '{ printf "%s ", $c }' "$res" | median; }
     firstpass() { awk '{ printf "%.3f ", $4 - $3 }' "$res" | median; }
     ckpt_s=$(col 1); verify_s=$(col 2); run_s=$(col 3); restart_s=$(col 4); img=$(col 5); read_s=$(col 6)
+    pause_s=$(col 7); full_s=$(cat "$WORK/fullpause-$size-$wl" 2>/dev/null | head -1); full_s=${full_s:--}
     fp_s=$(firstpass)
-    rows+=("$(printf '%6s %-6s | %7s %6s %5s | %5s | %6s %6s %6s %6s | %6s %5s | %6s %6s %5s | %7s | %s/%s' \
+    rows+=("$(printf '%6s %-6s | %7s %6s %5s | %6s %6s %5s | %5s | %6s %6s %6s %6s | %6s %5s | %6s %6s %5s | %7s | %s/%s' \
       "$size" "$wl" "$ckpt_s" "$(gbps "$size" "$ckpt_s")" "$(ratio "$ckpt_s" "$dd_s")" \
+      "$pause_s" "$full_s" "$(ratio "$pause_s" "$full_s")" \
       "$(ratio "$img" "$(( size * 1048576 ))")" \
       "$dd_s" "$read_s" "$pop_s" "$thp_s" \
       "$run_s" "$(ratio "$run_s" "$(awk -v a="$read_s" -v b="$pop_s" 'BEGIN { print a + b }')")" \
@@ -231,12 +255,14 @@ for size in ${SIZES//,/ }; do
     "$size" "" "$pop_s" "$pass_s" "$(ratio "$pass_s" "$(awk '{ printf "%s ", $2 }' "$WORK"/results-"$size"-* 2>/dev/null | median)")")")
 done
 
-echo "   MiB wkload |  ckpt s   GB/s   /dd | img/  |   dd s  read s  pop s thppop |  run s  /r+p  | 1stpass  orig  ratio | verified | runs ok"
-echo "              |                      |  mem  |                             |               |                      |    s     |"
-echo "--------------+----------------------+-------+-----------------------------+---------------+----------------------+----------+--------"
+echo "   MiB wkload |  ckpt s   GB/s   /dd | pause  full  /full | img/  |   dd s  read s  pop s thppop |  run s  /r+p  | 1stpass  orig  ratio | verified | runs ok"
+echo "              |                      |   s      s         |  mem  |                             |               |                      |    s     |"
+echo "--------------+----------------------+---------------------+-------+-----------------------------+---------------+----------------------+----------+--------"
 for r in "${rows[@]}"; do echo "$r"; done
 echo
 echo "ckpt: \`ferry checkpoint\` wall time (committed and durable); /dd: ckpt time / dd time"
+echo "pause: how long the program was stopped (ferry's report; copy-on-write snapshot); full: the pause"
+echo "  of one checkpoint of the same memory without snapshot (FERRY_CHECKPOINT_SNAPSHOT=0, whole write)"
 echo "dd: dd if=/dev/zero bs=1M count=MiB conv=fsync to the store's disk; img/mem: image bytes / memory bytes"
 echo "read: cat of the image files (page cache as the restart finds it); pop: MADV_POPULATE_WRITE of"
 echo "  MiB fresh 4 KiB pages; thppop: the same in 2 MiB pages (bench/populate.c)"
