@@ -100,8 +100,9 @@ Result<void> restore_posix_timers(ChildBuilder& b, const image::ProcessImage& im
 
 Result<void> restore_timers_and_signals(ChildBuilder& b, const image::ProcessImage& img,
                                         std::vector<ptrace::Tracee>& others) {
-  // 1. live ids
+  // 1. live ids, and which tracee runs each thread (to send a thread its own signals)
   std::map<int32_t, int32_t> live_tid;
+  std::map<int32_t, ptrace::Tracee*> tracee_of;  // image tid -> thread (absent: the leader)
   FERRY_TRY(tgid, b.call("getpid", SYS_getpid));
   FERRY_TRY(leader_tid, b.call("gettid", SYS_gettid));
   live_tid[img.threads[0].tid] = static_cast<int32_t>(leader_tid);
@@ -109,6 +110,7 @@ Result<void> restore_timers_and_signals(ChildBuilder& b, const image::ProcessIma
     FERRY_TRY(r, call_in(others[i], b.gadget(), SYS_gettid, {}));
     if (is_err(r)) return fail(Error::from_errno("gettid in thread " + std::to_string(others[i].tid()), static_cast<int>(-r)));
     live_tid[img.threads[i + 1].tid] = static_cast<int32_t>(r);
+    tracee_of[img.threads[i + 1].tid] = &others[i];
   }
   // 2. itimers
   for (const auto& it : img.itimers) {
@@ -128,16 +130,24 @@ Result<void> restore_timers_and_signals(ChildBuilder& b, const image::ProcessIma
     const std::string what = "re-queue pending signal " + std::to_string(p.signo) +
                              (p.tid == 0 ? std::string(" of the process") : " of thread " + std::to_string(p.tid));
     FERRY_TRY(at, b.put(std::as_bytes(std::span(p.siginfo)), 256));
-    // Always from the leader: the kernel accepts any si_code (SI_USER, SI_TKILL, ...) only
-    // when the caller's own id is the target tgid, which holds for the leader alone.
+    // The kernel accepts any si_code (SI_USER, SI_TKILL, ...) only when the caller is the
+    // target itself: rt_sigqueueinfo(tgid) from the leader (tid == tgid), and
+    // rt_tgsigqueueinfo(tgid, tid) from thread tid.
     if (p.tid == 0) {
       FERRY_TRY_VOID(b.call(what, SYS_rt_sigqueueinfo, {tgid, static_cast<uint64_t>(p.signo), at}));
       continue;
     }
     auto t = live_tid.find(p.tid);
     if (t == live_tid.end()) return fail(errc::image_corrupt, what + ": no such thread in the image");
-    FERRY_TRY_VOID(b.call(what, SYS_rt_tgsigqueueinfo, {tgid, static_cast<uint64_t>(t->second),
-                                                       static_cast<uint64_t>(p.signo), at}));
+    const std::initializer_list<uint64_t> args = {tgid, static_cast<uint64_t>(t->second),
+                                                  static_cast<uint64_t>(p.signo), at};
+    auto thread = tracee_of.find(p.tid);
+    if (thread == tracee_of.end()) {
+      FERRY_TRY_VOID(b.call(what, SYS_rt_tgsigqueueinfo, args));
+      continue;
+    }
+    FERRY_TRY(r, call_in(*thread->second, b.gadget(), SYS_rt_tgsigqueueinfo, args));
+    if (is_err(r)) return fail(Error::from_errno(what, static_cast<int>(-r)));
   }
   return {};
 }
