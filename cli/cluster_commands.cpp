@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <iomanip>
 #include <iostream>
 
 #include "coordinator_client.hpp"
@@ -92,7 +93,8 @@ int cluster_checkpoint(const std::string& address, const std::string& job, bool 
     return exit_for_reply(r->code, r->message);
   }
   std::cout << "generation " << r->generation << " committed\n";
-  std::cerr << "ferry: job " << job << ": " << (r->bytes >> 20) << " MiB of images, committed in "
+  std::cerr << "ferry: job " << job << ": " << std::fixed << std::setprecision(1)
+            << static_cast<double>(r->bytes) / (1 << 20) << " MiB of images, committed in " << std::setprecision(2)
             << static_cast<double>(r->duration_ns) / 1e9 << " s" << (stop ? "; job stopped" : "") << "\n";
   return 0;
 }
