@@ -22,6 +22,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 
@@ -108,7 +110,14 @@ Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec) {
     auto& member = job.tree[i];
     const std::string& image_name = names[i];
     auto img = capture::capture_pages(pending[i], out.resumed ? nullptr : &member.frozen);
-    if (!img) return fail(img.error());
+    if (!img) {
+      // The snapshot lives in the job's PID namespace: when the job ends during the write,
+      // the namespace ends and takes the snapshot with it.
+      if (out.resumed && ::kill(member.frozen.pid(), 0) != 0 && errno == ESRCH)
+        return fail(errc::not_found, "the job ended while its checkpoint was being written (" +
+                                         img.error().message() + "); nothing was committed");
+      return fail(img.error());
+    }
     auto& writer = writers[i];
     store::ManifestImage mi{spec.rank, image_name, 0, writer->bytes_written()};
     struct stat st {};
