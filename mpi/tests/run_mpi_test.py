@@ -4,8 +4,8 @@
 (ferry-mpirun-plain), and judges the pair:
 
   same-output  both succeed, every rank printed PASS, and the sorted output lines are equal
-  maps         through the proxies, the only MPI library mapped in the application is ferry's
-               libmpi.so.40, and it holds no socket and runs one thread; under plain mpirun,
+  maps         through the proxies, the only MPI libraries mapped in the application are ferry's
+               (libmpi.so.40, and libmpi_mpifh.so.40 for a Fortran program), and it holds no socket and runs one thread; under plain mpirun,
                Open MPI's library, sockets and threads are there (so the check can fail)
   abort        both end with the same status, 3 (MPI_Abort(MPI_COMM_WORLD, 3))
   crash        both end with the same status, 139 (a rank killed by SIGSEGV)
@@ -120,11 +120,21 @@ def main():
         ours = [p for p in mapped if p.endswith("libmpi.so.40")]
         if len(ours) < a.np:
             return fail("ferry's libmpi.so.40 is not mapped in every rank", runs)
-        # The program must reach predefined handles through copy relocations (default PIE), the
-        # case where the handle is the address of the executable's copy of ferry's object.
-        relocs = subprocess.run(["readelf", "-rW", program[0]], capture_output=True, text=True).stdout
-        if "R_X86_64_COPY" not in relocs or "ompi_mpi_comm_world" not in relocs:
-            return fail("the test program has no copy relocation of ompi_mpi_comm_world", runs)
+        dynamic = subprocess.run(["readelf", "-dW", program[0]], capture_output=True, text=True).stdout
+        if "libmpi_mpifh.so.40" in dynamic:
+            # Fortran: ferry's libmpi_mpifh.so.40 serves the calls, and the sentinels it compares
+            # against (MPI_IN_PLACE...) are the executable's own common blocks.
+            if sum(1 for p in mapped if p.endswith("libmpi_mpifh.so.40")) < a.np:
+                return fail("ferry's libmpi_mpifh.so.40 is not mapped in every rank", runs)
+            syms = subprocess.run(["nm", "-D", program[0]], capture_output=True, text=True).stdout
+            if not any(l.split()[-2:] == ["B", "mpi_fortran_in_place_"] for l in syms.splitlines()):
+                return fail("the Fortran test program does not define the mpi_fortran_in_place_ common block", runs)
+        else:
+            # The program must reach predefined handles through copy relocations (default PIE), the
+            # case where the handle is the address of the executable's copy of ferry's object.
+            relocs = subprocess.run(["readelf", "-rW", program[0]], capture_output=True, text=True).stdout
+            if "R_X86_64_COPY" not in relocs or "ompi_mpi_comm_world" not in relocs:
+                return fail("the test program has no copy relocation of ompi_mpi_comm_world", runs)
         print(f"PASS: only {sorted(set(ours))} mapped, no socket, one thread; plain mpirun maps "
               f"{len(set(real))} MPI files, sockets {counts(plain[1], 'sockets')}, threads {counts(plain[1], 'threads')}")
         return 0

@@ -30,7 +30,6 @@ struct LhStatus {
   int tag = 0;
   int error = 0;
   std::uint64_t bytes = 0;
-  bool cancelled = false;  // a receive cancelled by MPI_Cancel (MPI_Test_cancelled)
 };
 
 struct Span {
