@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Collectives. Each one bumps its communicator's collective sequence number before it starts,
 // so the drain protocol can bring every member of every communicator to the same number.
+// Buffers go through buffers.hpp (a derived datatype's data is packed into a contiguous buffer of
+// a predefined type; a block of `count` elements is then a block of the packed count). Reductions
+// with a user-defined operation go to user_reduce() (user_ops.hpp), which runs the operation in
+// the application.
+#include "buffers.hpp"
 #include "state.hpp"
+#include "user_ops.hpp"
 
 using namespace ferry::mpi;
 
@@ -18,7 +24,9 @@ FERRY_MPI_FUNCTION(int, Bcast, (void* buffer, int count, MPI_Datatype datatype, 
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
   count_collective(c);
-  check(fn, lower_for(fn).bcast({buffer, span_bytes(t, count)}, count, t->lh, root, c->lh));
+  RecvBuffer b = recv_buffer(buffer, count, t, /*fill=*/true);
+  check(fn, lower_for(fn).bcast(b.span, b.count, b.type, root, c->lh));
+  b.finish(b.span.bytes);
   return MPI_SUCCESS;
 }
 
@@ -32,8 +40,18 @@ FERRY_MPI_FUNCTION(int, Reduce, (const void* sendbuf, void* recvbuf, int count, 
   const void* in = sendbuf == MPI_IN_PLACE ? nullptr : sendbuf;
   if (in == nullptr && !i_am_root) fatal(fn, "MPI_IN_PLACE off the root (MPI_ERR_BUFFER)");
   count_collective(c);
-  check(fn, lower_for(fn).reduce(in, {recvbuf, span_bytes(t, count)}, count, t->lh, o->lh, root, c->lh,
-                                 i_am_root));
+  if (is_user_op(o)) return user_reduce(fn, ReduceKind::reduce, in, recvbuf, count, nullptr, t, o, root, c);
+  if (!i_am_root) {  // the output is not significant here: only its size (the input's) travels
+    SendBuffer sb = send_buffer(in, count, t);
+    check(fn, lower_for(fn).reduce(sb.span.data, {nullptr, sb.span.bytes}, sb.count, sb.type, o->lh, root, c->lh,
+                                   false));
+    return MPI_SUCCESS;
+  }
+  RecvBuffer rb = recv_buffer(recvbuf, count, t, /*fill=*/in == nullptr);
+  SendBuffer sb = in == nullptr ? SendBuffer{} : send_buffer(in, count, t);
+  check(fn, lower_for(fn).reduce(in == nullptr ? nullptr : sb.span.data, rb.span, rb.count, rb.type, o->lh, root,
+                                 c->lh, true));
+  rb.finish(rb.span.bytes);
   return MPI_SUCCESS;
 }
 
@@ -45,7 +63,12 @@ FERRY_MPI_FUNCTION(int, Allreduce, (const void* sendbuf, void* recvbuf, int coun
   OpRecord* o = op_arg(fn, op);
   const void* in = sendbuf == MPI_IN_PLACE ? nullptr : sendbuf;
   count_collective(c);
-  check(fn, lower_for(fn).allreduce(in, {recvbuf, span_bytes(t, count)}, count, t->lh, o->lh, c->lh));
+  if (is_user_op(o)) return user_reduce(fn, ReduceKind::allreduce, in, recvbuf, count, nullptr, t, o, 0, c);
+  RecvBuffer rb = recv_buffer(recvbuf, count, t, /*fill=*/in == nullptr);
+  SendBuffer sb = in == nullptr ? SendBuffer{} : send_buffer(in, count, t);
+  check(fn, lower_for(fn).allreduce(in == nullptr ? nullptr : sb.span.data, rb.span, rb.count, rb.type, o->lh,
+                                    c->lh));
+  rb.finish(rb.span.bytes);
   return MPI_SUCCESS;
 }
 
@@ -61,6 +84,8 @@ int gather_like(const char* fn, GatherKind kind, const void* sendbuf, int sendco
   bool i_am_root = !rooted || c->rank == root;
   std::size_t n = static_cast<std::size_t>(c->size);
   CollectiveBuffers b;
+  SendBuffer sb;
+  RecvBuffer rb;
   bool send_matters = kind != GatherKind::scatter || i_am_root;
   bool recv_matters = kind != GatherKind::gather || i_am_root;
   if (send_matters && sendbuf == MPI_IN_PLACE) {
@@ -68,20 +93,23 @@ int gather_like(const char* fn, GatherKind kind, const void* sendbuf, int sendco
     b.in_place = true;
   } else if (send_matters) {
     DatatypeRecord* t = type_arg(fn, sendtype);
-    std::size_t blocks = (kind == GatherKind::scatter || kind == GatherKind::alltoall) ? n : 1;
-    b.send = {sendbuf, span_bytes(t, sendcount) * blocks};
-    b.send_count = sendcount;
-    b.send_type = t->lh;
+    int blocks = (kind == GatherKind::scatter || kind == GatherKind::alltoall) ? static_cast<int>(n) : 1;
+    sb = send_buffer(sendbuf, sendcount * blocks, t);
+    b.send = sb.span;
+    b.send_count = sb.count / blocks;
+    b.send_type = sb.type;
   }
   if (recv_matters && recvbuf == MPI_IN_PLACE) {
     if (kind != GatherKind::scatter || !i_am_root) fatal(fn, "MPI_IN_PLACE as the receive buffer here (MPI_ERR_BUFFER)");
     b.in_place = true;
   } else if (recv_matters) {
     DatatypeRecord* t = type_arg(fn, recvtype);
-    std::size_t blocks = kind == GatherKind::scatter ? 1 : n;
-    b.recv = {recvbuf, span_bytes(t, recvcount) * blocks};
-    b.recv_count = recvcount;
-    b.recv_type = t->lh;
+    int blocks = kind == GatherKind::scatter ? 1 : static_cast<int>(n);
+    // In place, the receive buffer also carries input (a gather root's block, allgather/alltoall).
+    rb = recv_buffer(recvbuf, recvcount * blocks, t, /*fill=*/b.in_place);
+    b.recv = rb.span;
+    b.recv_count = rb.count / blocks;
+    b.recv_type = rb.type;
   }
   // In place, allgather/alltoall take their input from the receive buffer.
   if (b.in_place && (kind == GatherKind::allgather || kind == GatherKind::alltoall) && b.recv.data == nullptr) {
@@ -89,6 +117,7 @@ int gather_like(const char* fn, GatherKind kind, const void* sendbuf, int sendco
   }
   count_collective(c);
   check(fn, lower_for(fn).gather_like(kind, b, root, c->lh));
+  if (b.recv.data != nullptr) rb.finish(rb.span.bytes);
   return MPI_SUCCESS;
 }
 

@@ -30,6 +30,7 @@ struct LhStatus {
   int tag = 0;
   int error = 0;
   std::uint64_t bytes = 0;
+  bool cancelled = false;  // a receive cancelled by MPI_Cancel (MPI_Test_cancelled)
 };
 
 struct Span {

@@ -15,6 +15,8 @@
 
 namespace ferry::mpi {
 
+struct RecvBuffer;  // buffers.hpp
+
 enum class Kind : std::uint32_t {
   comm = 1,
   datatype,
@@ -66,12 +68,14 @@ struct OpRecord {
   LhId lh;
 };
 
-// An outstanding nonblocking operation. Everything needed to re-post a pending receive at a
-// restart is here (buffer, count, type, peer, tag, communicator).
+// An outstanding nonblocking operation. The lower half keeps what a restart needs to re-post it
+// (the proxy's RequestEntry); the upper half keeps where its data goes: `staged` (owned) is the
+// receive buffer (buffers.hpp) the lower half writes at completion, for a receive and for a
+// nonblocking collective that returns data; RecvBuffer::finish() runs then.
 struct RequestRecord {
   RecordHeader header;
   LhId lh;
-  bool receive;
+  bool receive;       // a point-to-point receive (counted when it completes from a real source)
   CommRecord* comm;
   DatatypeRecord* type;
   void* buffer;
@@ -79,6 +83,9 @@ struct RequestRecord {
   std::int32_t count;
   std::int32_t peer;
   std::int32_t tag;
+  RecvBuffer* staged;  // owned; nullptr for a send or Ibarrier
+  bool collective;     // Ibarrier/Ibcast/Iallreduce
+  bool bsend;          // the request of an MPI_Bsend (buffered-send accounting: p2p_more_calls.cpp)
 };
 
 // Handles of kinds the layer does not implement yet only need to be recognisable.

@@ -72,7 +72,7 @@ void set_status(MPI_Status* status, const LhStatus& st) {
   status->MPI_SOURCE = st.source;
   status->MPI_TAG = st.tag;
   status->MPI_ERROR = st.error;
-  status->_cancelled = 0;
+  status->_cancelled = st.cancelled ? 1 : 0;
   status->_ucount = st.bytes;
 }
 
