@@ -1,22 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// The agent's Boost.Log set-up and one call to emit a line. Every line carries the severity,
-// the channel (agent.link, agent.ranks, agent.round, ...) and the context node, job, rank and
-// generation ("-" where one does not apply), so `grep 'job=7 '` finds a job's history:
+// The agent's log lines (format and sinks: common/daemon_log). Every line carries the channel
+// (agent.link, agent.ranks, agent.round, ...) and the context job, node (this agent's),
+// rank and generation, so `grep 'job=7 '` finds a job's history:
 //
-//   2026-11-27 09:40:01.123 info  agent.round node=n1 job=7 rank=1 gen=3: dump ok 8413096 bytes
-//
-// Sinks: the log file (every severity from the configured minimum) and stderr (warning and
-// above). Levels: error = the operation failed; warning = degraded but continuing; info =
-// state transitions; debug = details. (Same format as the coordinator's coordinator/log.hpp.)
+//   2026-11-27 09:40:01.123 info  agent.round job=7 node=n1 rank=1 gen=3: dump ok 8413096 bytes
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
+#include "daemon_log.hpp"
+
 namespace ferry::agent {
 
-enum class Severity { debug, info, warning, error };
+using Severity = daemon_log::Severity;
 
 struct LogCtx {
   std::string job;

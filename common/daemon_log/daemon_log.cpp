@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Boost.Log sinks and the line format of the coordinator (see log.hpp).
-#include "log.hpp"
+// Boost.Log sinks and the line format of the daemons (see daemon_log.hpp).
+#include "daemon_log.hpp"
 
 #include <boost/core/null_deleter.hpp>
-#include <boost/log/attributes/constant.hpp>
 #include <boost/log/core.hpp>
 #include <boost/log/expressions.hpp>
 #include <boost/log/sinks/sync_frontend.hpp>
@@ -17,7 +16,7 @@
 #include <iostream>
 #include <stdexcept>
 
-namespace ferry::coord {
+namespace ferry::daemon_log {
 namespace logging = boost::log;
 namespace expr = boost::log::expressions;
 namespace sinks = boost::log::sinks;
@@ -51,43 +50,49 @@ auto line_format() {
                       << a_context << ": " << expr::smessage;
 }
 
+using Sink = sinks::synchronous_sink<sinks::text_ostream_backend>;
+
+void add_sink(boost::shared_ptr<std::ostream> stream, Severity min) {
+  auto backend = boost::make_shared<sinks::text_ostream_backend>();
+  backend->add_stream(std::move(stream));
+  backend->auto_flush(true);
+  auto sink = boost::make_shared<Sink>(backend);
+  sink->set_formatter(line_format());
+  sink->set_filter(a_severity >= min);
+  logging::core::get()->add_sink(sink);
+}
+
+std::string or_dash(const std::string& s) { return s.empty() ? std::string("-") : s; }
+
 }  // namespace
 
-void init_logging(const std::string& log_file, Severity min_file_severity) {
+void init(const std::string& log_file, Severity min_file_severity) {
   logging::add_common_attributes();
   auto file = boost::make_shared<std::ofstream>(log_file, std::ios::app);
   if (!*file) throw std::runtime_error("cannot open log file " + log_file);
-  auto file_backend = boost::make_shared<sinks::text_ostream_backend>();
-  file_backend->add_stream(file);
-  file_backend->auto_flush(true);
-  auto file_sink = boost::make_shared<sinks::synchronous_sink<sinks::text_ostream_backend>>(file_backend);
-  file_sink->set_formatter(line_format());
-  file_sink->set_filter(a_severity >= min_file_severity);
-  logging::core::get()->add_sink(file_sink);
-
-  auto err_backend = boost::make_shared<sinks::text_ostream_backend>();
-  err_backend->add_stream(boost::shared_ptr<std::ostream>(&std::clog, boost::null_deleter()));
-  err_backend->auto_flush(true);
-  auto err_sink = boost::make_shared<sinks::synchronous_sink<sinks::text_ostream_backend>>(err_backend);
-  err_sink->set_formatter(line_format());
-  err_sink->set_filter(a_severity >= Severity::warning);
-  logging::core::get()->add_sink(err_sink);
+  add_sink(file, min_file_severity);
+  add_sink(boost::shared_ptr<std::ostream>(&std::clog, boost::null_deleter()), Severity::warning);
 }
 
-void log(Severity sev, const char* channel, const LogCtx& ctx, const std::string& message) {
-  std::string c = "job=" + (ctx.job.empty() ? std::string("-") : ctx.job) +
-                  " node=" + (ctx.node.empty() ? std::string("-") : ctx.node) +
-                  " rank=" + (ctx.rank ? std::to_string(*ctx.rank) : std::string("-")) +
-                  " gen=" + (ctx.generation ? std::to_string(*ctx.generation) : std::string("-"));
+std::string context(const std::string& job, const std::string& node, std::optional<std::uint32_t> rank,
+                    std::optional<std::uint64_t> generation) {
+  return "job=" + or_dash(job) + " node=" + or_dash(node) +
+         " rank=" + (rank ? std::to_string(*rank) : std::string("-")) +
+         " gen=" + (generation ? std::to_string(*generation) : std::string("-"));
+}
+
+void emit(Severity sev, const char* channel, const std::string& context, const std::string& message) {
   Logger& lg = logger();
-  logging::record rec = lg.open_record((logging::keywords::severity = sev, logging::keywords::channel = std::string(channel)));
+  logging::record rec =
+      lg.open_record((logging::keywords::severity = sev, logging::keywords::channel = std::string(channel)));
   if (!rec) return;
-  rec.attribute_values().insert("Context", logging::attributes::make_attribute_value(c));
-  rec.attribute_values().insert("SeverityName", logging::attributes::make_attribute_value(std::string(severity_name(sev))));
+  rec.attribute_values().insert("Context", logging::attributes::make_attribute_value(context));
+  rec.attribute_values().insert("SeverityName",
+                                logging::attributes::make_attribute_value(std::string(severity_name(sev))));
   logging::record_ostream strm(rec);
   strm << message;
   strm.flush();
   lg.push_record(boost::move(rec));
 }
 
-}  // namespace ferry::coord
+}  // namespace ferry::daemon_log
