@@ -5,7 +5,12 @@
 # uninterrupted run's byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/build.sh >/dev/null
+echo "== 0. install dependencies and build (build/release; log in /tmp/ferry-demo-build.log)"
+if ! bash scripts/build.sh > /tmp/ferry-demo-build.log 2>&1; then
+  tail -30 /tmp/ferry-demo-build.log
+  echo "DEMO FAILED: the build failed (whole log: /tmp/ferry-demo-build.log)"
+  exit 1
+fi
 ferry=$PWD/build/release/cli/ferry
 heat=$PWD/build/release/examples/heat
 work=$(mktemp -d /tmp/ferry-demo.XXXXXX)
