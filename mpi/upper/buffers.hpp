@@ -13,13 +13,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "datatype_map.hpp"
 #include "records.hpp"
 
 namespace ferry::mpi {
 
 struct SendBuffer {
   Span span;                   // what the lower half sends
-  int count = 0;               // in elements of `type`
+  int count = 0;               // in elements of `type` (for a derived datatype: basic elements)
   LhId type = kLhNone;         // a predefined datatype
   std::vector<std::byte> packed;  // the packed copy of a derived datatype's data (span points here)
 };
@@ -32,8 +33,10 @@ struct RecvBuffer {
   void* user = nullptr;            // the application's buffer, for finish()
   const DatatypeRecord* user_type = nullptr;
   int user_count = 0;
+  TypeMapRef map;  // keeps a derived datatype's map alive until finish(), even after MPI_Type_free
   // Unpacks the `bytes` received into the application's buffer (nothing to do for a
-  // predefined datatype).
+  // predefined datatype). `bytes` may be the status's byte count or span.bytes: both give the
+  // same number of basic elements (at most the staging's).
   void finish(std::uint64_t bytes);
 };
 

@@ -56,16 +56,25 @@ struct CommRecord {
   TrafficCounters traffic;
 };
 
+struct TypeMap;  // datatype_map.hpp
+
+// A predefined datatype has `map == nullptr` and its lower-half id; a derived one (heap) has
+// lh == kLhNone (it never exists in the lower half: buffers.hpp packs its data) and its map.
 struct DatatypeRecord {
   RecordHeader header;
   LhId lh;
   std::int32_t size;    // MPI_Type_size
   std::int64_t extent;  // bytes one element spans in a contiguous buffer
+  TypeMap* map = nullptr;  // derived datatypes only (datatype_map.hpp)
 };
 
+// A predefined op has its lower-half id; a user-defined one (MPI_Op_create, heap) has
+// lh == kLhNone and the application's function, run by user_ops.hpp in the application.
 struct OpRecord {
   RecordHeader header;
   LhId lh;
+  void* user_fn = nullptr;  // MPI_User_function*
+  bool commute = false;
 };
 
 // An outstanding nonblocking operation. The lower half keeps what a restart needs to re-post it

@@ -20,4 +20,9 @@ int user_reduce(const char* fn, ReduceKind kind, const void* in, void* out, int 
                 const int* recv_counts, const DatatypeRecord* type, const OpRecord* op, int root,
                 CommRecord* comm);
 
+// Tests only (datatype_test.cpp): replaces the lower half's data-moving collective that brings
+// the packed operands (MPI_BYTE blocks) together; nullptr restores it.
+using MoveOperands = int (*)(GatherKind kind, const CollectiveBuffers& buffers, int root, CommRecord* comm);
+void set_move_operands_for_test(MoveOperands move);
+
 }  // namespace ferry::mpi
