@@ -19,7 +19,8 @@ using namespace ferry::fortran;
 
 namespace {
 
-void new_type(F* out, int rc, MPI_Datatype t, F* ierr) {
+// `t` by reference: it is read after the call that is the argument before it has set it.
+void new_type(F* out, int rc, const MPI_Datatype& t, F* ierr) {
   set_ierr(ierr, rc);
   *out = to_f(FERRY_F_DATATYPE, t);
 }
