@@ -9,11 +9,25 @@
 !   coll   Allreduce with MPI_IN_PLACE (DOUBLE PRECISION, MPI_SUM) on the world, Reduce with
 !          MPI_IN_PLACE at the root, Gather with MPI_IN_PLACE at the root, Allreduce + Bcast on
 !          a Comm_split sub-communicator made once at the start;
+!   user   an Allreduce with a reduction function written in Fortran (MPI_Op_create, made once)
+!          and a row of a 4x4 grid sent around the ring as a derived type (MPI_Type_vector);
 ! with rank-dependent compute times, so at most moments some ranks wait in MPI calls while
 ! others compute. One line per step with a running checksum; "rank R PASS" at the end.
 ! Usage: ckpt_f [STEPS] [STEP_US]
+module ckpt_f_ops
+  implicit none
+contains
+  ! inout = in + inout, element by element (a sum the test can check)
+  subroutine add_ints(invec, inoutvec, len, datatype)
+    integer :: len, datatype
+    integer :: invec(len), inoutvec(len)
+    inoutvec = invec + inoutvec
+  end subroutine add_ints
+end module ckpt_f_ops
+
 program ckpt_f
   use mpi
+  use ckpt_f_ops
   use iso_c_binding, only: c_int
   implicit none
   interface
@@ -29,6 +43,7 @@ program ckpt_f
   integer(kind=8) :: sum
   double precision :: total
   character(len=32) :: arg
+  integer :: addop, rowtype, grid(4, 4), row(4), pair(2)
 
   fails = 0
   call MPI_Init(ierr)
@@ -50,6 +65,9 @@ program ckpt_f
   call MPI_Comm_split(MPI_COMM_WORLD, mod(rank, 2), -rank, half, ierr)
   call MPI_Comm_rank(half, hrank, ierr)
   call MPI_Comm_size(half, hsize, ierr)
+  call MPI_Op_create(add_ints, .true., addop, ierr)
+  call MPI_Type_vector(4, 1, 4, MPI_INTEGER, rowtype, ierr)
+  call MPI_Type_commit(rowtype, ierr)
   sum = 0
 
   do step = 0, steps - 1
@@ -116,9 +134,22 @@ program ckpt_f
       call MPI_Reduce(mine, k, 1, MPI_INTEGER, MPI_MAX, 0, MPI_COMM_WORLD, ierr)
     end if
     sum = mix(mix(sum, int(total, 8)), hsum * 1000 + root_val)
+
+    ! a Fortran user op and a derived type
+    pair = (/ rank + step, 1 /)
+    call MPI_Allreduce(MPI_IN_PLACE, pair, 2, MPI_INTEGER, addop, MPI_COMM_WORLD, ierr)
+    call check(pair(1) == nprocs * (nprocs - 1) / 2 + nprocs * step .and. pair(2) == nprocs, 'user op')
+    do k = 1, 4
+      grid(:, k) = rank * 1000 + step * 10 + k + (/ 0, 100, 200, 300 /)
+    end do
+    call MPI_Sendrecv(grid(3, 1), 1, rowtype, nxt, 7, row, 4, MPI_INTEGER, prv, 7, MPI_COMM_WORLD, st, ierr)
+    call check(all(row == prv * 1000 + step * 10 + 200 + (/ 1, 2, 3, 4 /)), 'row type')
+    sum = mix(mix(sum, int(pair(1), 8)), int(row(4), 8))
     write (*, '(a,i0,a,i0,a,z16.16)') 'rank ', rank, ' step ', step, ' sum ', sum
     flush (6)
   end do
+  call MPI_Op_free(addop, ierr)
+  call MPI_Type_free(rowtype, ierr)
   call MPI_Comm_free(half, ierr)
   call MPI_Comm_free(ringc, ierr)
   call check(half == MPI_COMM_NULL .and. ringc == MPI_COMM_NULL, 'comm_free')

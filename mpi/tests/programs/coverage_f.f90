@@ -9,6 +9,7 @@
 ! Cart_create/coords/rank/shift/sub/get; Type_contiguous/vector/create_hvector/indexed/
 ! create_struct/create_subarray/create_resized/commit/free/size/get_extent.
 ! One line per group with the values checked; "rank R PASS" at the end. Needs >= 2 ranks.
+! Usage: coverage_f [SECTION...] (env p2p coll op groups cart types; default all).
 module coverage_ops
   implicit none
 contains
@@ -49,6 +50,7 @@ program coverage_f
   prv = mod(rank + nprocs - 1, nprocs)
 
   ! ---- environment
+  if (want('env')) then
   call MPI_Initialized(flag, ierr)
   call check(flag, 'initialized')
   call MPI_Query_thread(prov, ierr)
@@ -63,7 +65,10 @@ program coverage_f
   call check(t0 >= 0 .and. MPI_Wtime() >= t0 .and. tick > 0 .and. tick < 1, 'wtime/wtick')
   write (*, '(a,i0,a,i0,a,i0)') 'rank ', rank, ' env version ', ver, '.', subver
 
+  end if
+
   ! ---- point to point
+  if (want('p2p')) then
   a(1:4) = rank * 10 + (/ 1, 2, 3, 4 /)
   if (mod(rank, 2) == 0 .and. rank + 1 < nprocs) then
     call MPI_Ssend(a, 4, MPI_INTEGER, rank + 1, 11, MPI_COMM_WORLD, ierr)
@@ -136,7 +141,10 @@ program coverage_f
   call check(lval .and. b(1) == prv, 'cancel/test_cancelled')
   write (*, '(a,i0,a)') 'rank ', rank, ' p2p checked'
 
+  end if
+
   ! ---- collectives
+  if (want('coll')) then
   do i = 1, nprocs
     counts(i) = i
     displs(i) = i * (i - 1) / 2
@@ -196,16 +204,23 @@ program coverage_f
   call MPI_Iallreduce(a, b(2), 1, MPI_INTEGER, MPI_SUM, MPI_COMM_WORLD, req(3), ierr)
   call MPI_Waitall(3, req, sts, ierr)
   call check(b(1) == 77 .and. b(2) == nprocs * (nprocs - 1) / 2, 'ibarrier/ibcast/iallreduce')
+  write (*, '(a,i0,a,i0)') 'rank ', rank, ' collectives checked, scan ', (rank + 1) * (rank + 2) / 2
+  end if
+
   ! a user-defined op written in Fortran
+  if (want('op')) then
   call MPI_Op_create(my_sum, .true., myop, ierr)
   a(1:3) = (/ rank, 2 * rank, 1 /)
   call MPI_Allreduce(a, b, 3, MPI_INTEGER, myop, MPI_COMM_WORLD, ierr)
   call check(all(b(1:3) == (/ nprocs * (nprocs - 1) / 2, nprocs * (nprocs - 1), nprocs /)), 'user op')
   call MPI_Op_free(myop, ierr)
   call check(myop == MPI_OP_NULL, 'op_free')
-  write (*, '(a,i0,a,i0)') 'rank ', rank, ' collectives checked, scan ', (rank + 1) * (rank + 2) / 2
+  write (*, '(a,i0,a,3(1x,i0))') 'rank ', rank, ' user op', b(1:3)
+
+  end if
 
   ! ---- groups and communicators
+  if (want('groups')) then
   call MPI_Comm_group(MPI_COMM_WORLD, world_group, ierr)
   k = 0
   do i = 0, nprocs - 1, 2
@@ -244,7 +259,10 @@ program coverage_f
   call check(ierr == MPI_SUCCESS, 'comm_set_errhandler')
   write (*, '(a,i0,a,i0)') 'rank ', rank, ' groups checked, even group size ', gsize
 
+  end if
+
   ! ---- Cartesian topology
+  if (want('cart')) then
   dims = 0
   call MPI_Dims_create(nprocs, 2, dims, ierr)
   call check(dims(1) * dims(2) == nprocs .and. dims(1) >= dims(2), 'dims_create')
@@ -269,7 +287,10 @@ program coverage_f
   call MPI_Comm_free(cart, ierr)
   write (*, '(a,i0,a,i0,a,i0,a,i0,a,i0)') 'rank ', rank, ' cart ', dims(1), 'x', dims(2), ' at ', coords(1), ',', coords(2)
 
+  end if
+
   ! ---- derived datatypes (rank 0 sends to rank 1; every rank checks sizes/extents)
+  if (want('types')) then
   call MPI_Type_contiguous(3, MPI_INTEGER, tcontig, ierr)
   call MPI_Type_vector(4, 1, 4, MPI_INTEGER, tvec, ierr)  ! a row of a 4x4 column-major grid
   stride = 16
@@ -338,6 +359,8 @@ program coverage_f
   call check(tsub == MPI_DATATYPE_NULL, 'type_free')
   write (*, '(a,i0,a)') 'rank ', rank, ' datatypes checked'
 
+  end if
+
   call MPI_Barrier(MPI_COMM_WORLD, ierr)
   if (fails == 0) then
     write (*, '(a,i0,a)') 'rank ', rank, ' PASS'
@@ -349,6 +372,18 @@ program coverage_f
   if (.not. flag) write (*, '(a,i0,a)') 'rank ', rank, ' FAIL: finalized'
 
 contains
+
+  ! The sections named on the command line (env p2p coll op groups cart types); all without one.
+  logical function want(section)
+    character(*), intent(in) :: section
+    character(len=16) :: arg
+    integer :: i
+    want = command_argument_count() == 0
+    do i = 1, command_argument_count()
+      call get_command_argument(i, arg)
+      if (trim(arg) == section) want = .true.
+    end do
+  end function want
 
   subroutine check(cond, what)
     logical, intent(in) :: cond
