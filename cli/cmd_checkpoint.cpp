@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -114,8 +115,21 @@ int cmd_checkpoint(const Args& args) {
     std::string dir;
     double pause = 0, total = 0;
     in >> gen >> dir >> mem >> img >> pause >> total;
+    // An MPI job's front end adds "ranks N nodes A,B,...": its ranks and their nodes.
+    std::string word, nodes;
+    unsigned ranks = 0;
+    if (in >> word && word == "ranks" && in >> ranks >> word && word == "nodes") in >> nodes;
+    std::string where;
+    if (ranks > 0) {
+      std::vector<std::string> distinct;
+      std::istringstream list(nodes);
+      for (std::string n; std::getline(list, n, ',');)
+        if (std::find(distinct.begin(), distinct.end(), n) == distinct.end()) distinct.push_back(n);
+      where = ", " + std::to_string(ranks) + " ranks on " + std::to_string(distinct.size()) + " node" +
+              (distinct.size() == 1 ? "" : "s") + " (" + nodes + ")";
+    }
     std::cout << "generation " << gen << " committed: " << dir << "\n";
-    std::cerr << "ferry: job " << job->id << ": " << (mem >> 20) << " MiB of memory, image " << (img >> 20)
+    std::cerr << "ferry: job " << job->id << where << ": " << (mem >> 20) << " MiB of memory, image " << (img >> 20)
               << " MiB, process paused " << pause << " s, committed in " << total << " s"
               << (vm.count("stop") ? "; job stopped" : "") << "\n";
     return 0;

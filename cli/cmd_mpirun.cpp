@@ -46,7 +46,9 @@
 #include "ferry/common/fs.hpp"
 #include "ferry/common/hash.hpp"
 #include "job_store.hpp"
+#include "mpi_job.hpp"
 #include "options.hpp"
+#include "restart_outcome.hpp"
 
 extern char** environ;
 
@@ -190,7 +192,9 @@ struct Front {
   pid_t mpirun = -1;
   bool stopped = false;
   uint64_t stopped_generation = 0;
+  int mpirun_status = -1;
   std::string host;
+  std::string run_dir;  // mpi_job.hpp: the proxies' rank-R.host and rank-R.event files
 
   bool mpirun_running() const {
     siginfo_t info{};
@@ -217,7 +221,12 @@ struct Front {
       if (line.empty()) {
         ::close(rank0_fd);
         rank0_fd = -1;
-        return "error " + std::to_string(kExitInternal) + " rank 0's proxy went away during the checkpoint";
+        auto gens = store.generations(job.id);
+        std::string kept = gens && !gens->empty() ? "generation " + std::to_string(gens->back()) + " stays the newest"
+                                                  : "the job has no committed generation";
+        return "error " + std::to_string(kExitInternal) + " checkpoint of job " + job.id + " abandoned, generation " +
+               std::to_string(gen) + " not committed: rank 0's proxy went away during the checkpoint (a rank or " +
+               "its node was lost and mpirun ended the job); " + kept;
       }
       return "error " + std::to_string(kExitUnsupported) + " " + (line.rfind("failed ", 0) == 0 ? line.substr(7) : line);
     }
@@ -247,8 +256,12 @@ struct Front {
     double total = std::chrono::duration<double>(Clock::now() - t0).count();
     char tail[64];
     std::snprintf(tail, sizeof tail, " %.3f %.3f", total, total);
+    // Then the ranks and their nodes ("ranks N nodes h1,h1,h2,h2"), printed by ferry checkpoint.
+    auto nodes = mpi_job::rank_nodes(run_dir, ntasks);
+    std::string list;
+    for (const auto& n : nodes) list += (list.empty() ? "" : ",") + (n.empty() ? host : n);
     return "ok " + std::to_string(gen) + " " + store.generation_dir(job.id, gen) + " " + std::to_string(memory) + " " +
-           std::to_string(image) + tail;
+           std::to_string(image) + tail + " ranks " + std::to_string(ntasks) + " nodes " + list;
   }
 
   Result<void> write_job_manifest(uint64_t gen, const std::string& dir, uint64_t bytes, Clock::time_point t0) {
@@ -260,11 +273,13 @@ struct Front {
                     ",\n  \"duration_ns\": " +
                     std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()) +
                     ",\n  \"bytes\": " + std::to_string(bytes) + ",\n  \"ranks\": [";
+    auto nodes = mpi_job::rank_nodes(run_dir, ntasks);
     for (uint32_t r = 0; r < ntasks; ++r) {
+      const std::string& node = nodes[r].empty() ? host : nodes[r];
       std::string rank_dir = dir + "/rank-" + std::to_string(r);
       auto digest = hash::file_xxh3_128(rank_dir + "/MANIFEST.json");
       if (!digest) return fail(digest.error().wrap("rank " + std::to_string(r) + " manifest"));
-      m += std::string(r ? "," : "") + "\n    {\"rank\": " + std::to_string(r) + ", \"node\": " + json_string(host) +
+      m += std::string(r ? "," : "") + "\n    {\"rank\": " + std::to_string(r) + ", \"node\": " + json_string(node) +
            ", \"dir\": \"rank-" + std::to_string(r) + "\", \"manifest_xxh3\": " + json_string(*digest) + "}";
     }
     m += "\n  ]\n}\n";
@@ -318,8 +333,9 @@ struct Front {
       int status = 0;
       pid_t r = ::waitpid(mpirun, &status, WNOHANG);
       if (r == mpirun) {
+        mpirun_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         if (stopped) return kExitStopped;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return mpirun_status;
       }
       pollfd p[3] = {{listen_fd, POLLIN, 0}, {control_fd, POLLIN, 0}, {rank0_fd, POLLIN, 0}};
       int n = ::poll(p, rank0_fd >= 0 ? 3 : 2, 100);
@@ -376,9 +392,8 @@ Result<int> listen_control(const std::string& path) {
 
 int cmd_mpirun(const Args& args) {
   auto [before, program] = split_at_dashdash(args);
-  std::optional<std::string> store_opt, name, restart;
-  std::optional<uint64_t> generation;
-  Args mpirun_opts;
+  mpi_job::MpiRun run;
+  run.program = program;
   for (size_t i = 0; i < before.size(); ++i) {
     const std::string& a = before[i];
     auto value = [&](std::optional<std::string>& into) {
@@ -392,19 +407,29 @@ int cmd_mpirun(const Args& args) {
       return 0;
     }
     bool ok = true;
-    if (a == "--store") ok = value(store_opt);
-    else if (a == "--name") ok = value(name);
-    else if (a == "--restart") ok = value(restart);
+    if (a == "--store") ok = value(run.store);
+    else if (a == "--name") ok = value(run.name);
+    else if (a == "--restart") ok = value(run.restart);
     else if (a == "--generation") {
       std::optional<std::string> g;
       ok = value(g);
-      if (ok) generation = std::stoull(*g);
-    } else mpirun_opts.push_back(a);
+      if (ok) run.generation = std::stoull(*g);
+    } else run.mpirun_opts.push_back(a);
     if (!ok) {
       complain("mpirun: " + a + " needs a value");
       return kExitUsage;
     }
   }
+  return mpi_job::run_mpi_job(std::move(run));
+}
+
+int mpi_job::run_mpi_job(MpiRun run) {
+  auto& store_opt = run.store;
+  auto& name = run.name;
+  auto& restart = run.restart;
+  auto& generation = run.generation;
+  auto& mpirun_opts = run.mpirun_opts;
+  auto& program = run.program;
   if (!restart && program.empty()) {
     complain("mpirun: no program given (ferry mpirun [mpirun options] -- PROGRAM [ARGS...])");
     return kExitUsage;
@@ -439,7 +464,7 @@ int cmd_mpirun(const Args& args) {
       return kExitNotFound;
     }
     program = parse_json_array(*saved, "program");
-    if (mpirun_opts.empty()) mpirun_opts = parse_json_array(*saved, "mpirun_options");
+    if (mpirun_opts.empty() || run.placement.any()) mpirun_opts = parse_json_array(*saved, "mpirun_options");
     auto gens = store->generations(job.id);
     if (!gens || gens->empty()) {
       complain("mpirun --restart: job " + job.id + " has no committed generation");
@@ -454,6 +479,14 @@ int cmd_mpirun(const Args& args) {
     }
     auto at = manifest->find("\"ntasks\": ");
     ntasks = at == std::string::npos ? 0 : static_cast<uint32_t>(std::stoul(manifest->substr(at + 10)));
+    if (run.placement.any()) {
+      auto placed = apply_placement(mpirun_opts, run.placement, ntasks);
+      if (!placed) {
+        complain("restart: " + placed.error().message());
+        return kExitUsage;
+      }
+      mpirun_opts = *placed;
+    }
     store->remove_partials(job.id);
     job.restored_from = gen;
     // The world size is the checkpoint's: replace any -np/-n.
@@ -482,8 +515,15 @@ int cmd_mpirun(const Args& args) {
     }
   }
 
+  auto begun_run = begin_run(*store, job.id);
+  if (!begun_run) {
+    complain("mpirun: " + begun_run.error().message());
+    return exit_status_for(begun_run.error());
+  }
+  auto [run_number, run_path] = *begun_run;
   Front front{*store, job};
   front.ntasks = ntasks;
+  front.run_dir = run_path;
   struct utsname u {};
   if (::uname(&u) == 0) front.host = u.nodename;
   std::string address;
@@ -511,10 +551,12 @@ int cmd_mpirun(const Args& args) {
   env.push_back("FERRY_CLI_PATH=" + self_path());
   env.push_back("FERRY_MPI_FRONT=" + address);
   env.push_back("FERRY_MPI_TOKEN=" + front.token);
+  env.push_back("FERRY_MPI_RUN_DIR=" + run_path);
   const char* mpirun_env = std::getenv("MPIRUN");
   std::vector<std::string> cmd = {mpirun_env && *mpirun_env ? mpirun_env : "mpirun"};
   cmd.insert(cmd.end(), mpirun_opts.begin(), mpirun_opts.end());
-  for (const char* v : {"FERRY_MPI_STORE", "FERRY_MPI_JOB", "FERRY_CLI_PATH", "FERRY_MPI_FRONT", "FERRY_MPI_TOKEN"}) {
+  for (const char* v : {"FERRY_MPI_STORE", "FERRY_MPI_JOB", "FERRY_CLI_PATH", "FERRY_MPI_FRONT", "FERRY_MPI_TOKEN",
+                        "FERRY_MPI_RUN_DIR"}) {
     cmd.push_back("-x");
     cmd.push_back(v);
   }
@@ -542,7 +584,8 @@ int cmd_mpirun(const Args& args) {
     ::_exit(127);
   }
   front.mpirun = pid;
-  std::cerr << "ferry: job " << job.id << (restart ? " restarted" : " launched") << " (mpirun pid " << pid << ")\n";
+  std::cerr << "ferry: job " << job.id << (restart ? " restarted" : " launched") << " (mpirun pid " << pid << ", run "
+            << run_number << ")\n";
   job.pid = pid;
   job.supervisor_pid = ::getpid();
   job.state = "running";
@@ -552,6 +595,10 @@ int cmd_mpirun(const Args& args) {
   g_mpirun = pid;
   for (int s : {SIGINT, SIGTERM, SIGHUP}) ::signal(s, forward_to_mpirun);
   int status = front.run();
+  int mpirun_status = front.mpirun_status;
+  auto record = fold_run(run_path, run_number, job.id, mpirun_status,
+                         front.stopped ? std::optional<uint64_t>(front.stopped_generation) : std::nullopt);
+  if (auto w = write_record(run_path, record); !w) complain(w.error().message());
   ::close(front.control_fd);
   ::unlink(store->control_socket(job.id).c_str());
   job.state = front.stopped ? "stopped" : "exited";
@@ -560,8 +607,11 @@ int cmd_mpirun(const Args& args) {
   if (auto r = store->save(job); !r) complain(r.error().message());
   if (front.stopped)
     std::cerr << "ferry: job " << job.id << " stopped after checkpoint generation " << front.stopped_generation
-              << "; resume it with 'ferry mpirun --restart " << (job.name.empty() ? job.id : job.name) << "'\n";
-  return status;
+              << "; resume it with 'ferry restart " << (job.name.empty() ? job.id : job.name) << "'\n";
+  if (run.json) std::cout << coord::wait_json(record) << std::endl;
+  std::string line = coord::wait_stderr_line(record, false);
+  if (!line.empty()) std::cerr << line << "\n";
+  return run.wait_status ? coord::wait_exit_status(record, false) : status;
 }
 
 }  // namespace ferry::cli

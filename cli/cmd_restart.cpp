@@ -2,7 +2,9 @@
 // `ferry restart JOB [--generation N]`: validate the image completely (nothing is created when
 // a check fails), then restore the process (or the process tree: every image of the manifest)
 // with its old pids and tids in a fresh PID namespace below this command and supervise it like
-// `ferry launch` does, exiting with its status.
+// `ferry launch` does, exiting with its status. An MPI job (mpi.json in its directory) is
+// restarted by `ferry mpirun`'s front end instead (mpi_job.hpp: --nodes/--host/--hostfile
+// replace the saved placement), exiting as `ferry wait` would on that run's record.
 #include <unistd.h>
 
 #include <iostream>
@@ -18,6 +20,7 @@
 #include "job_store.hpp"
 #include "launch/pid_namespace.hpp"
 #include "launch/user_namespace.hpp"
+#include "mpi_job.hpp"
 #include "options.hpp"
 #include "restore/restore.hpp"
 #include "restore/time_namespace.hpp"
@@ -25,12 +28,42 @@
 
 namespace ferry::cli {
 
+namespace {
+
+// An MPI job of the local store: restarted through `ferry mpirun`'s front end.
+std::optional<int> restart_if_mpi_job(const po::variables_map& vm, const std::string& job_arg) {
+  auto root = store::default_root(opt<std::string>(vm, "store"));
+  if (::access((root + "/jobs").c_str(), F_OK) != 0) return std::nullopt;
+  auto store = store::JobStore::open(root);
+  if (!store) return std::nullopt;
+  auto job = store->find(job_arg);
+  if (!job || !mpi_job::is_mpi_job(*store, job->id)) return std::nullopt;
+  if (vm.count("detach")) {
+    complain("restart: --detach is not supported for MPI jobs yet (run 'ferry restart " + job_arg + " &' and 'ferry wait')");
+    return kExitUsage;
+  }
+  mpi_job::MpiRun run;
+  run.store = opt<std::string>(vm, "store");
+  run.restart = job->id;
+  run.generation = opt<uint64_t>(vm, "generation");
+  run.placement.nodes = opt<std::string>(vm, "nodes");
+  run.placement.host = opt<std::string>(vm, "host");
+  run.placement.hostfile = opt<std::string>(vm, "hostfile");
+  run.json = vm.count("json") > 0;
+  run.wait_status = true;
+  return mpi_job::run_mpi_job(std::move(run));
+}
+
+}  // namespace
+
 int cmd_restart(const Args& args) {
   po::options_description opts("ferry restart [--store DIR] JOB [--generation N]");
   opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
       "generation", po::value<uint64_t>(), "restore this generation instead of the newest")(
       "job", po::value<std::string>(), "job id or name")(
-      "nodes", po::value<std::string>(), "cluster job: restore the ranks on these nodes (n1,n2)")(
+      "nodes", po::value<std::string>(), "cluster or MPI job: restore the ranks on these nodes (n1,n2; MPI: or a count)")(
+      "host", po::value<std::string>(), "MPI job: mpirun --host list (h1:slots,h2:slots)")(
+      "hostfile", po::value<std::string>(), "MPI job: mpirun --hostfile")(
       "detach", "cluster job: print the restart id and return once the restart is under way")(
       "json", "cluster job: print the final record as JSON (as ferry wait --json)")(
       "coordinator", po::value<std::string>(), "coordinator HOST:PORT (default: the job's, or $FERRY_COORDINATOR)");
@@ -45,6 +78,11 @@ int cmd_restart(const Args& args) {
   auto job_arg = opt<std::string>(vm, "job");
   if (!job_arg) {
     complain("restart: no job given");
+    return kExitUsage;
+  }
+  if (auto mpi = restart_if_mpi_job(vm, *job_arg)) return *mpi;
+  if (vm.count("host") || vm.count("hostfile")) {
+    complain("restart: --host/--hostfile are for MPI jobs (job " + *job_arg + " was not started by 'ferry mpirun')");
     return kExitUsage;
   }
   if (auto address = coordinator_for(opt<std::string>(vm, "coordinator"),

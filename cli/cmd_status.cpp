@@ -3,7 +3,8 @@
 // duration) and restart records, and the coordinator's nodes. On a terminal, while a job
 // checkpoints, a live progress line (bytes written of the estimated total, rate, the nodes
 // still dumping) is redrawn until the round ends. Without a coordinator, the local store's
-// job records are listed.
+// job records are listed; an MPI job's entry also has its ranks, their nodes (newest run) and a
+// record per run (cli/mpi_job.hpp), as a coordinator job's restarts.
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +21,7 @@
 #include "coordinator_client.hpp"
 #include "exit_status.hpp"
 #include "job_store.hpp"
+#include "mpi_job.hpp"
 #include "options.hpp"
 #include "restart_outcome.hpp"
 
@@ -120,12 +122,44 @@ int local_status(const std::string& root, const std::optional<std::string>& job,
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& r : recs) {
     auto gens = store->generations(r.id);
-    if (json)
-      out.push_back({{"job", r.id}, {"name", r.name}, {"uid", r.uid}, {"state", r.state}, {"pid", r.pid},
-                     {"generations", gens ? *gens : std::vector<std::uint64_t>{}}});
-    else
+    nlohmann::ordered_json entry{{"job", r.id}, {"name", r.name}, {"uid", r.uid}, {"state", r.state}, {"pid", r.pid},
+                                 {"generations", gens ? *gens : std::vector<std::uint64_t>{}}};
+    if (!json)
       std::cout << "job " << r.id << (r.name.empty() ? "" : " (" + r.name + ")") << "  uid " << r.uid << "  " << r.state
                 << "  pid " << r.pid << "  " << (gens ? gens->size() : 0) << " generations\n";
+    if (mpi_job::is_mpi_job(*store, r.id)) {
+      // Ranks and nodes of the newest run, and one record per run.
+      auto runs = mpi_job::runs(*store, r.id);
+      std::vector<std::string> nodes;
+      std::uint32_t ntasks = 0;
+      if (!runs.empty()) {
+        std::string dir = mpi_job::run_dir(*store, r.id, runs.back());
+        while (::access((dir + "/rank-" + std::to_string(ntasks) + ".host").c_str(), F_OK) == 0) ++ntasks;
+        nodes = mpi_job::rank_nodes(dir, ntasks);
+      }
+      entry["ntasks"] = ntasks;
+      entry["nodes"] = nodes;
+      entry["restarts"] = nlohmann::ordered_json::array();
+      if (!json) {
+        std::cout << "  " << ntasks << " ranks on";
+        for (const auto& n : nodes) std::cout << " " << n;
+        std::cout << "\n";
+      }
+      for (auto run : runs) {
+        auto rec = mpi_job::current_record(*store, r, run);
+        entry["restarts"].push_back(nlohmann::ordered_json::parse(coord::wait_json(rec)));
+        if (json) continue;
+        std::cout << "  record " << rec.restart_id << "  " << proto::name(rec.outcome);
+        if (rec.exit_status) std::cout << " status " << *rec.exit_status;
+        if (rec.signal) std::cout << " signal " << *rec.signal;
+        if (rec.phase) std::cout << " phase " << proto::name(*rec.phase);
+        if (rec.rank) std::cout << " rank " << *rec.rank;
+        if (rec.node) std::cout << " node " << *rec.node;
+        if (rec.reason) std::cout << ": " << *rec.reason;
+        std::cout << "\n";
+      }
+    }
+    out.push_back(entry);
   }
   if (json) std::cout << nlohmann::ordered_json{{"jobs", out}}.dump() << "\n";
   return 0;

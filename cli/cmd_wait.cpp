@@ -2,11 +2,16 @@
 // `ferry wait RESTART_ID [--json] [--timeout S]`: block until a restart's (or a launch's)
 // outcome is final and exit so that a script can tell a failed restart from the
 // application's own status (contract: protocol/PROTOCOL.md "ferry wait").
+#include <unistd.h>
+
 #include <iostream>
+#include <stdexcept>
 
 #include "commands.hpp"
 #include "coordinator_client.hpp"
+#include "job_store.hpp"
 #include "local_cluster.hpp"
+#include "mpi_job.hpp"
 #include "exit_status.hpp"
 #include "options.hpp"
 #include "restart_outcome.hpp"
@@ -28,11 +33,11 @@ int wait_for_record(CoordinatorClient& client, std::uint64_t restart_id, bool js
 }
 
 int cmd_wait(const Args& args) {
-  po::options_description opts("ferry wait RESTART_ID [--json] [--timeout S] [--coordinator HOST:PORT]");
+  po::options_description opts("ferry wait RESTART_ID|MPI_JOB [--json] [--timeout S] [--coordinator HOST:PORT] [--store DIR]");
   opts.add_options()("help,h", "show this help")("json", "print the record as JSON on stdout")(
       "timeout", po::value<double>(), "give up after S seconds (exit 124, outcome still running)")(
       "coordinator", po::value<std::string>(), "coordinator address (default: $FERRY_COORDINATOR)")(
-      "id", po::value<std::uint64_t>(), "restart id");
+      "store", po::value<std::string>(), "job store (MPI jobs)")("id", po::value<std::string>(), "restart id, or an MPI job's id or name");
   po::positional_options_description pos;
   pos.add("id", 1);
   po::variables_map vm;
@@ -41,8 +46,8 @@ int cmd_wait(const Args& args) {
     std::cout << opts;
     return 0;
   }
-  auto id = opt<std::uint64_t>(vm, "id");
-  if (!id) {
+  auto arg = opt<std::string>(vm, "id");
+  if (!arg) {
     complain("wait: no restart id given");
     return kExitUsage;
   }
@@ -53,6 +58,24 @@ int cmd_wait(const Args& args) {
     complain("wait: --timeout must not be negative");
     return kExitUsage;
   }
+  // An MPI job of the local store?
+  std::string root = store::default_root(opt<std::string>(vm, "store"));
+  if (::access((root + "/jobs").c_str(), F_OK) == 0) {
+    if (auto store = store::JobStore::open(root)) {
+      if (auto job = store->find(*arg); job && mpi_job::is_mpi_job(*store, job->id))
+        return mpi_job::wait(*store, *job, vm.count("json") > 0, timeout);
+    }
+  }
+  std::uint64_t restart_id = 0;
+  try {
+    std::size_t used = 0;
+    restart_id = std::stoull(*arg, &used);
+    if (used != arg->size()) throw std::invalid_argument(*arg);
+  } catch (...) {
+    complain("wait: " + *arg + " is neither a restart id nor an MPI job of the store " + root);
+    return kExitNotFound;
+  }
+  auto id = &restart_id;
   auto client = CoordinatorClient::connect(address);
   if (!client) return unreachable(address, client.error());
   auto ms = static_cast<std::uint32_t>(timeout * 1000);

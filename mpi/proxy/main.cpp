@@ -23,6 +23,14 @@
 // application, and tells the restored upper half where its new channel is (the `moved` record
 // written into the application's copy of the old channel, found in /proc/PID/maps).
 //
+// Outcome events (FERRY_MPI_RUN_DIR set by `ferry mpirun`, cli/mpi_job.hpp): at start the proxy
+// writes RUN_DIR/rank-R.host (its node name); when its rank ends it writes RUN_DIR/rank-R.event,
+// one line "TIME_NS NODE KIND VALUE [REASON]" with KIND exited STATUS | signaled SIGNAL |
+// aborted CODE (MPI_Abort, wrapped below) | restart_failed PHASE REASON (the rank's restore
+// failed). The file is created exclusively: the first event of a rank is its event. `ferry
+// mpirun` folds the events of all ranks into the run's outcome record. Written from the SIGCHLD
+// handler too, so the writer uses only async-signal-safe calls on preformatted buffers.
+//
 // The serving loop never blocks in the real library (server.hpp): it starts the call the
 // application posted, advances the active one with MPI_Test (yielding, then sleeping up to
 // 0.5 ms between tests while nothing happens), and sleeps on the request doorbell for at most
@@ -70,6 +78,76 @@ std::atomic<int> g_app_status{0};
 
 bool g_supervised = false;  // the child is a rank supervisor: it exits 128+N for signal N
 
+// Outcome event file (see the top of this file); empty path: not under `ferry mpirun`.
+char g_event_path[4096] = {};
+char g_event_node[256] = {};
+
+void append_str(char* buf, std::size_t cap, std::size_t& len, const char* s) {
+  while (*s != '\0' && len + 1 < cap) buf[len++] = *s++;
+  buf[len] = '\0';
+}
+
+void append_num(char* buf, std::size_t cap, std::size_t& len, long long v) {
+  char digits[24];
+  int n = 0;
+  bool neg = v < 0;
+  unsigned long long u = neg ? 0ULL - static_cast<unsigned long long>(v) : static_cast<unsigned long long>(v);
+  do {
+    digits[n++] = static_cast<char>('0' + u % 10);
+    u /= 10;
+  } while (u != 0 && n < 23);
+  if (neg && len + 1 < cap) buf[len++] = '-';
+  while (n > 0 && len + 1 < cap) buf[len++] = digits[--n];
+  buf[len] = '\0';
+}
+
+// Async-signal-safe: the first event of this rank wins (O_EXCL).
+void record_event(const char* kind, const char* value, long long number, const char* reason) {
+  if (g_event_path[0] == '\0') return;
+  int fd = open(g_event_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  char line[2048];
+  std::size_t len = 0;
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  append_num(line, sizeof line, len, static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec);
+  append_str(line, sizeof line, len, " ");
+  append_str(line, sizeof line, len, g_event_node[0] != '\0' ? g_event_node : "?");
+  append_str(line, sizeof line, len, " ");
+  append_str(line, sizeof line, len, kind);
+  append_str(line, sizeof line, len, " ");
+  if (value != nullptr) append_str(line, sizeof line, len, value);
+  else append_num(line, sizeof line, len, number);
+  if (reason != nullptr) {
+    append_str(line, sizeof line, len, " ");
+    for (const char* r = reason; *r != '\0' && len + 2 < sizeof line; ++r) line[len++] = *r == '\n' ? ' ' : *r;
+  }
+  line[len++] = '\n';
+  ssize_t ignored = write(fd, line, len);
+  (void)ignored;
+  fsync(fd);
+  close(fd);
+}
+
+void setup_events(int world_rank) {
+  const char* run = std::getenv("FERRY_MPI_RUN_DIR");
+  if (run == nullptr || *run == '\0') return;
+  gethostname(g_event_node, sizeof g_event_node - 1);
+  for (char* c = g_event_node; *c != '\0'; ++c)
+    if (*c == ' ') *c = '_';
+  std::string base = std::string(run) + "/rank-" + std::to_string(world_rank);
+  if (base.size() + 8 >= sizeof g_event_path) return;
+  std::snprintf(g_event_path, sizeof g_event_path, "%s.event", base.c_str());
+  std::string host = base + ".host";
+  int fd = open(host.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd >= 0) {
+    std::string line = std::string(g_event_node) + "\n";
+    ssize_t ignored = write(fd, line.data(), line.size());
+    (void)ignored;
+    close(fd);
+  }
+}
+
 [[noreturn]] void exit_like(int status) {
   bool signaled = WIFSIGNALED(status);
   int sig = signaled ? WTERMSIG(status) : 0;
@@ -79,6 +157,7 @@ bool g_supervised = false;  // the child is a rank supervisor: it exits 128+N fo
     sig = WEXITSTATUS(status) - 128;
   }
   if (signaled) {
+    record_event("signaled", nullptr, sig, nullptr);
     rlimit no_core{0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     struct sigaction dfl {};
@@ -91,7 +170,9 @@ bool g_supervised = false;  // the child is a rank supervisor: it exits 128+N fo
     raise(sig);
     _exit(128 + sig);
   }
-  _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+  int code = WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+  record_event("exited", nullptr, code, nullptr);
+  _exit(code);
 }
 
 void on_sigchld(int) {
@@ -217,10 +298,32 @@ bool announce_new_channel(pid_t app, int fd, std::string* why) {
   return true;
 }
 
+// MPI_Abort, whether the application's (Op::abort in server.cpp) or the proxy's own: the
+// executable's definition takes precedence over libmpi's (the profiling interface), so the
+// rank's event says who aborted with which code before the real PMPI_Abort ends the job.
+extern "C" int MPI_Abort(MPI_Comm comm, int errorcode) {
+  record_event("aborted", nullptr, errorcode, nullptr);
+  return PMPI_Abort(comm, errorcode);
+}
+
 [[noreturn]] void die(const std::string& why, int code) {
   std::fprintf(stderr, "ferry-mpi-proxy: %s\n", why.c_str());
   MPI_Abort(MPI_COMM_WORLD, code);
   _exit(code);
+}
+
+// A restore that fails: the rank's event names the phase ("validate" when the image was
+// refused before anything was restored, else "restore") and why, then the job is aborted.
+[[noreturn]] void restore_failed(const std::string& why, int code, const char* known_phase = nullptr) {
+  std::string phase = known_phase != nullptr ? known_phase : why.rfind("validate ", 0) == 0 ? "validate" : "restore";
+  std::string reason = why;
+  // "PHASE error CODE MESSAGE" from the rank supervisor: keep MESSAGE.
+  if (reason.rfind(phase + " error ", 0) == 0) {
+    auto sp = reason.find(' ', phase.size() + 7);
+    reason = sp == std::string::npos ? reason : reason.substr(sp + 1);
+  }
+  record_event("restart_failed", phase.c_str(), 0, reason.c_str());
+  die(why, code);
 }
 
 int main(int argc, char** argv) {
@@ -259,6 +362,7 @@ int main(int argc, char** argv) {
   int world_rank = 0, world_size = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  if (g_supervised) setup_events(world_rank);
 
   int fd = -1;
   ferry::mpi::channel::Layout* layout = ferry::mpi::channel::create(&fd);
@@ -310,7 +414,7 @@ int main(int argc, char** argv) {
       std::stringstream bytes;
       bytes << in.rdbuf();
       std::string why;
-      if (!in || !server.restore(bytes.str(), &why)) die("restore rank " + std::to_string(world_rank) + " from " + rank_dir + ": " + (why.empty() ? "cannot read mpi-lower.state" : why), 70);
+      if (!in || !server.restore(bytes.str(), &why)) restore_failed("restore rank " + std::to_string(world_rank) + " from " + rank_dir + ": " + (why.empty() ? "cannot read mpi-lower.state" : why), 86, "validate");
     }
     std::string why;
     if (world_rank == 0 && !front.connect_from_env(world_size, &why)) std::fprintf(stderr, "ferry-mpi-proxy: no checkpoints: %s\n", why.c_str());
@@ -320,13 +424,14 @@ int main(int argc, char** argv) {
     g_state.store(restore_dir.empty() ? kBeforeInit : kInMpi);
     if (!supervisor.start(ferry_cli, store, job, world_rank, app_argv_s,
                           restore_dir.empty() ? "" : restore_dir + "/rank-" + std::to_string(world_rank), env_strings, &why)) {
-      die("rank " + std::to_string(world_rank) + ": " + why, restore_dir.empty() ? 71 : 86);
+      if (!restore_dir.empty()) restore_failed(why, 86);
+      die("rank " + std::to_string(world_rank) + ": " + why, 71);
     }
     g_child = supervisor.child();
     // The supervisor may already have ended (a program that fails at once): reap it now.
     on_sigchld(SIGCHLD);
     if (!restore_dir.empty() && !announce_new_channel(supervisor.app(), fd, &why))
-      die("rank " + std::to_string(world_rank) + ": " + why, 86);
+      restore_failed("rank " + std::to_string(world_rank) + ": " + why, 86);
     server.set_app(supervisor.app());
   } else {
     pid_t proxy_pid = getpid();
@@ -458,7 +563,10 @@ int main(int argc, char** argv) {
     MPI_Finalize();
   }
   while (g_app_exited.load() == 0) usleep(2000);
-  if (stopped) _exit(0);
+  if (stopped) {
+    record_event("exited", nullptr, 0, "stopped after a checkpoint");
+    _exit(0);
+  }
   if (g_state.load() != kFinalized) MPI_Finalize();
   exit_like(g_app_status.load());
 }

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""Failures of MPI jobs and their exit records (issue 5 section 6), one --case per run:
+
+  crash    a rank dies of SIGSEGV (crash.c, 3 ranks), and a rank of a *restarted* job is killed
+           by SIGSEGV: `ferry mpirun` / `ferry restart` exit 139 and `ferry wait JOB --json` says
+           signaled 11 naming that rank and its node - never restart_failed.
+  abort    a rank calls MPI_Abort(MPI_COMM_WORLD, 3) (abort.c): exit 3, record exited 3, rank,
+           node, reason "MPI_Abort".
+  restore  after checkpoint --stop, rank 2's image is truncated: `ferry restart` exits 86 with
+           "ferry: restart R of job J failed in PHASE on node N rank 2: ..." and the record
+           says restart_failed, rank 2, the node; then rank 1's mpi-lower.state is removed:
+           restart_failed in validate, rank 1. Nothing of the generation is lost: with the
+           two files put back, `ferry restart` finishes and the output equals an uninterrupted
+           run's.
+  lost     a rank's proxy is stopped, a checkpoint is asked for (the drain cannot complete),
+           and the proxy is killed (a node lost mid-drain): `ferry checkpoint` fails naming the
+           abandoned generation and the one that stays newest, no partial directory is left,
+           the record is not restart_failed, and `ferry restart` from the previous generation
+           finishes with the uninterrupted run's output.
+
+Exit 0 pass, 1 fail, 77 skip (no mpirun)."""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+TIMEOUT = 240
+
+
+def descendants(pid):
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        except (OSError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in children.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def kill_tree(proc):
+    for p in [proc.pid] + descendants(proc.pid):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def rank_process(root_pid, exe, rank):
+    """The pid below root_pid whose executable is `exe` and whose environment says world rank `rank`."""
+    for p in descendants(root_pid):
+        try:
+            if os.path.realpath(f"/proc/{p}/exe") != os.path.realpath(exe):
+                continue
+            with open(f"/proc/{p}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            continue
+        if f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+            return p
+    return None
+
+
+class Case:
+    def __init__(self, a):
+        self.a = a
+        self.store = tempfile.mkdtemp(prefix="ferry-mpi-fail-")
+        self.env = dict(os.environ)
+        self.env.pop("LD_LIBRARY_PATH", None)
+        if os.geteuid() == 0:
+            self.env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+        self.env["FERRY_HOME"] = self.store
+        self.procs = []
+        self.node = socket.gethostname()
+
+    def ferry(self, *args, timeout=TIMEOUT):
+        return subprocess.run([self.a.ferry] + list(args), capture_output=True, text=True, env=self.env,
+                              timeout=timeout)
+
+    def record(self, job):
+        w = self.ferry("wait", job, "--json", timeout=60)
+        try:
+            return w.returncode, json.loads(w.stdout), w.stderr
+        except ValueError:
+            return w.returncode, None, w.stderr
+
+    def start(self, args, name):
+        out = open(os.path.join(self.store, name + ".out"), "w+")
+        err = open(os.path.join(self.store, name + ".err"), "w+")
+        p = subprocess.Popen([self.a.ferry] + args, stdout=out, stderr=err, env=self.env, start_new_session=True)
+        self.procs.append(p)
+        return p, out.name, err.name
+
+    def wait_lines(self, proc, path, n):
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline and proc.poll() is None:
+            with open(path) as f:
+                if sum(1 for _ in f) >= n:
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def reference(self, np, prog):
+        ref = subprocess.run([shutil.which(os.environ.get("MPIRUN", "mpirun")), "--oversubscribe", "-np", str(np)]
+                             + prog, capture_output=True, text=True, env=self.env, timeout=TIMEOUT)
+        return ref.returncode, sorted(set(ref.stdout.splitlines()))
+
+    def cleanup(self):
+        for p in self.procs:
+            if p.poll() is None:
+                kill_tree(p)
+                p.wait()
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+def expect_record(rec, **want):
+    if rec is None:
+        return "no JSON record"
+    keys = ["restart_id", "job", "outcome", "exit_status", "signal", "phase", "rank", "node", "reason"]
+    if list(rec.keys()) != keys:
+        return f"record keys {list(rec.keys())}, want {keys}"
+    for k, v in want.items():
+        if callable(v):
+            if not v(rec[k]):
+                return f"record {k} = {rec[k]!r} is wrong ({rec})"
+        elif rec[k] != v:
+            return f"record {k} = {rec[k]!r}, want {v!r} ({rec})"
+    return None
+
+
+def case_crash(c):
+    r = c.ferry("mpirun", "--name", "c", "--oversubscribe", "-np", "3", "--", c.a.programs + "/crash")
+    if r.returncode != 139:
+        return f"ferry mpirun of crash exited {r.returncode}, want 139\n{r.stderr}"
+    rc, rec, err = c.record("c")
+    bad = expect_record(rec, outcome="signaled", signal=11, rank=2, node=c.node, exit_status=None, phase=None)
+    if bad or rc != 139 or "ferry:" in err:
+        return f"crash: {bad or f'ferry wait exited {rc}, stderr {err!r}'}"
+    # A rank of a restarted job crashes: the application's outcome, not a restart failure.
+    prog = [c.a.programs + "/ckpt_mix", "400", "10000"]
+    job, out, err1 = c.start(["mpirun", "--name", "m", "--oversubscribe", "-np", "4", "--"] + prog, "m1")
+    if not c.wait_lines(job, out, 8):
+        return "ckpt_mix printed nothing\n" + open(err1).read()
+    ck = c.ferry("checkpoint", "m", "--stop")
+    if ck.returncode != 0:
+        return f"checkpoint --stop failed: {ck.stderr}"
+    job.wait(timeout=TIMEOUT)
+    again, out2, err2 = c.start(["restart", "m", "--json"], "m2")
+    deadline = time.time() + 60
+    victim = None
+    while time.time() < deadline and again.poll() is None and victim is None:
+        victim = rank_process(again.pid, prog[0], 1)
+        time.sleep(0.1)
+    if victim is None:
+        return "the restarted rank 1 was not found\n" + open(err2).read()
+    time.sleep(0.5)
+    os.kill(victim, signal.SIGSEGV)
+    rc2 = again.wait(timeout=TIMEOUT)
+    if rc2 != 139:
+        return f"ferry restart exited {rc2} after rank 1 crashed, want 139\n" + open(err2).read()
+    rc, rec, err = c.record("m")
+    bad = expect_record(rec, outcome="signaled", signal=11, rank=1, node=c.node, restart_id=2)
+    if bad or rc != 139 or "ferry:" in err:
+        return f"crash after restart: {bad or f'ferry wait exited {rc}, stderr {err!r}'}"
+    return None
+
+
+def case_abort(c):
+    r = c.ferry("mpirun", "--name", "a", "--oversubscribe", "-np", "3", "--", c.a.programs + "/abort")
+    if r.returncode != 3:
+        return f"ferry mpirun of abort exited {r.returncode}, want 3\n{r.stderr}"
+    rc, rec, err = c.record("a")
+    bad = expect_record(rec, outcome="exited", exit_status=3, rank=2, node=c.node, signal=None, reason="MPI_Abort")
+    if bad or rc != 3 or "ferry:" in err:
+        return f"abort: {bad or f'ferry wait exited {rc}, stderr {err!r}'}"
+    return None
+
+
+def stopped_job(c, prog, np):
+    job, out, err = c.start(["mpirun", "--name", "t", "--oversubscribe", "-np", str(np), "--"] + prog, "run1")
+    if not c.wait_lines(job, out, np * 2):
+        return None, "the job printed nothing\n" + open(err).read()
+    time.sleep(0.5)
+    ck = c.ferry("checkpoint", "t", "--stop")
+    if ck.returncode != 0:
+        return None, f"checkpoint --stop failed with {ck.returncode}: {ck.stderr}"
+    job.wait(timeout=TIMEOUT)
+    return out, None
+
+
+def finish_and_compare(c, want, first_out, what):
+    r = c.ferry("restart", "t")
+    if r.returncode != 0:
+        return f"{what}: the restart exited {r.returncode}\n{r.stderr}"
+    got = open(first_out).read().splitlines() + r.stdout.splitlines()
+    if sorted(set(got)) != want:
+        return f"{what}: output differs: missing {sorted(set(want) - set(got))[:5]}, unexpected {sorted(set(got) - set(want))[:5]}"
+    rc, rec, _ = c.record("t")
+    return expect_record(rec, outcome="exited", exit_status=0)
+
+
+def case_restore(c):
+    prog = [c.a.programs + "/ckpt_mix", "200", "10000"]
+    ok, want = c.reference(4, prog)
+    if ok != 0:
+        return "the reference run failed"
+    first_out, bad = stopped_job(c, prog, 4)
+    if bad:
+        return bad
+    gen = os.path.join(c.store, "jobs", "1", "gen-000001")
+    image = os.path.join(gen, "rank-2", "rank-2.h5")
+    state = os.path.join(gen, "rank-1", "mpi-lower.state")
+    listing = sorted(os.listdir(gen))
+    saved_image = open(image, "rb").read()
+    saved_state = open(state, "rb").read()
+    with open(image, "r+b") as f:  # a truncated image (a flipped byte may land in unused space)
+        f.truncate(len(saved_image) // 2)
+    r = c.ferry("restart", "t")
+    line = f" on node {c.node} rank 2: "
+    if r.returncode != 86 or line not in r.stderr or "ferry: restart 2 of job 1 failed in " not in r.stderr:
+        return f"corrupt image: ferry restart exited {r.returncode}, want 86 and 'failed in PHASE{line}'\n{r.stderr}"
+    rc, rec, err = c.record("t")
+    bad = expect_record(rec, outcome="restart_failed", phase=lambda p: p in ("validate", "restore"), rank=2,
+                        node=c.node, exit_status=None, signal=None, reason=lambda s: bool(s) and "rank-2.h5" in s)
+    if bad or rc != 86 or line not in err:
+        return f"corrupt image: {bad or f'ferry wait exited {rc}, stderr {err!r}'}"
+    with open(image, "wb") as f:
+        f.write(saved_image)
+    os.unlink(state)
+    r = c.ferry("restart", "t")
+    rc, rec, err = c.record("t")
+    bad = expect_record(rec, outcome="restart_failed", phase="validate", rank=1, node=c.node,
+                        reason=lambda s: bool(s) and "mpi-lower.state" in s)
+    if r.returncode != 86 or bad or rc != 86:
+        return f"missing mpi-lower.state: ferry restart exited {r.returncode}; {bad}\n{r.stderr}"
+    with open(state, "wb") as f:
+        f.write(saved_state)
+    if sorted(os.listdir(gen)) != listing or [g for g in os.listdir(os.path.dirname(gen)) if g.startswith("gen-")] != ["gen-000001"]:
+        return f"the failed restarts changed the store: {sorted(os.listdir(os.path.dirname(gen)))}"
+    return finish_and_compare(c, want, first_out, "after the failed restarts")
+
+
+def case_lost(c):
+    prog = [c.a.programs + "/ckpt_mix", "300", "10000"]
+    ok, want = c.reference(4, prog)
+    if ok != 0:
+        return "the reference run failed"
+    job, out, err = c.start(["mpirun", "--name", "t", "--oversubscribe", "-np", "4", "--"] + prog, "run1")
+    if not c.wait_lines(job, out, 8):
+        return "the job printed nothing\n" + open(err).read()
+    ck = c.ferry("checkpoint", "t")
+    if ck.returncode != 0:
+        return f"the first checkpoint failed: {ck.stderr}"
+    proxy = rank_process(job.pid, c.a.proxy, 2)
+    if proxy is None:
+        return "rank 2's proxy was not found"
+    os.kill(proxy, signal.SIGSTOP)
+    pending = subprocess.Popen([c.a.ferry, "checkpoint", "t"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=c.env)
+    c.procs.append(pending)
+    time.sleep(1.5)
+    os.kill(proxy, signal.SIGKILL)  # the node is lost in the middle of the drain
+    _, ck_err = pending.communicate(timeout=TIMEOUT)
+    if pending.returncode == 0 or "generation 2 not committed" not in ck_err or "generation 1 stays the newest" not in ck_err:
+        return f"the checkpoint with a lost rank exited {pending.returncode}: {ck_err!r}"
+    job.wait(timeout=TIMEOUT)
+    jobdir = os.path.join(c.store, "jobs", "1")
+    gens = sorted(g for g in os.listdir(jobdir) if g.startswith("gen-"))
+    if gens != ["gen-000001"]:
+        return f"generations after the abandoned checkpoint: {gens}"
+    rc, rec, err = c.record("t")
+    if rec is None or rec["outcome"] == "restart_failed" or "ferry: restart" in err:
+        return f"the lost rank is reported as {rec} / {err!r}"
+    return finish_and_compare(c, want, out, "restart from generation 1")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ferry", required=True)
+    ap.add_argument("--proxy", required=True, help="ferry-mpi-proxy (to find a rank's proxy)")
+    ap.add_argument("--programs", required=True, help="directory of the built test programs")
+    ap.add_argument("--case", required=True, choices=["crash", "abort", "restore", "lost"])
+    a = ap.parse_args()
+    if not shutil.which(os.environ.get("MPIRUN", "mpirun")):
+        print("SKIP: mpirun not found (install openmpi-bin)")
+        return 77
+    c = Case(a)
+    t0 = time.time()
+    try:
+        bad = {"crash": case_crash, "abort": case_abort, "restore": case_restore, "lost": case_lost}[a.case](c)
+    finally:
+        c.cleanup()
+    if bad:
+        print(f"FAIL: {bad}")
+        return 1
+    print(f"PASS: {a.case} ({time.time() - t0:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
