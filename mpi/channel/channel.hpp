@@ -31,7 +31,7 @@
 namespace ferry::mpi::channel {
 
 inline constexpr std::uint64_t kMagic = 0x4950'4d59'5252'4546ULL;  // "FERRYMPI"
-inline constexpr std::uint32_t kVersion = 2;
+inline constexpr std::uint32_t kVersion = 3;
 // Large enough for the 1 MiB messages that dominate bandwidth-bound codes (in and out of one
 // Sendrecv); pages are only touched up to the largest payload actually staged.
 inline constexpr std::size_t kDataBytes = 4u << 20;
@@ -63,6 +63,19 @@ inline constexpr const char* kChannelEnv = "FERRY_MPI_CHANNEL";
 //   gather/scatter/allgather/alltoall  buf0 send (in), i0 count, h0 type; buf1 receive (out, or
 //               in-out with i6); i3 count, h2 type; i1 root; h1 comm; i6 in place: a `none`
 //               buffer is then MPI_IN_PLACE (else not significant: NULL)
+//   gatherv/scatterv/allgatherv/alltoallv  as gather, plus buf2 int32 counts (4 * i7: send counts,
+//               send displacements, receive counts, receive displacements), i7 comm size
+//   reduce_scatter/reduce_scatter_block/scan/exscan  buf0 input (none: in place), buf1 output
+//               (in-out), buf2 int32 receive counts (reduce_scatter, i7 entries), i0 count, h0 type,
+//               h2 op, h1 comm, i7 comm size
+//   issend      as isend
+//   wait_some   buf0 u32 request ids (0xffffffff: skip), i0 n, i1 mode (0 wait any, 1 test any,
+//               2 test all) -> i0 first complete index (-1 none), i1 how many are complete
+//   cancel/request_free  h0 request
+//   ibarrier    h1 comm -> h0 request
+//   ibcast      buf0 data (whole buffer, in), i0 count, h0 type, i1 root, h1 comm -> h0 request
+//   iallreduce  buf0 input, buf1.bytes output size (nothing staged), i0 count, h0 type, h2 op,
+//               h1 comm -> h0 request
 enum class Op : std::uint32_t {
   hello = 1,
   finalize,
@@ -88,6 +101,21 @@ enum class Op : std::uint32_t {
   scatter,
   allgather,
   alltoall,
+  gatherv,
+  scatterv,
+  allgatherv,
+  alltoallv,
+  reduce_scatter,
+  reduce_scatter_block,
+  scan,
+  exscan,
+  issend,
+  wait_some,
+  cancel,
+  request_free,
+  ibarrier,
+  ibcast,
+  iallreduce,
 };
 
 enum class Where : std::uint32_t { none = 0, shm = 1, app = 2 };
@@ -113,7 +141,7 @@ struct WireStatus {
   std::int32_t source = 0;
   std::int32_t tag = 0;
   std::int32_t error = 0;
-  std::int32_t pad = 0;
+  std::int32_t cancelled = 0;  // a receive cancelled by MPI_Cancel
   std::uint64_t bytes = 0;
 };
 

@@ -70,6 +70,14 @@ bool is_collective(Op op) {
     case Op::scatter:
     case Op::allgather:
     case Op::alltoall:
+    case Op::gatherv:
+    case Op::scatterv:
+    case Op::allgatherv:
+    case Op::alltoallv:
+    case Op::reduce_scatter:
+    case Op::reduce_scatter_block:
+    case Op::scan:
+    case Op::exscan:
     case Op::comm_dup:
     case Op::comm_split:
     case Op::comm_free:
@@ -133,6 +141,8 @@ std::uint32_t Server::add_comm(MPI_Comm c, std::uint64_t key) {
 }
 
 std::uint32_t Server::add_request(RequestEntry r) {
+  reap_orphans();
+  if (r.coll != 0) ++collectives_live_;
   r.live = true;
   r.order = next_order_++;
   for (std::size_t i = 0; i < requests_.size(); ++i) {
@@ -303,6 +313,7 @@ bool Server::start(std::uint32_t seq, const Call& call, Reply& reply) {
       break;
     }
     case Op::isend:
+    case Op::issend:
     case Op::irecv: {
       RequestEntry r;
       r.receive = call.op == Op::irecv;
@@ -327,8 +338,9 @@ bool Server::start(std::uint32_t seq, const Call& call, Reply& reply) {
         r.done = true;
         r.status = got.status;
       } else {
-        int rc = r.receive ? MPI_Irecv(r.buffer.data(), r.count, type(r.type), r.peer, r.tag, comm(r.comm), &r.real)
-                           : MPI_Isend(r.buffer.data(), r.count, type(r.type), r.peer, r.tag, comm(r.comm), &r.real);
+        int rc = r.receive            ? MPI_Irecv(r.buffer.data(), r.count, type(r.type), r.peer, r.tag, comm(r.comm), &r.real)
+                 : call.op == Op::issend ? MPI_Issend(r.buffer.data(), r.count, type(r.type), r.peer, r.tag, comm(r.comm), &r.real)
+                                         : MPI_Isend(r.buffer.data(), r.count, type(r.type), r.peer, r.tag, comm(r.comm), &r.real);
         if (rc != MPI_SUCCESS) {
           reply.rc = rc;
           return true;
@@ -346,14 +358,7 @@ bool Server::start(std::uint32_t seq, const Call& call, Reply& reply) {
         return true;
       }
       RequestEntry& r = requests_[id];
-      if (!r.done) {
-        int flag = 0;
-        MPI_Status st{};
-        reply.rc = MPI_Test(&r.real, &flag, &st);
-        if (reply.rc != MPI_SUCCESS) return true;
-        if (flag) note_request_done(r, st);
-      }
-      if (r.done) {
+      if (advance(r)) {
         reply.i[0] = 1;
         reply.rc = deliver_request(id, call.buf[0], reply);
         return true;
@@ -361,6 +366,84 @@ bool Server::start(std::uint32_t seq, const Call& call, Reply& reply) {
       if (call.op == Op::test) return true;  // i[0] = 0: not done
       a.stage = Active::Stage::wait;
       break;
+    }
+    case Op::wait_some: {
+      const void* ids = memory_.read(call.buf[0], scratch_[0]);
+      if (ids == nullptr && call.buf[0].bytes != 0) {
+        reply.rc = MPI_ERR_BUFFER;
+        return true;
+      }
+      a.ids.resize(static_cast<std::size_t>(call.i[0]));
+      if (!a.ids.empty()) std::memcpy(a.ids.data(), ids, a.ids.size() * sizeof(std::uint32_t));
+      a.mode = call.i[1];
+      if (scan_ids(reply) || a.mode != 0 || reply.rc != MPI_SUCCESS) return true;
+      a.stage = Active::Stage::wait_some;
+      break;
+    }
+    case Op::cancel:
+    case Op::request_free: {
+      std::uint32_t id = call.h[0];
+      if (id >= requests_.size() || !requests_[id].live) {
+        reply.rc = MPI_ERR_REQUEST;
+        return true;
+      }
+      RequestEntry& r = requests_[id];
+      if (call.op == Op::request_free) {
+        r.orphan = true;
+        if (advance(r)) release(id);
+        return true;
+      }
+      if (!r.receive) {
+        reply.rc = MPI_ERR_REQUEST;
+        return true;
+      }
+      if (!r.done) {
+        MPI_Cancel(&r.real);
+        MPI_Status st{};
+        MPI_Wait(&r.real, &st);
+        int cancelled = 0;
+        MPI_Test_cancelled(&st, &cancelled);
+        if (cancelled) {
+          r.done = true;
+          r.real = MPI_REQUEST_NULL;
+          r.status = channel::WireStatus{};
+          r.status.cancelled = 1;
+        } else {
+          note_request_done(r, st);
+        }
+      }
+      return true;
+    }
+    case Op::ibarrier:
+    case Op::ibcast:
+    case Op::iallreduce: {
+      std::uint32_t id = call.h[1];
+      if (id >= comms_.size() || comms_[id].real == MPI_COMM_NULL) {
+        reply.rc = MPI_ERR_COMM;
+        return true;
+      }
+      RequestEntry r;
+      r.coll = static_cast<std::uint32_t>(call.op);
+      r.comm = id;
+      r.type = call.h[0];
+      r.count = call.i[0];
+      r.root = call.i[1];
+      r.op = call.h[2];
+      if (call.op != Op::ibarrier) {
+        void* data = memory_.read(call.buf[0], scratch_[0]);
+        if (data == nullptr && call.buf[0].bytes != 0) {
+          reply.rc = MPI_ERR_BUFFER;
+          return true;
+        }
+        std::vector<char>& to = call.op == Op::ibcast ? r.buffer : r.input;
+        to.assign(static_cast<char*>(data), static_cast<char*>(data) + call.buf[0].bytes);
+        if (call.op == Op::iallreduce) r.buffer.resize(call.buf[1].bytes);
+      }
+      r.seq = ++comms_[id].entered;
+      reply.rc = MPI_Ibarrier(comms_[id].real, &r.real);
+      if (reply.rc != MPI_SUCCESS) return true;
+      reply.h[0] = add_request(std::move(r));
+      return true;
     }
     default:
       if (!is_collective(call.op)) {
@@ -390,6 +473,7 @@ bool Server::start_collective(const Call& call) {
 
 bool Server::progress(Reply& reply) {
   Active& a = active_;
+  if (collectives_live_ > 0) advance_collectives();
   if (!a.busy) return false;
   const Call& call = a.call;
   int flag = 0;
@@ -446,15 +530,16 @@ bool Server::progress(Reply& reply) {
     }
     case Active::Stage::wait: {
       RequestEntry& r = requests_[call.h[0]];
-      MPI_Status st{};
-      MPI_Test(&r.real, &flag, &st);
-      if (!flag) return false;
-      note_request_done(r, st);
+      if (!advance(r)) return false;
       reply = Reply{};
       reply.i[0] = 1;
       reply.rc = deliver_request(call.h[0], call.buf[0], reply);
       break;
     }
+    case Active::Stage::wait_some:
+      reply = Reply{};
+      if (!scan_ids(reply) && reply.rc == MPI_SUCCESS) return false;
+      break;
   }
   a.busy = false;
   return true;
@@ -487,23 +572,115 @@ int Server::deliver_request(std::uint32_t id, const BufRef& into, Reply& reply) 
   if (r.receive) {
     reply.status = r.status;
     // Copy only what arrived (MPI leaves the rest of the receive buffer untouched).
-    std::size_t n = std::min({r.buffer.size(), static_cast<std::size_t>(into.bytes),
-                              span_of(type(r.type), r.status.bytes)});
+    std::size_t n = r.status.cancelled ? 0
+                                       : std::min({r.buffer.size(), static_cast<std::size_t>(into.bytes),
+                                                   span_of(type(r.type), r.status.bytes)});
+    reply.written = n;
+    if (n != 0 && !memory_.deliver(into, r.buffer.data(), n)) rc = MPI_ERR_BUFFER;
+  } else if (r.coll != 0) {
+    std::size_t n = std::min(r.buffer.size(), static_cast<std::size_t>(into.bytes));
     reply.written = n;
     if (n != 0 && !memory_.deliver(into, r.buffer.data(), n)) rc = MPI_ERR_BUFFER;
   }
-  r = RequestEntry{};
+  release(id);
   return rc;
 }
 
-void Server::progress_requests() {
-  for (auto& r : requests_) {
-    if (!r.live || r.done) continue;
-    int flag = 0;
-    MPI_Status st{};
+void Server::release(std::uint32_t id) {
+  if (requests_[id].coll != 0) --collectives_live_;
+  requests_[id] = RequestEntry{};
+}
+
+void Server::reap_orphans() {
+  for (std::uint32_t id = 0; id < requests_.size(); ++id)
+    if (requests_[id].live && requests_[id].orphan && advance(requests_[id])) release(id);
+}
+
+bool Server::advance(RequestEntry& r) {
+  if (!r.live || r.done) return r.done;
+  int flag = 0;
+  MPI_Status st{};
+  if (r.coll == 0) {
     MPI_Test(&r.real, &flag, &st);
     if (flag) note_request_done(r, st);
+    return r.done;
   }
+  if (r.stage == 0) {
+    MPI_Test(&r.real, &flag, MPI_STATUS_IGNORE);
+    if (!flag) return false;
+    flush_collectives(r.comm, r.seq);
+    begin_real(r);
+    if (r.done) return true;
+    flag = 0;
+  }
+  MPI_Test(&r.real, &flag, MPI_STATUS_IGNORE);
+  if (flag) {
+    r.done = true;
+    r.real = MPI_REQUEST_NULL;
+    r.input = {};
+  }
+  return r.done;
+}
+
+void Server::advance_collectives() {
+  for (auto& r : requests_)
+    if (r.live && r.coll != 0 && !r.done) advance(r);
+}
+
+void Server::flush_collectives(std::uint32_t comm_id, std::uint64_t before) {
+  for (;;) {
+    RequestEntry* first = nullptr;
+    for (auto& r : requests_)
+      if (r.live && r.coll != 0 && !r.done && r.stage == 0 && r.comm == comm_id && r.seq < before &&
+          (first == nullptr || r.seq < first->seq))
+        first = &r;
+    if (first == nullptr) return;
+    MPI_Wait(&first->real, MPI_STATUS_IGNORE);  // every member entered it: it completes
+    begin_real(*first);
+  }
+}
+
+void Server::begin_real(RequestEntry& r) {
+  r.stage = 1;
+  r.real = MPI_REQUEST_NULL;
+  MPI_Comm c = comm(r.comm);
+  switch (static_cast<Op>(r.coll)) {
+    case Op::ibcast:
+      MPI_Ibcast(r.buffer.data(), r.count, type(r.type), r.root, c, &r.real);
+      break;
+    case Op::iallreduce:
+      MPI_Iallreduce(r.input.data(), r.buffer.data(), r.count, type(r.type), op(r.op), c, &r.real);
+      break;
+    default:  // ibarrier: its barrier was all of it
+      r.done = true;
+      break;
+  }
+}
+
+// wait_some: reply i[0] = first complete index (-1 none), i[1] = how many are complete.
+bool Server::scan_ids(Reply& reply) {
+  int first = -1, complete = 0;
+  for (std::size_t i = 0; i < active_.ids.size(); ++i) {
+    std::uint32_t id = active_.ids[i];
+    if (id == kNone) continue;
+    if (id >= requests_.size() || !requests_[id].live) {
+      reply.rc = MPI_ERR_REQUEST;
+      return false;
+    }
+    if (advance(requests_[id])) {
+      ++complete;
+      if (first < 0) first = static_cast<int>(i);
+    }
+  }
+  reply.i[0] = first;
+  reply.i[1] = complete;
+  return first >= 0;
+}
+
+void Server::progress_requests() {
+  for (auto& r : requests_)
+    if (r.live && !r.done) advance(r);
+  reap_orphans();
 }
 
 void Server::drain_network() {
@@ -550,8 +727,14 @@ std::vector<std::uint64_t> Server::live_keys() const {
 }
 
 bool Server::settled(const std::vector<EnteredCount>& targets) const {
-  for (const auto& r : requests_)
-    if (r.live && !r.done && !r.receive) return false;  // a send still on the network
+  for (const auto& r : requests_) {
+    if (!r.live || r.done || r.receive) continue;
+    if (r.coll == 0) return false;  // a send still on the network
+    // A nonblocking collective every member entered must complete; one that some member has
+    // not entered cannot have started anywhere and stays pending.
+    for (const auto& [key, target] : targets)
+      if (key == comms_[r.comm].key && r.seq <= target) return false;
+  }
   if (!active_.busy) return true;
   switch (active_.stage) {
     case Active::Stage::send:
@@ -574,6 +757,8 @@ bool Server::settled(const std::vector<EnteredCount>& targets) const {
 // Runs the collective whose barrier completed: every member is committed to it.
 int Server::run_collective(const Call& call, Reply& reply) {
   MPI_Comm c = comm(call.h[1]);
+  // Earlier nonblocking collectives of this communicator start their real operation first.
+  if (collectives_live_ > 0) flush_collectives(call.op == Op::finalize ? 0 : call.h[1], UINT64_MAX);
   switch (call.op) {
     case Op::finalize: {
       finalized_ = true;
@@ -610,6 +795,16 @@ int Server::run_collective(const Call& call, Reply& reply) {
     case Op::comm_split:
     case Op::comm_free:
       return comms(call, reply);
+    case Op::gatherv:
+    case Op::scatterv:
+    case Op::allgatherv:
+    case Op::alltoallv:
+      return v_collective(call);
+    case Op::reduce_scatter:
+    case Op::reduce_scatter_block:
+    case Op::scan:
+    case Op::exscan:
+      return reduce_more(call);
     default:
       return gather_like(call);
   }
@@ -670,6 +865,78 @@ int Server::gather_like(const Call& call) {
       break;
   }
   if (has_recv && !memory_.write_back(call.buf[1], recv, call.buf[1].bytes)) return MPI_ERR_BUFFER;
+  return rc;
+}
+
+// gatherv, scatterv, allgatherv, alltoallv: see the slot table in channel.hpp.
+int Server::v_collective(const Call& call) {
+  bool in_place = call.i[6] != 0;
+  bool has_send = call.buf[0].where != Where::none;
+  bool has_recv = call.buf[1].where != Where::none;
+  void* send = has_send ? memory_.read(call.buf[0], scratch_[0]) : in_place ? MPI_IN_PLACE : nullptr;
+  // The receive buffer is in-out: the gaps between displaced blocks keep the application's data.
+  void* recv = !has_recv ? (in_place ? MPI_IN_PLACE : nullptr) : memory_.read(call.buf[1], scratch_[1]);
+  auto* counts = static_cast<int*>(memory_.read(call.buf[2], scratch_[2]));
+  int n = call.i[7];
+  if ((has_send && send == nullptr) || (has_recv && recv == nullptr) || counts == nullptr ||
+      call.buf[2].bytes < 4 * sizeof(int) * static_cast<std::size_t>(n))
+    return MPI_ERR_BUFFER;
+  const int *sc = counts, *sd = counts + n, *rcounts = counts + 2 * n, *rd = counts + 3 * n;
+  MPI_Comm c = comm(call.h[1]);
+  MPI_Datatype st = type(call.h[0]), rt = type(call.h[2]);
+  int root = call.i[1];
+  int rc = MPI_ERR_INTERN;
+  switch (call.op) {
+    case Op::gatherv:
+      rc = MPI_Gatherv(send, call.i[0], st, recv, rcounts, rd, rt, root, c);
+      break;
+    case Op::scatterv:
+      rc = MPI_Scatterv(send, sc, sd, st, recv, call.i[3], rt, root, c);
+      break;
+    case Op::allgatherv:
+      rc = MPI_Allgatherv(send, call.i[0], st, recv, rcounts, rd, rt, c);
+      break;
+    case Op::alltoallv:
+      rc = MPI_Alltoallv(send, sc, sd, st, recv, rcounts, rd, rt, c);
+      break;
+    default:
+      break;
+  }
+  if (has_recv && !memory_.write_back(call.buf[1], recv, call.buf[1].bytes)) return MPI_ERR_BUFFER;
+  return rc;
+}
+
+// reduce_scatter, reduce_scatter_block, scan, exscan: the output buffer is always in-out.
+int Server::reduce_more(const Call& call) {
+  bool in_place = call.buf[0].where == Where::none;
+  void* in = in_place ? MPI_IN_PLACE : memory_.read(call.buf[0], scratch_[0]);
+  void* out = memory_.read(call.buf[1], scratch_[1]);
+  if ((in == nullptr && call.buf[0].bytes != 0) || (out == nullptr && call.buf[1].bytes != 0)) return MPI_ERR_BUFFER;
+  MPI_Comm c = comm(call.h[1]);
+  MPI_Datatype t = type(call.h[0]);
+  MPI_Op o = op(call.h[2]);
+  int rc = MPI_ERR_INTERN;
+  switch (call.op) {
+    case Op::reduce_scatter: {
+      auto* counts = static_cast<int*>(memory_.read(call.buf[2], scratch_[2]));
+      if (counts == nullptr || call.buf[2].bytes < sizeof(int) * static_cast<std::size_t>(call.i[7]))
+        return MPI_ERR_BUFFER;
+      rc = MPI_Reduce_scatter(in, out, counts, t, o, c);
+      break;
+    }
+    case Op::reduce_scatter_block:
+      rc = MPI_Reduce_scatter_block(in, out, call.i[0], t, o, c);
+      break;
+    case Op::scan:
+      rc = MPI_Scan(in, out, call.i[0], t, o, c);
+      break;
+    case Op::exscan:
+      rc = MPI_Exscan(in, out, call.i[0], t, o, c);
+      break;
+    default:
+      break;
+  }
+  if (!memory_.write_back(call.buf[1], out, call.buf[1].bytes)) return MPI_ERR_BUFFER;
   return rc;
 }
 

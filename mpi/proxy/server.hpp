@@ -47,16 +47,28 @@ struct Drained {
   std::vector<char> packed;  // received as MPI_PACKED; unpacked with the receiver's datatype
 };
 
+// A nonblocking operation: a send, a receive, or a nonblocking collective (`coll` != 0: its
+// channel::Op). A nonblocking collective is collective number `seq` on its communicator; it
+// starts (stage 0) with an MPI_Ibarrier like every collective, and only once that completed does
+// the proxy start the real nonblocking collective (stage 1), after every earlier one of the same
+// communicator, so the real operations are started in the same order on every member.
 struct RequestEntry {
   bool live = false;
   bool receive = false;
   bool done = false;  // completed (during a drain, or from a drained message); result held here
+  bool orphan = false;  // freed by the application (MPI_Request_free): dropped once complete
   MPI_Request real = MPI_REQUEST_NULL;
-  std::vector<char> buffer;  // send: the payload copy; receive: the landing area (memory layout)
+  std::vector<char> buffer;  // send: the payload copy; receive/ibcast/iallreduce: the result
+  std::vector<char> input;   // iallreduce: the input
   std::uint32_t type = 0, comm = 0;
   int count = 0, peer = 0, tag = 0;
   std::uint64_t order = 0;  // posting order (re-posting after a restart keeps it)
   channel::WireStatus status{};
+  std::uint32_t coll = 0;   // channel::Op of a nonblocking collective, 0 for point-to-point
+  int stage = 0;            // nonblocking collective: 0 barrier pending, 1 real operation started
+  int root = 0;
+  std::uint32_t op = 0;
+  std::uint64_t seq = 0;    // its collective number on the communicator
 };
 
 // Per communicator key: how many collectives a member entered; what a checkpoint agrees on.
@@ -103,7 +115,7 @@ class Server {
 
  private:
   struct Active {
-    enum class Stage { barrier, send, recv, sendrecv, probe, wait };
+    enum class Stage { barrier, send, recv, sendrecv, probe, wait, wait_some };
     bool busy = false;
     std::uint32_t seq = 0;
     channel::Call call{};
@@ -114,6 +126,8 @@ class Server {
     void* landing = nullptr;
     MPI_Status st{};
     channel::Reply prepared{};  // sendrecv: the receive's result while the send finishes
+    std::vector<std::uint32_t> ids;  // wait_some: the request ids
+    int mode = 0;
   };
 
   MPI_Comm comm(std::uint32_t id) const;
@@ -125,6 +139,19 @@ class Server {
   std::uint32_t add_request(RequestEntry r);
   int deliver_request(std::uint32_t id, const channel::BufRef& into, channel::Reply& reply);
   void note_request_done(RequestEntry& r, const MPI_Status& st);
+  // Moves a request on (tests it; a nonblocking collective also goes from its barrier to its real
+  // operation); true when it is complete.
+  bool advance(RequestEntry& r);
+  void advance_collectives();
+  // Starts the real operation of nonblocking collectives of communicator `comm` numbered below
+  // `before` whose barrier is pending (it completes: a later collective's barrier did), in order.
+  void flush_collectives(std::uint32_t comm, std::uint64_t before);
+  void begin_real(RequestEntry& r);
+  void release(std::uint32_t id);
+  void reap_orphans();
+  bool scan_ids(channel::Reply& reply);
+  int v_collective(const channel::Call& call);
+  int reduce_more(const channel::Call& call);
 
   // Drained queue: the first message matching (comm, source, tag), or end().
   std::deque<Drained>::iterator match_drained(std::uint32_t comm, int source, int tag);
@@ -149,6 +176,7 @@ class Server {
   std::deque<Drained> drained_;
   std::int64_t sent_ = 0, received_ = 0;
   std::uint64_t next_order_ = 1;
+  int collectives_live_ = 0;  // live nonblocking-collective entries (advanced by every progress())
   Active active_;
   bool finalized_ = false;
   bool finishing_ = false;

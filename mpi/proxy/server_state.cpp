@@ -8,11 +8,16 @@
 //   u32 n_comms   { u32 id u64 key u64 entered u32 n (i32 world_rank)*n }
 //   u32 n_freed   { u64 key u64 entered }
 //   u32 n_reqs    { u32 id u8 receive u8 done u32 type u32 comm i32 count i32 peer i32 tag u64 order
-//                   i32 source i32 tag i32 error u64 bytes  u64 buffer_size [bytes if done receive] }
+//                   i32 source i32 tag i32 error i32 cancelled u64 bytes
+//                   u32 coll i32 root u32 op u64 seq  u64 input_size [input bytes]
+//                   u64 buffer_size [bytes if a done receive, or a collective] }
 //   u32 n_drained { u32 comm i32 source i32 tag u64 n bytes }
 //   u32 skip_send_seq u64 next_order
-// `entered` excludes a collective still at its barrier: the restarted application posts that call
-// again and it is counted then. Restore rebuilds communicators with MPI_Comm_create_group over
+// `entered` excludes a blocking collective still at its barrier: the restarted application posts
+// that call again and it is counted then. A nonblocking collective still at its barrier (some
+// member had not entered it) stays counted: the application will not post it again, the restored
+// proxy does (its MPI_Ibarrier, in posting order, like pending receives). Requests the
+// application freed (MPI_Request_free) are complete after the drain and are not kept. Restore rebuilds communicators with MPI_Comm_create_group over
 // their world ranks in key order (the same order on every rank, so overlapping groups cannot
 // deadlock), under the same lower-half ids, so the upper half's handles need no rebinding.
 #include <algorithm>
@@ -24,7 +29,7 @@ namespace ferry::mpi::proxy {
 namespace {
 
 constexpr char kMagic[8] = {'F', 'E', 'R', 'R', 'Y', 'M', 'P', 'S'};
-constexpr std::uint32_t kStateVersion = 1;
+constexpr std::uint32_t kStateVersion = 2;
 
 class Out {
  public:
@@ -95,13 +100,13 @@ std::string Server::serialize() const {
     o.put(entered);
   }
   n = 0;
-  for (const auto& r : requests_) n += r.live;
+  for (const auto& r : requests_) n += r.live && !r.orphan;
   o.put(n);
   for (std::uint32_t id = 0; id < requests_.size(); ++id) {
     const RequestEntry& r = requests_[id];
-    if (!r.live) continue;
+    if (!r.live || r.orphan) continue;
     // A send is complete once the drain ends (settled()); only receives may still be pending.
-    bool done = r.done || !r.receive;
+    bool done = r.done || (!r.receive && r.coll == 0);
     o.put(id);
     o.put(static_cast<std::uint8_t>(r.receive));
     o.put(static_cast<std::uint8_t>(done));
@@ -114,9 +119,16 @@ std::string Server::serialize() const {
     o.put(r.status.source);
     o.put(r.status.tag);
     o.put(r.status.error);
+    o.put(r.status.cancelled);
     o.put(r.status.bytes);
+    o.put(r.coll);
+    o.put(static_cast<std::int32_t>(r.root));
+    o.put(r.op);
+    o.put(r.seq);
+    o.put(static_cast<std::uint64_t>(r.input.size()));
+    o.put_bytes(r.input.data(), r.input.size());
     o.put(static_cast<std::uint64_t>(r.buffer.size()));
-    if (done && r.receive) o.put_bytes(r.buffer.data(), r.buffer.size());
+    if ((done && r.receive) || r.coll != 0) o.put_bytes(r.buffer.data(), r.buffer.size());
   }
   o.put(static_cast<std::uint32_t>(drained_.size()));
   for (const auto& d : drained_) {
@@ -185,11 +197,20 @@ bool Server::restore(const std::string& bytes, std::string* why) {
     r.status.source = in.get<std::int32_t>();
     r.status.tag = in.get<std::int32_t>();
     r.status.error = in.get<std::int32_t>();
+    r.status.cancelled = in.get<std::int32_t>();
     r.status.bytes = in.get<std::uint64_t>();
+    r.coll = in.get<std::uint32_t>();
+    r.root = in.get<std::int32_t>();
+    r.op = in.get<std::uint32_t>();
+    r.seq = in.get<std::uint64_t>();
+    auto input = in.get<std::uint64_t>();
+    if (input > (std::uint64_t{1} << 40)) in.bad = true;
+    if (!in.bad) r.input.resize(input);
+    in.get_bytes(r.input.data(), r.input.size());
     auto buffer = in.get<std::uint64_t>();
     if (buffer > (std::uint64_t{1} << 40)) in.bad = true;
     if (!in.bad) r.buffer.resize(buffer);
-    if (r.done && r.receive) in.get_bytes(r.buffer.data(), r.buffer.size());
+    if ((r.done && r.receive) || r.coll != 0) in.get_bytes(r.buffer.data(), r.buffer.size());
     reqs.emplace_back(id, std::move(r));
   }
   for (auto n = in.get<std::uint32_t>(); n-- > 0 && !in.bad;) {
@@ -241,7 +262,16 @@ bool Server::restore(const std::string& bytes, std::string* why) {
     if (requests_.size() <= id) requests_.resize(id + 1);
     requests_[id] = std::move(r);
     RequestEntry& e = requests_[id];
+    if (e.coll != 0) ++collectives_live_;
     if (e.done) continue;
+    if (e.coll != 0) {  // a nonblocking collective not entered by every member: its barrier again
+      e.stage = 0;
+      if (MPI_Ibarrier(comm(e.comm), &e.real) != MPI_SUCCESS) {
+        *why = "cannot post a pending nonblocking collective again";
+        return false;
+      }
+      continue;
+    }
     int rc = MPI_Irecv(e.buffer.data(), e.count, type(e.type), e.peer, e.tag, comm(e.comm), &e.real);
     if (rc != MPI_SUCCESS) {
       *why = "cannot post a pending receive again";

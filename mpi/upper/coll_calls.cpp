@@ -23,6 +23,7 @@ FERRY_MPI_FUNCTION(int, Bcast, (void* buffer, int count, MPI_Datatype datatype, 
   const char* fn = "MPI_Bcast";
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
+  if (int rc = check_root(fn, c, root); rc != MPI_SUCCESS) return rc;
   count_collective(c);
   RecvBuffer b = recv_buffer(buffer, count, t, /*fill=*/true);
   check(fn, lower_for(fn).bcast(b.span, b.count, b.type, root, c->lh));
@@ -36,11 +37,13 @@ FERRY_MPI_FUNCTION(int, Reduce, (const void* sendbuf, void* recvbuf, int count, 
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
   OpRecord* o = op_arg(fn, op);
+  if (int rc = check_root(fn, c, root); rc != MPI_SUCCESS) return rc;
   bool i_am_root = c->rank == root;
   const void* in = sendbuf == MPI_IN_PLACE ? nullptr : sendbuf;
   if (in == nullptr && !i_am_root) fatal(fn, "MPI_IN_PLACE off the root (MPI_ERR_BUFFER)");
-  count_collective(c);
+  // user_reduce counts its collective itself.
   if (is_user_op(o)) return user_reduce(fn, ReduceKind::reduce, in, recvbuf, count, nullptr, t, o, root, c);
+  count_collective(c);
   if (!i_am_root) {  // the output is not significant here: only its size (the input's) travels
     SendBuffer sb = send_buffer(in, count, t);
     check(fn, lower_for(fn).reduce(sb.span.data, {nullptr, sb.span.bytes}, sb.count, sb.type, o->lh, root, c->lh,
@@ -62,8 +65,8 @@ FERRY_MPI_FUNCTION(int, Allreduce, (const void* sendbuf, void* recvbuf, int coun
   DatatypeRecord* t = type_arg(fn, datatype);
   OpRecord* o = op_arg(fn, op);
   const void* in = sendbuf == MPI_IN_PLACE ? nullptr : sendbuf;
-  count_collective(c);
   if (is_user_op(o)) return user_reduce(fn, ReduceKind::allreduce, in, recvbuf, count, nullptr, t, o, 0, c);
+  count_collective(c);
   RecvBuffer rb = recv_buffer(recvbuf, count, t, /*fill=*/in == nullptr);
   SendBuffer sb = in == nullptr ? SendBuffer{} : send_buffer(in, count, t);
   check(fn, lower_for(fn).allreduce(in == nullptr ? nullptr : sb.span.data, rb.span, rb.count, rb.type, o->lh,
@@ -81,6 +84,9 @@ int gather_like(const char* fn, GatherKind kind, const void* sendbuf, int sendco
                 void* recvbuf, int recvcount, MPI_Datatype recvtype, int root, MPI_Comm comm) {
   CommRecord* c = comm_arg(fn, comm);
   bool rooted = kind == GatherKind::gather || kind == GatherKind::scatter;
+  if (rooted) {
+    if (int rc = check_root(fn, c, root); rc != MPI_SUCCESS) return rc;
+  }
   bool i_am_root = !rooted || c->rank == root;
   std::size_t n = static_cast<std::size_t>(c->size);
   CollectiveBuffers b;

@@ -8,18 +8,16 @@
 
 using namespace ferry::mpi;
 
-namespace {
-
-MPI_Comm make_comm(const NewComm& made, std::uint32_t log_seq) {
+MPI_Comm ferry::mpi::make_comm(const NewComm& made, std::uint32_t log_seq, const CommRecord* parent) {
   if (made.id == kLhNone) return reinterpret_cast<MPI_Comm>(null_comm_record());
   auto* ranks = new std::int32_t[static_cast<std::size_t>(made.size)];
   std::copy(made.world_ranks.begin(), made.world_ranks.end(), ranks);
   auto* r = new CommRecord{{kLiveMagic, Kind::comm}, made.id, made.rank, made.size, 0, log_seq, ranks, {}};
+  r->errhandler = parent->errhandler;
   upper().live_comms.insert(r);
   return reinterpret_cast<MPI_Comm>(r);
 }
 
-}  // namespace
 
 FERRY_MPI_FUNCTION(int, Comm_rank, (MPI_Comm comm, int* rank)) {
   lower_for("MPI_Comm_rank");
@@ -43,7 +41,7 @@ FERRY_MPI_FUNCTION(int, Comm_dup, (MPI_Comm comm, MPI_Comm* newcomm)) {
   entry.kind = ReplayKind::comm_dup;
   entry.inputs[0] = parent;
   ReplayEntry& logged = upper().log.append(entry);
-  *newcomm = make_comm(made, logged.seq);
+  *newcomm = make_comm(made, logged.seq, parent);
   logged.result = *newcomm;
   return MPI_SUCCESS;
 }
@@ -60,7 +58,7 @@ FERRY_MPI_FUNCTION(int, Comm_split, (MPI_Comm comm, int color, int key, MPI_Comm
   entry.args[0] = color;
   entry.args[1] = key;
   ReplayEntry& logged = upper().log.append(entry);
-  *newcomm = make_comm(made, logged.seq);
+  *newcomm = make_comm(made, logged.seq, parent);
   logged.result = *newcomm;
   return MPI_SUCCESS;
 }
@@ -77,6 +75,7 @@ FERRY_MPI_FUNCTION(int, Comm_free, (MPI_Comm* comm)) {
   upper().live_comms.erase(c);
   c->header.magic = 0;
   delete[] c->world_ranks;
+  free_cart(c->cart);
   delete c;
   *comm = reinterpret_cast<MPI_Comm>(null_comm_record());
   return MPI_SUCCESS;

@@ -72,6 +72,25 @@ struct CollectiveBuffers {
   bool in_place = false;  // with in_place, a non-null recv also carries input (gather root...)
 };
 
+// Gatherv, Scatterv, Allgatherv, Alltoallv: `counts` holds 4 * comm size entries, in elements of
+// the buffers' types: send counts, send displacements, receive counts, receive displacements
+// (zeros where not significant). send_count/recv_count: the single count of gatherv/allgatherv
+// (send) and scatterv (receive).
+enum class VKind { gatherv, scatterv, allgatherv, alltoallv };
+struct VBuffers {
+  CollectiveBuffers base;
+  std::vector<int> counts;
+};
+
+// Reductions beyond reduce/allreduce. `in.data == nullptr`: MPI_IN_PLACE (the input is in `out`,
+// which then spans the whole input). reduce_scatter: `recv_counts` (comm size entries);
+// reduce_scatter_block: `count` per member; scan/exscan: `count`.
+enum class RKind { reduce_scatter, reduce_scatter_block, scan, exscan };
+
+// Modes of wait_some (a wait or test over several requests, served by the lower half so the
+// application sleeps while it waits).
+enum class WaitMode { wait_any = 0, test_any = 1, test_all = 2 };
+
 class LowerHalf {
  public:
   virtual ~LowerHalf() = default;
@@ -104,6 +123,28 @@ class LowerHalf {
                      LhId comm, bool i_am_root) = 0;
   virtual int allreduce(const void* in, MutSpan out, int count, LhId type, LhId op, LhId comm) = 0;
   virtual int gather_like(GatherKind kind, const CollectiveBuffers& buffers, int root, LhId comm) = 0;
+
+  virtual int gatherv_like(VKind kind, const VBuffers& buffers, int root, LhId comm) = 0;
+  virtual int reduce_more(RKind kind, Span in, MutSpan out, int count, LhId type, LhId op,
+                          const std::vector<int>& recv_counts, LhId comm) = 0;
+
+  // Synchronous-mode Isend.
+  virtual int issend(Span data, int count, LhId type, int dest, int tag, LhId comm, LhId& request) = 0;
+  // Over `requests` (kLhNone entries are skipped): wait_any blocks until one is complete;
+  // test_any/test_all do not block. `index` = the first complete one (-1: none), `complete` =
+  // how many are. Completes nothing: the caller then calls wait() on what it takes.
+  virtual int wait_some(const std::vector<LhId>& requests, WaitMode mode, int& index, int& complete) = 0;
+  // A pending receive: cancelled if it has not matched yet (its wait/test then reports
+  // status.cancelled), else it completes normally.
+  virtual int cancel(LhId request) = 0;
+  // A send request the application freed: the lower half completes it on its own.
+  virtual int request_free(LhId request) = 0;
+  // Nonblocking collectives. The result of ibcast/iallreduce lands, at wait/test, in the span
+  // given there (`out_bytes` long).
+  virtual int ibarrier(LhId comm, LhId& request) = 0;
+  virtual int ibcast(Span data, int count, LhId type, int root, LhId comm, LhId& request) = 0;
+  virtual int iallreduce(Span in, std::size_t out_bytes, int count, LhId type, LhId op, LhId comm,
+                         LhId& request) = 0;
 
   virtual int comm_dup(LhId comm, NewComm& out) = 0;
   virtual int comm_split(LhId comm, int color, int key, NewComm& out) = 0;

@@ -16,6 +16,7 @@ FERRY_MPI_FUNCTION(int, Send, (const void* buf, int count, MPI_Datatype datatype
   const char* fn = "MPI_Send";
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
+  if (int rc = check_p2p(fn, c, count, dest, tag, false); rc != MPI_SUCCESS) return rc;
   SendBuffer b = send_buffer(buf, count, t);
   check(fn, lower_for(fn).send(b.span, b.count, b.type, dest, tag, c->lh));
   count_sent(c, dest);
@@ -27,6 +28,7 @@ FERRY_MPI_FUNCTION(int, Recv, (void* buf, int count, MPI_Datatype datatype, int 
   const char* fn = "MPI_Recv";
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
+  if (int rc = check_p2p(fn, c, count, source, tag, true); rc != MPI_SUCCESS) return rc;
   LhStatus st;
   RecvBuffer b = recv_buffer(buf, count, t);
   check(fn, lower_for(fn).recv(b.span, b.count, b.type, source, tag, c->lh, st));
@@ -43,6 +45,8 @@ FERRY_MPI_FUNCTION(int, Sendrecv, (const void* sendbuf, int sendcount, MPI_Datat
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* st_type = type_arg(fn, sendtype);
   DatatypeRecord* rt_type = type_arg(fn, recvtype);
+  if (int rc = check_p2p(fn, c, sendcount, dest, sendtag, false); rc != MPI_SUCCESS) return rc;
+  if (int rc = check_p2p(fn, c, recvcount, source, recvtag, true); rc != MPI_SUCCESS) return rc;
   LhStatus st;
   SendBuffer sb = send_buffer(sendbuf, sendcount, st_type);
   RecvBuffer rb = recv_buffer(recvbuf, recvcount, rt_type);
@@ -60,6 +64,7 @@ FERRY_MPI_FUNCTION(int, Isend, (const void* buf, int count, MPI_Datatype datatyp
   const char* fn = "MPI_Isend";
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
+  if (int rc = check_p2p(fn, c, count, dest, tag, false); rc != MPI_SUCCESS) return rc;
   // The lower half copies the payload at once: the packed copy is not needed after this call.
   SendBuffer b = send_buffer(buf, count, t);
   RequestRecord* r = new_request(c, t, false, nullptr);
@@ -76,6 +81,7 @@ FERRY_MPI_FUNCTION(int, Irecv, (void* buf, int count, MPI_Datatype datatype, int
   const char* fn = "MPI_Irecv";
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
+  if (int rc = check_p2p(fn, c, count, source, tag, true); rc != MPI_SUCCESS) return rc;
   RequestRecord* r = new_request(c, t, true, new RecvBuffer(recv_buffer(buf, count, t)));
   r->peer = source;
   r->tag = tag;
@@ -119,6 +125,7 @@ FERRY_MPI_FUNCTION(int, Ssend, (const void* buf, int count, MPI_Datatype datatyp
   const char* fn = "MPI_Ssend";
   CommRecord* c = comm_arg(fn, comm);
   DatatypeRecord* t = type_arg(fn, datatype);
+  if (int rc = check_p2p(fn, c, count, dest, tag, false); rc != MPI_SUCCESS) return rc;
   SendBuffer b = send_buffer(buf, count, t);
   check(fn, lower_for(fn).ssend(b.span, b.count, b.type, dest, tag, c->lh));
   count_sent(c, dest);

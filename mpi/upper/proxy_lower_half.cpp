@@ -264,6 +264,112 @@ class ProxyLowerHalf final : public LowerHalf {
     return reduction(Op::allreduce, in, out, count, type, op, 0, comm);
   }
 
+  int gatherv_like(VKind kind, const VBuffers& v, int root, LhId comm) override {
+    static constexpr Op kOps[] = {Op::gatherv, Op::scatterv, Op::allgatherv, Op::alltoallv};
+    const CollectiveBuffers& b = v.base;
+    std::lock_guard lock(mu_);
+    Call& c = begin(kOps[static_cast<int>(kind)]);
+    c.buf[0] = b.send.data == nullptr ? BufRef{} : stage_in(b.send);
+    // In-out: the gaps between displaced blocks keep the application's data.
+    c.buf[1] = b.recv.data == nullptr ? BufRef{} : stage_in({b.recv.data, b.recv.bytes});
+    c.buf[2] = stage_in({v.counts.data(), v.counts.size() * sizeof(int)});
+    c.i[0] = b.send_count;
+    c.h[0] = b.send_type;
+    c.i[3] = b.recv_count;
+    c.h[2] = b.recv_type;
+    c.i[1] = root;
+    c.h[1] = comm;
+    c.i[6] = b.in_place ? 1 : 0;
+    c.i[7] = static_cast<std::int32_t>(v.counts.size() / 4);
+    const Reply& r = roundtrip();
+    if (b.recv.data != nullptr) unstage(c.buf[1], b.recv, b.recv.bytes);
+    return r.rc;
+  }
+
+  int reduce_more(RKind kind, Span in, MutSpan out, int count, LhId type, LhId op,
+                  const std::vector<int>& recv_counts, LhId comm) override {
+    static constexpr Op kOps[] = {Op::reduce_scatter, Op::reduce_scatter_block, Op::scan, Op::exscan};
+    std::lock_guard lock(mu_);
+    Call& c = begin(kOps[static_cast<int>(kind)]);
+    c.buf[0] = in.data == nullptr ? BufRef{} : stage_in(in);
+    c.buf[1] = stage_in({out.data, out.bytes});  // in-out: in place, or exscan's rank 0 keeps it
+    c.buf[2] = stage_in({recv_counts.data(), recv_counts.size() * sizeof(int)});
+    c.i[0] = count;
+    c.h[0] = type;
+    c.h[2] = op;
+    c.h[1] = comm;
+    c.i[7] = static_cast<std::int32_t>(recv_counts.size());
+    const Reply& r = roundtrip();
+    unstage(c.buf[1], out, out.bytes);
+    return r.rc;
+  }
+
+  int issend(Span data, int count, LhId type, int dest, int tag, LhId comm, LhId& request) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::issend);
+    c.buf[0] = stage_in(data);
+    c.i[0] = count;
+    c.h[0] = type;
+    c.i[1] = dest;
+    c.i[2] = tag;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    request = r.h[0];
+    return r.rc;
+  }
+
+  int wait_some(const std::vector<LhId>& requests, WaitMode mode, int& index, int& complete) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::wait_some);
+    c.buf[0] = stage_in({requests.data(), requests.size() * sizeof(LhId)});
+    c.i[0] = static_cast<std::int32_t>(requests.size());
+    c.i[1] = static_cast<std::int32_t>(mode);
+    const Reply& r = roundtrip();
+    index = r.i[0];
+    complete = r.i[1];
+    return r.rc;
+  }
+
+  int cancel(LhId request) override { return request_op(Op::cancel, request); }
+  int request_free(LhId request) override { return request_op(Op::request_free, request); }
+
+  int ibarrier(LhId comm, LhId& request) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::ibarrier);
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    request = r.h[0];
+    return r.rc;
+  }
+
+  int ibcast(Span data, int count, LhId type, int root, LhId comm, LhId& request) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::ibcast);
+    c.buf[0] = stage_in(data);
+    c.i[0] = count;
+    c.h[0] = type;
+    c.i[1] = root;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    request = r.h[0];
+    return r.rc;
+  }
+
+  int iallreduce(Span in, std::size_t out_bytes, int count, LhId type, LhId op, LhId comm,
+                 LhId& request) override {
+    std::lock_guard lock(mu_);
+    Call& c = begin(Op::iallreduce);
+    c.buf[0] = stage_in(in);
+    c.buf[1] = BufRef{0, out_bytes, Where::none, 0};
+    c.i[0] = count;
+    c.h[0] = type;
+    c.h[2] = op;
+    c.h[1] = comm;
+    const Reply& r = roundtrip();
+    request = r.h[0];
+    return r.rc;
+  }
+
   int comm_dup(LhId comm, NewComm& out) override {
     std::lock_guard lock(mu_);
     Call& c = begin(Op::comm_dup);
@@ -353,6 +459,13 @@ class ProxyLowerHalf final : public LowerHalf {
     return r.rc;
   }
 
+  int request_op(Op op, LhId request) {
+    std::lock_guard lock(mu_);
+    Call& c = begin(op);
+    c.h[0] = request;
+    return roundtrip().rc;
+  }
+
   bool moved() const { return ch_->header.moved.load(std::memory_order_acquire) != 0; }
 
   // The proxy is alive while /proc/<pid> is the process that made the channel (a pid seen from
@@ -415,7 +528,7 @@ class ProxyLowerHalf final : public LowerHalf {
   }
 
   static LhStatus to_status(const Reply& r) {
-    return LhStatus{r.status.source, r.status.tag, r.status.error, r.status.bytes};
+    return LhStatus{r.status.source, r.status.tag, r.status.error, r.status.bytes, r.status.cancelled != 0};
   }
 
   void read_new_comm(const Reply& r, NewComm& out) {

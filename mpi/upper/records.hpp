@@ -15,7 +15,8 @@
 
 namespace ferry::mpi {
 
-struct RecvBuffer;  // buffers.hpp
+struct RecvBuffer;    // buffers.hpp
+struct CartTopology;  // topo_calls.cpp
 
 enum class Kind : std::uint32_t {
   comm = 1,
@@ -54,6 +55,17 @@ struct CommRecord {
   std::uint32_t created_by;  // replay log sequence number of the call that made it; 0: predefined
   std::int32_t* world_ranks;  // owned, `size` entries; nullptr for the predefined communicators
   TrafficCounters traffic;
+  CartTopology* cart;         // owned; a Cartesian communicator's topology (topo_calls.cpp)
+  const void* errhandler;     // MPI_ERRORS_RETURN or nullptr (MPI_ERRORS_ARE_FATAL, the default)
+};
+
+// A group is a list of world ranks; groups exist only in the upper half (a restart has nothing
+// to rebuild). MPI_GROUP_EMPTY (a predefined, zero-filled object) reads as size 0.
+struct GroupRecord {
+  RecordHeader header;
+  std::int32_t size;
+  std::int32_t heap;           // 1 for a group the application made (freed by MPI_Group_free)
+  std::int32_t* world_ranks;   // owned, `size` entries
 };
 
 struct TypeMap;  // datatype_map.hpp

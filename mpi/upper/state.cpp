@@ -111,4 +111,28 @@ int check(const char* fn, int rc) {
   return rc;
 }
 
+int comm_error(const char* fn, const CommRecord* comm, int code, const char* why) {
+  if (comm != nullptr && comm->errhandler != nullptr) return code;
+  fatal(fn, why);
+}
+
+int check_p2p(const char* fn, const CommRecord* comm, int count, int peer, int tag, bool receive) {
+  if (count < 0) return comm_error(fn, comm, MPI_ERR_COUNT, "negative count (MPI_ERR_COUNT)");
+  bool peer_ok = peer == MPI_PROC_NULL || (peer >= 0 && peer < comm->size) || (receive && peer == MPI_ANY_SOURCE);
+  if (!peer_ok) return comm_error(fn, comm, MPI_ERR_RANK, "invalid rank (MPI_ERR_RANK)");
+  if (tag < 0 && !(receive && tag == MPI_ANY_TAG)) return comm_error(fn, comm, MPI_ERR_TAG, "invalid tag (MPI_ERR_TAG)");
+  return MPI_SUCCESS;
+}
+
+int check_root(const char* fn, const CommRecord* comm, int root) {
+  if (root < 0 || root >= comm->size) return comm_error(fn, comm, MPI_ERR_ROOT, "invalid root (MPI_ERR_ROOT)");
+  return MPI_SUCCESS;
+}
+
+int world_rank_in(const CommRecord* comm, int rank) {
+  if (comm->world_ranks != nullptr) return comm->world_ranks[rank];
+  if (comm == self_comm_record()) return world_record()->rank;
+  return rank;  // MPI_COMM_WORLD
+}
+
 }  // namespace ferry::mpi

@@ -62,6 +62,21 @@ void set_status(MPI_Status* status, const LhStatus& st);
 void set_empty_status(MPI_Status* status);
 int check(const char* fn, int rc);  // fatal unless MPI_SUCCESS
 
+// An erroneous call on `comm`: with MPI_ERRORS_RETURN set on it (MPI_Comm_set_errhandler) the
+// entry point returns `code`; else the job ends as with fatal().
+int comm_error(const char* fn, const CommRecord* comm, int code, const char* why);
+// Argument checks that report through comm_error (MPI_SUCCESS when fine): a peer rank
+// (MPI_PROC_NULL always, MPI_ANY_SOURCE for receives), a count, a tag (MPI_ANY_TAG for
+// receives), a root.
+int check_p2p(const char* fn, const CommRecord* comm, int count, int peer, int tag, bool receive);
+int check_root(const char* fn, const CommRecord* comm, int root);
+// World rank of member `rank` of `comm`.
+int world_rank_in(const CommRecord* comm, int rank);
+// A new heap communicator record for what the lower half made (MPI_COMM_NULL for kLhNone); it
+// inherits `parent`'s error handler. Defined in comm_calls.cpp.
+MPI_Comm make_comm(const NewComm& made, std::uint32_t log_seq, const CommRecord* parent);
+void free_cart(CartTopology* cart);  // topo_calls.cpp (nullptr: nothing)
+
 CommRecord* world_record();
 CommRecord* null_comm_record();
 CommRecord* self_comm_record();
