@@ -274,6 +274,32 @@ TEST(UserReduce, EveryKindInRankOrder) {
     std::vector<long> whole = in;
     user_reduce("test", ReduceKind::reduce_scatter, nullptr, whole.data(), 0, counts, rec(mat_t), &op, 0, &comm);
     EXPECT_EQ(std::vector<long>(whole.begin(), whole.begin() + 4 * k), product(0, n_ranks - 1, k, me));
+    // Unequal counts {1,2,1,2}: rank b gets the first counts[b] matrices of every rank's block b;
+    // the collective moves blocks padded to 2 matrices.
+    int uneven[4] = {1, 2, 1, 2};
+    auto vector_of = [&](int r) {  // rank r's input: counts[b] matrices of its block b, in order
+      std::vector<long> all = input_of(r, k * n_ranks), v;
+      for (int b = 0; b < n_ranks; b++)
+        v.insert(v.end(), all.begin() + 4 * k * b, all.begin() + 4 * k * b + 4 * uneven[b]);
+      return v;
+    };
+    send_of = [&](int r) {
+      std::vector<long> v = vector_of(r);
+      std::vector<std::byte> padded(static_cast<std::size_t>(n_ranks) * 2 * 4 * sizeof(long));
+      std::size_t at = 0;
+      for (int b = 0; b < n_ranks; b++) {
+        std::size_t bytes = static_cast<std::size_t>(uneven[b]) * 4 * sizeof(long);
+        std::memcpy(padded.data() + static_cast<std::size_t>(b) * 2 * 4 * sizeof(long),
+                    reinterpret_cast<std::byte*>(v.data()) + at, bytes);
+        at += bytes;
+      }
+      return padded;
+    };
+    std::vector<long> mine = vector_of(me), got(static_cast<std::size_t>(4 * uneven[me]), -1);
+    user_reduce("test", ReduceKind::reduce_scatter, mine.data(), got.data(), 0, uneven, rec(mat_t), &op, 0, &comm);
+    std::vector<long> want = product(0, n_ranks - 1, k, me);
+    want.resize(static_cast<std::size_t>(4 * uneven[me]));
+    EXPECT_EQ(got, want) << "reduce_scatter with unequal counts at " << me;
   }
   EXPECT_EQ(calls_with_wrong_handle, 0);
   set_move_operands_for_test(nullptr);

@@ -5,7 +5,8 @@
  *   csum     a commutative complex sum on a struct with a gap between re and im (the gap of the
  *            output must stay untouched);
  * in Allreduce (with and without MPI_IN_PLACE), Reduce (rotating root, MPI_IN_PLACE at the root),
- * and with the argument "all" also Scan, Exscan, Reduce_scatter_block and Reduce_scatter.
+ * and with the argument "all" also Scan, Exscan (in place), Reduce_scatter_block and
+ * Reduce_scatter (in place, unequal counts).
  * Every result is checked against a local computation in rank order (x0 op x1 op ... op xn-1),
  * and the function checks it receives the application's datatype handle. One line per step with
  * a checksum; the last line is "rank R PASS".
@@ -93,11 +94,16 @@ static void expected_product(int first, int last, int step, int block, long *out
   }
 }
 
-static void check_product(const char *what, const long *got, int first, int last, int step, int block) {
+/* The first `n` matrices of the rank-order product. */
+static void check_product_n(const char *what, const long *got, int n, int first, int last, int step, int block) {
   long want[4 * NM];
   expected_product(first, last, step, block, want);
-  for (int i = 0; i < 4 * NM; i++) CHECK(got[i] == want[i], "%s: element %d is %ld, want %ld", what, i, got[i], want[i]);
-  for (int i = 0; i < 4 * NM; i++) mix(got[i]);
+  for (int i = 0; i < 4 * n; i++) CHECK(got[i] == want[i], "%s: element %d is %ld, want %ld", what, i, got[i], want[i]);
+  for (int i = 0; i < 4 * n; i++) mix(got[i]);
+}
+
+static void check_product(const char *what, const long *got, int first, int last, int step, int block) {
+  check_product_n(what, got, NM, first, last, step, block);
 }
 
 int main(int argc, char **argv) {
@@ -173,12 +179,19 @@ int main(int argc, char **argv) {
       for (int b = 0; b < size; b++) matrices_of(rank, step, b, vec + 4 * NM * b);
       MPI_Reduce_scatter_block(vec, out, NM, mat_t, matmul_op, MPI_COMM_WORLD);
       check_product("reduce_scatter_block", out, 0, size - 1, step, rank);
-      /* Reduce_scatter in place, with NM matrices for every rank (the checks use whole blocks). */
+      /* Reduce_scatter in place with unequal counts: rank b gets 1 + (b + step) % NM matrices, the
+       * first ones of every rank's block b. */
       int *counts = malloc(sizeof(int) * size);
-      for (int b = 0; b < size; b++) counts[b] = NM;
-      for (int b = 0; b < size; b++) matrices_of(rank, step, b, vec + 4 * NM * b);
+      int at = 0;
+      for (int b = 0; b < size; b++) {
+        counts[b] = 1 + (b + step) % NM;
+        long m[4 * NM];
+        matrices_of(rank, step, b, m);
+        memcpy(vec + 4 * at, m, sizeof(long) * 4 * counts[b]);
+        at += counts[b];
+      }
       MPI_Reduce_scatter(MPI_IN_PLACE, vec, counts, mat_t, matmul_op, MPI_COMM_WORLD);
-      check_product("reduce_scatter", vec, 0, size - 1, step, rank);
+      check_product_n("reduce_scatter", vec, counts[rank], 0, size - 1, step, rank);
       free(counts);
       free(vec);
     }
