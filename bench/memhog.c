@@ -11,6 +11,10 @@
  *   DIR/ready          written once the memory is filled: "<hash> <pid>"
  *   DIR/verify-request when it appears, memhog removes it, re-reads all N MiB and writes
  *   DIR/verified       "OK <pid>" or "BAD <pid>" (written to a temporary name, then renamed)
+ *   DIR/change-request when it appears, memhog removes it, rewrites 10 % of its pages (every
+ *                      tenth 64 KiB block, a different tenth each time) with new xorshift
+ *                      words, updates the hash it verifies against and writes DIR/changed
+ *                      (for bench/incremental.sh)
  *   DIR/exit-request   when it appears, memhog removes it and exits 0
  * It polls every millisecond and exits 2 after an hour, so a lost copy cannot run forever. */
 #define _GNU_SOURCE
@@ -95,7 +99,8 @@ int main(int argc, char **argv)
             mem[i] = x;
         }
     }
-    const uint64_t expected = hash_words(mem, bytes / 8);
+    uint64_t expected = hash_words(mem, bytes / 8);
+    uint64_t changes = 0, y = 0x9E3779B97F4A7C15ULL;
     char text[128];
     snprintf(text, sizeof text, "%016llx %d\n", (unsigned long long)expected, (int)getpid());
     if (write_file(dir, "ready", text) != 0) {
@@ -108,6 +113,20 @@ int main(int argc, char **argv)
             int ok = hash_words(mem, bytes / 8) == expected;
             snprintf(text, sizeof text, "%s %d\n", ok ? "OK" : "BAD", (int)getpid());
             write_file(dir, "verified", text);
+        }
+        if (take_request(dir, "change-request")) {
+            const size_t block = (64u << 10) / 8;
+            for (size_t b = changes % 10; b * block < bytes / 8; b += 10)
+                for (size_t i = b * block; i < (b + 1) * block && i < bytes / 8; i++) {
+                    y ^= y << 13;
+                    y ^= y >> 7;
+                    y ^= y << 17;
+                    mem[i] = y;
+                }
+            changes++;
+            expected = hash_words(mem, bytes / 8);
+            snprintf(text, sizeof text, "%llu %d\n", (unsigned long long)changes, (int)getpid());
+            write_file(dir, "changed", text);
         }
         if (take_request(dir, "exit-request"))
             return 0;

@@ -50,9 +50,12 @@ Result<std::string> request(const std::string& socket_path, const std::string& l
 }  // namespace
 
 int cmd_checkpoint(const Args& args) {
-  po::options_description opts("ferry checkpoint [--store DIR] JOB [--stop]");
+  po::options_description opts("ferry checkpoint [--store DIR] JOB [--stop] [--incremental|--full] [--keep K]");
   opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
-      "stop", "end the job once the generation is committed")("job", po::value<std::string>(), "job id or name")(
+      "stop", "end the job once the generation is committed")(
+      "incremental", "store only the pages written since the previous generation (the first one is full)")(
+      "full", "store every page even when tracking could make it incremental")(
+      "keep", po::value<uint32_t>(), "then keep only the newest K generations (and those they need)")("job", po::value<std::string>(), "job id or name")(
       "coordinator", po::value<std::string>(), "coordinator HOST:PORT (default: the job's, or $FERRY_COORDINATOR)");
   po::positional_options_description pos;
   pos.add("job", 1);
@@ -95,7 +98,12 @@ int cmd_checkpoint(const Args& args) {
     complain("checkpoint: job " + job->id + " is not running (state: " + job->state + ")");
     return kExitNotFound;
   }
-  auto reply = request(store->control_socket(job->id), vm.count("stop") ? "checkpoint stop" : "checkpoint");
+  std::string line = "checkpoint";
+  if (vm.count("stop")) line += " stop";
+  if (vm.count("incremental")) line += " incremental";
+  if (vm.count("full")) line += " full";
+  if (auto k = opt<uint32_t>(vm, "keep")) line += " keep=" + std::to_string(*k);
+  auto reply = request(store->control_socket(job->id), line);
   if (!reply) {
     if (reply.error().context().rfind("connect", 0) == 0) {
       complain("checkpoint job " + job->id + ": its supervisor (pid " + std::to_string(job->supervisor_pid) +

@@ -6,6 +6,7 @@
 
 #include "commands.hpp"
 #include "exit_status.hpp"
+#include "ferry/image/chain.hpp"
 #include "ferry/image/describe.hpp"
 #include "ferry/image/reader.hpp"
 #include "ferry/image/validate.hpp"
@@ -76,6 +77,21 @@ int cmd_inspect(const Args& args) {
   if (!report) {
     complain("inspect: " + report.error().message());
     return exit_status_for(report.error());
+  }
+  if (report->ok() && !(*reader)->image().page_refs.empty()) {
+    // An incremental image: every generation it builds on must be there, be the image it was
+    // built on, and hold intact the pages it refers to.
+    std::vector<image::ChainLink> links;
+    auto chain = image::open_image_chain(path, &links);
+    Result<void> v = chain ? (*chain)->verify_all() : Result<void>(fail(chain.error()));
+    if (!vm.count("json")) {
+      for (const auto& l : links) std::cout << "chain: generation " << l.generation << " " << l.path << "\n";
+      std::cout << "chain: " << (v ? "ok" : "FAILED: " + v.error().message()) << "\n";
+    }
+    if (!v) {
+      complain("inspect: " + v.error().message());
+      return exit_status_for(v.error());
+    }
   }
   return report->ok() ? 0 : kExitImage;
 }

@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "coordinator_client.hpp"
 #include "exit_status.hpp"
+#include "ferry/image/chain.hpp"
 #include "ferry/image/reader.hpp"
 #include "generation_lookup.hpp"
 #include "job_store.hpp"
@@ -122,7 +123,7 @@ int cmd_restart(const Args& args) {
 
   auto gen = find_generation(*store, *job, opt<uint64_t>(vm, "generation"));
   if (!gen) return refuse(gen.error());
-  auto reader = image::ImageReader::open(gen->image_path);
+  auto reader = image::open_image_chain(gen->image_path);  // an incremental image: with its bases
   if (!reader) return refuse(reader.error());
   restore::RestoreOptions ropts;
   // One image: its chunks are checked while the child is filled (read once, still before the

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The supervisor loop: control socket sessions, child exit via pidfd, signal forwarding via
 // signalfd. Control protocol (one request line per connection, replies are lines):
-//   "checkpoint\n" | "checkpoint stop\n"  -> "ok GEN DIR MEMORY_BYTES IMAGE_BYTES PAUSE_S TOTAL_S\n"
+//   "checkpoint [stop] [incremental] [full] [keep=K]\n"
+//                                         -> "ok GEN DIR MEMORY_BYTES IMAGE_BYTES PAUSE_S TOTAL_S\n"
 //                                            or "error STATUS MESSAGE\n"
 //   "self TID ADDR\n" (from libferry)     -> "accepted\n"; the checkpoint starts when the
 //                                            client has closed; the result goes to ADDR
@@ -128,10 +129,13 @@ struct Supervisor::Impl {
       reply(sock, "error " + std::to_string(kExitUnsupported) + " " + who() +
                       " is part of a coordinator job: checkpoint it with 'ferry checkpoint " + job.id + "'\n");
     } else if (verb == "checkpoint") {
-      std::string arg;
-      words >> arg;
       CheckpointRequest req;
-      req.stop = arg == "stop";
+      for (std::string arg; words >> arg;) {
+        req.stop |= arg == "stop";
+        req.incremental |= arg == "incremental";
+        req.full |= arg == "full";
+        if (arg.rfind("keep=", 0) == 0) req.keep = static_cast<uint32_t>(std::strtoul(arg.c_str() + 5, nullptr, 10));
+      }
       reply(sock, checkpoint(req) + "\n");
     } else if (verb == "self") {
       long tid = 0;

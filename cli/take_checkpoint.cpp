@@ -13,6 +13,17 @@
 // state is captured and a copy-on-write snapshot of it forked (capture::capture_state) while
 // the tree is frozen; then the tree resumes and the pages are written from the snapshots
 // (capture::capture_pages); the pause is freeze to resume, not the whole write.
+// Incremental (--incremental, single-process jobs): the supervisor keeps one IncrementalChain
+// per job: a capture::DirtyTracker (a userfaultfd made in the process, held by this process)
+// and the last committed generation it is in step with. While the job is frozen: harvest (the
+// pages written since that generation, re-protected in the same walk), arm (register regions
+// new since), and when a previous generation is in step and the chain is shorter than
+// FERRY_INCREMENTAL_MAX_CHAIN (default 16) the basis is read from that generation's image:
+// its own page runs and its references (incremental_basis). Unchanged pages become references
+// to the image holding them; the manifest lists the generations needed ("needs"). Any failure
+// (or a checkpoint abandoned after the harvest) puts the chain out of step: the next checkpoint
+// is full. A restart starts with no tracker: its first checkpoint is full. Process trees and
+// coordinator rounds are always full.
 // A coordinator round runs the same steps one by one (freeze_job, dump_frozen into
 // gen-N.partial/rank-R, resume_frozen or kill_frozen); the coordinator does the commit.
 #include "take_checkpoint.hpp"
@@ -22,14 +33,22 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 
+#include <iostream>
+#include <map>
+#include <set>
+
 #include "capture/capture.hpp"
+#include "capture/dirty_tracker.hpp"
 #include "ferry/common/fs.hpp"
+#include "ferry/image/chain.hpp"
 #include "ferry/image/image_io.hpp"
+#include "ferry/image/reader.hpp"
 #include "ferry/image/writer.hpp"
 #include "manifest.hpp"
 
@@ -62,6 +81,89 @@ bool snapshot_allowed() {
   return !(e && std::strcmp(e, "0") == 0);
 }
 
+// Dirty tracking of one job's process across the checkpoints of this supervisor.
+struct IncrementalChain {
+  pid_t pid = -1;
+  std::optional<capture::DirtyTracker> tracker;
+  uint64_t in_step_with = 0;  // committed generation the tracker's protection dates from; 0: none
+  unsigned length = 0;        // incremental generations since the last full one
+};
+
+std::map<std::string, IncrementalChain>& chains() {
+  static std::map<std::string, IncrementalChain> c;
+  return c;
+}
+
+unsigned max_chain() {
+  const char* e = std::getenv("FERRY_INCREMENTAL_MAX_CHAIN");
+  long v = e ? std::strtol(e, nullptr, 10) : 16;
+  return v > 0 ? static_cast<unsigned>(v) : 16;
+}
+
+// What generation `gen` (committed, one image `file`) holds: its own runs (a base named
+// relative to a sibling generation directory) and its references (whose relative paths hold
+// for the new sibling directory unchanged).
+Result<std::shared_ptr<capture::IncrementalBasis>> incremental_basis(const store::JobStore& store, const std::string& id,
+                                                                     uint64_t gen, const std::string& file,
+                                                                     capture::DirtySet dirty) {
+  const std::string dir = store.generation_dir(id, gen);
+  FERRY_TRY(reader, image::ImageReader::open(dir + "/" + file));
+  const image::ProcessImage& prev = reader->image();
+  auto b = std::make_shared<capture::IncrementalBasis>();
+  b->bases = prev.bases;
+  b->sources = prev.page_refs;
+  const auto self = static_cast<uint32_t>(b->bases.size());
+  b->bases.push_back({gen, "../" + dir.substr(dir.rfind('/') + 1) + "/" + file, image::header_identity(prev.header)});
+  for (const auto& r : prev.page_runs) b->sources.push_back({r.addr, r.npages, self});
+  std::sort(b->sources.begin(), b->sources.end(),
+            [](const image::PageRef& x, const image::PageRef& y) { return x.addr < y.addr; });
+  b->tracked = std::move(dirty.tracked);
+  b->written = std::move(dirty.written);
+  std::sort(b->tracked.begin(), b->tracked.end(), [](auto& x, auto& y) { return x.start < y.start; });
+  std::sort(b->written.begin(), b->written.end(), [](auto& x, auto& y) { return x.start < y.start; });
+  return b;
+}
+
+// While the job is frozen: advance the job's dirty tracking and return the basis of an
+// incremental image, or nullptr for a full one. Never fails the checkpoint: a problem only
+// makes this one full (and is reported on stderr).
+std::shared_ptr<const capture::IncrementalBasis> prepare_incremental(const store::JobStore& store,
+                                                                     const store::JobRecord& job, FrozenJob& frozen,
+                                                                     const CheckpointRequest& req) {
+  auto& chain = chains()[job.id];
+  const pid_t pid = frozen.tree.front().frozen.pid();
+  if (chain.pid != pid) chain = IncrementalChain{pid, std::nullopt, 0, 0};
+  const uint64_t base = chain.in_step_with;
+  chain.in_step_with = 0;  // until this checkpoint commits
+  if (frozen.tree.size() != 1 || (!chain.tracker && !req.incremental)) return nullptr;
+  auto warn = [&](const Error& e) {
+    std::cerr << "ferry: job " << job.id << ": incremental checkpoint not possible, writing a full one: " << e.message()
+              << "\n";
+  };
+  if (!chain.tracker) {
+    auto t = capture::DirtyTracker::create(frozen.tree.front().frozen);
+    if (!t) {
+      warn(t.error());
+      return nullptr;
+    }
+    chain.tracker.emplace(std::move(*t));
+  }
+  auto dirty = chain.tracker->harvest();
+  auto armed = chain.tracker->arm();
+  if (!dirty || !armed) {
+    warn(!dirty ? dirty.error() : armed.error());
+    chain.tracker.reset();
+    return nullptr;
+  }
+  if (!req.incremental || req.full || base == 0 || chain.length + 1 > max_chain()) return nullptr;
+  auto b = incremental_basis(store, job.id, base, "rank-0.h5", std::move(*dirty));
+  if (!b) {
+    warn(b.error());
+    return nullptr;
+  }
+  return *b;
+}
+
 }  // namespace
 
 Result<FrozenJob> freeze_job(pid_t pid) {
@@ -92,6 +194,7 @@ Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec) {
     if (i == 0) opts.self_flag_addr = spec.self_flag_addr;
     opts.allow_children = is_tree;
     opts.snapshot = spec.snapshot;
+    if (i == 0 && !is_tree) opts.incremental = spec.incremental;
     auto p = capture::capture_state(member.frozen, opts, **writer);
     if (!p) return fail(p.error());
     pending.push_back(std::move(*p));
@@ -129,6 +232,8 @@ Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec) {
       mi.sid = member.ids.sid;
       mi.shared_fds = member.shared_fds;
     }
+    for (const auto& b : img->bases)
+      if (std::find(m.needs.begin(), m.needs.end(), b.generation) == m.needs.end()) m.needs.push_back(b.generation);
     out.memory_bytes += mi.memory_bytes;
     out.image_bytes += mi.size;
     m.images.push_back(std::move(mi));
@@ -190,12 +295,21 @@ Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const st
   // ferry_checkpoint() call (the program waits for the whole checkpoint anyway, on a futex
   // that only a write while it is frozen wakes).
   spec.snapshot = req.snapshot && !req.stop && !req.self_flag_addr && snapshot_allowed();
+  spec.incremental = prepare_incremental(store, job, *frozen, req);
   auto dumped = dump_frozen(*frozen, spec);
   if (!dumped) return fail_frozen(dumped.error());
   auto committed = store.commit_generation(job.id, gen);
   if (!committed) return fail_frozen(committed.error());
+  if (auto c = chains().find(job.id); c != chains().end() && c->second.tracker) {
+    c->second.in_step_with = gen;
+    c->second.length = spec.incremental ? c->second.length + 1 : 0;
+  }
+  if (req.keep > 0)
+    if (auto p = store.prune_generations(job.id, req.keep); !p)
+      std::cerr << "ferry: job " << job.id << ": " << p.error().message() << "\n";
 
   CheckpointOutcome out;
+  out.incremental = spec.incremental != nullptr;
   out.generation = gen;
   out.dir = *committed;
   out.memory_bytes = dumped->memory_bytes;

@@ -11,11 +11,13 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "capture/capture.hpp"
 #include "capture/process_tree.hpp"
 #include "ferry/common/result.hpp"
 #include "job_store.hpp"
@@ -29,6 +31,14 @@ struct CheckpointRequest {
   // environment turns it off.
   bool snapshot = true;
   std::optional<uint64_t> self_flag_addr;   // a ferry_checkpoint() call waits on this word
+  // Incremental checkpoints (single-process jobs; see take_checkpoint.cpp): store only the
+  // pages written since the previous generation of this incarnation and refer to the others.
+  // The first such request (and any without a usable previous generation) writes a full image
+  // and starts dirty tracking; `full` forces a full image while tracking goes on.
+  bool incremental = false;
+  bool full = false;
+  // Retention after the commit: keep the newest `keep` generations and those they need (0: all).
+  uint32_t keep = 0;
 };
 
 struct CheckpointOutcome {
@@ -39,6 +49,7 @@ struct CheckpointOutcome {
   double pause_s = 0;       // process stopped
   double total_s = 0;       // request to commit
   bool stopped = false;
+  bool incremental = false; // the image refers to earlier generations for unchanged pages
 };
 
 Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const store::JobRecord& job,
@@ -64,6 +75,8 @@ struct DumpSpec {
   // written: dump_frozen then returns with the job running (DumpOutcome::resumed). Off for a
   // coordinator's round, whose ranks must stay frozen until the round says so.
   bool snapshot = false;
+  // Not null: the root's image is incremental on this basis (a single process only).
+  std::shared_ptr<const capture::IncrementalBasis> incremental;
 };
 
 struct DumpOutcome {

@@ -280,6 +280,8 @@ struct PendingCapture::State {
   image::ProcessImage img;              // all but the page runs (the sink fills them)
   std::optional<MemorySnapshot> snap;
   bool pause_pages_done = false;        // the fork_skips regions were streamed while frozen
+  std::shared_ptr<const IncrementalBasis> inc;  // an incremental checkpoint's basis
+  std::vector<image::PageRef> refs;     // pages referred to earlier generations
 };
 
 PendingCapture::PendingCapture(std::unique_ptr<State> s) : s_(std::move(s)) {}
@@ -301,17 +303,33 @@ Result<image::ProcessImage> capture_pages(PendingCapture& pending, FrozenProcess
   Result<void> r;
   if (st.snap) {
     r = detail::stream_pages(st.snap->tracee(), st.snap->pid(), st.plan, st.page_size, *st.sink,
-                             detail::PageSelect::forked);
+                             detail::PageSelect::forked, st.inc.get(), &st.refs);
   } else if (!still_frozen) {
     r = fail(errc::process_gone, "the process was resumed before its pages were saved");
   } else {
     r = detail::stream_pages(still_frozen->leader(), st.pid, st.plan, st.page_size, *st.sink,
-                             st.pause_pages_done ? detail::PageSelect::forked : detail::PageSelect::all);
+                             st.pause_pages_done ? detail::PageSelect::forked : detail::PageSelect::all,
+                             st.inc.get(), &st.refs);
   }
   if (!r) return fail(r.error().wrap("save memory of " + st.who));
   if (st.snap) {
     if (auto d = st.snap->discard(still_frozen); !d) return fail(d.error().wrap("checkpoint " + st.who));
     st.snap.reset();
+  }
+  if (st.inc && !st.refs.empty()) {
+    // Keep only the bases referred to, renumbered in the order of the basis.
+    std::sort(st.refs.begin(), st.refs.end(), [](const image::PageRef& a, const image::PageRef& b) { return a.addr < b.addr; });
+    std::vector<int64_t> renumber(st.inc->bases.size(), -1);
+    for (auto& ref : st.refs) {
+      if (renumber[ref.base] < 0) renumber[ref.base] = 0;
+    }
+    for (size_t i = 0; i < renumber.size(); ++i)
+      if (renumber[i] == 0) {
+        renumber[i] = static_cast<int64_t>(st.img.bases.size());
+        st.img.bases.push_back(st.inc->bases[i]);
+      }
+    for (auto& ref : st.refs) ref.base = static_cast<uint32_t>(renumber[ref.base]);
+    st.img.page_refs = std::move(st.refs);
   }
   if (auto f = st.sink->finish(st.img); !f) return fail(f.error().wrap("finish image of " + st.who));
   return std::move(st.img);
@@ -426,6 +444,7 @@ Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions
   state->pid = pid;
   state->who = who;
   state->sink = &sink;
+  state->inc = opts.incremental;
   state->page_size = page_size;
   image::ProcessImage& img = state->img;
   img.process = std::move(info);
@@ -489,7 +508,8 @@ Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions
   // 7. With a snapshot: the pages a fork does not copy now, then the fork. Without one (or if
   // the fork fails) capture_pages() reads the frozen process.
   if (opts.snapshot) {
-    if (auto r = detail::stream_pages(t, pid, state->plan, page_size, sink, detail::PageSelect::fork_skips); !r)
+    if (auto r = detail::stream_pages(t, pid, state->plan, page_size, sink, detail::PageSelect::fork_skips,
+                                      state->inc.get(), &state->refs); !r)
       return fail(r.error().wrap("save shared memory of " + who));
     state->pause_pages_done = true;
     if (auto snap = MemorySnapshot::take(frozen)) state->snap.emplace(std::move(*snap));

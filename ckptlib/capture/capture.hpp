@@ -18,6 +18,7 @@
 #include "ferry/common/result.hpp"
 #include "ferry/image/image_io.hpp"
 #include "ferry/image/model.hpp"
+#include "proc/pagemap_scan.hpp"
 #include "ptrace/tracee.hpp"
 
 namespace ferry::capture {
@@ -75,6 +76,17 @@ private:
   std::shared_ptr<const TreeFdPlan> tree_fds_;
 };
 
+// An incremental checkpoint (issue 7 §3, dirty_tracker.hpp): the pages of `tracked` regions
+// that are present, not `written` and held by the previous generation are not stored again but
+// referred to (image::PageRef) in the image that holds them; every other page is stored.
+struct IncrementalBasis {
+  std::vector<image::BaseImage> bases;   // images holding the previous generation's pages
+  std::vector<image::PageRef> sources;   // sorted by addr: every page the previous generation
+                                         //   has, each inside one page run of its base's image
+  std::vector<proc::AddrRange> tracked;  // VMAs whose writes since the previous checkpoint are
+  std::vector<proc::AddrRange> written;  //   all listed in `written` (both sorted)
+};
+
 struct CaptureOptions {
   std::string job;
   uint32_t rank = 0;
@@ -86,6 +98,8 @@ struct CaptureOptions {
   // capture_state() forks a copy-on-write snapshot (snapshot.hpp) so the process can be
   // resumed before its private pages are written.
   bool snapshot = false;
+  // Not null: write an incremental image on top of this basis.
+  std::shared_ptr<const IncrementalBasis> incremental;
 };
 
 // A capture split in two: capture_state() while the process is frozen, then capture_pages().

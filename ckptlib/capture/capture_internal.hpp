@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -17,6 +18,7 @@
 #include "proc/maps.hpp"
 #include "proc/pagemap.hpp"
 #include "ptrace/tracee.hpp"
+#include "capture.hpp"
 #include "tree_fds.hpp"
 
 namespace ferry::capture::detail {
@@ -74,9 +76,20 @@ enum class PageSelect { all, fork_skips, forked };
 
 // Streams the pages of every selected region that has save_pages into sink, reading process
 // pid (the frozen process, or its snapshot; t is the tracee of that process).
+// With `inc` (an incremental checkpoint, capture.hpp IncrementalBasis), pages of tracked
+// private regions that are unchanged and held by an earlier generation are appended to `refs`
+// (in address order per call) instead of being streamed.
 Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& plan,
                           uint64_t page_size, image::ImageSink& sink,
-                          PageSelect select = PageSelect::all);
+                          PageSelect select = PageSelect::all,
+                          const IncrementalBasis* inc = nullptr,
+                          std::vector<image::PageRef>* refs = nullptr);
+
+// Splits the pages [start, end) of a tracked region: `store(a, b)` for those written since the
+// previous checkpoint or not held by it, `refer(a, b, base)` for the others (exposed for tests).
+template <class Store, class Refer>
+void split_incremental(uint64_t start, uint64_t end, uint64_t page_size, const IncrementalBasis& inc,
+                       Store store, Refer refer);
 
 // Streams each blob; returns the sink's blob id for each BlobTable index.
 Result<std::vector<int32_t>> stream_blobs(pid_t pid, const BlobTable& blobs, image::ImageSink& sink);
@@ -84,5 +97,37 @@ Result<std::vector<int32_t>> stream_blobs(pid_t pid, const BlobTable& blobs, ima
 // Cached XXH3-128 of a file identified by (dev, ino, size, mtime); `open_path` is read.
 Result<std::string> cached_file_hash(const std::string& open_path, uint64_t dev, uint64_t ino,
                                      uint64_t size, int64_t mtime_ns);
+
+template <class Store, class Refer>
+void split_incremental(uint64_t start, uint64_t end, uint64_t page_size, const IncrementalBasis& inc,
+                       Store store, Refer refer) {
+  const auto& w = inc.written;
+  const auto& src = inc.sources;
+  auto src_end = [&](const image::PageRef& r) { return r.addr + r.npages * page_size; };
+  uint64_t a = start;
+  while (a < end) {
+    auto d = std::lower_bound(w.begin(), w.end(), a, [](const proc::AddrRange& r, uint64_t x) { return r.end <= x; });
+    if (d != w.end() && d->start <= a) {
+      uint64_t e = std::min(d->end, end);
+      store(a, e);
+      a = e;
+      continue;
+    }
+    uint64_t clean_end = d != w.end() ? std::min(d->start, end) : end;
+    while (a < clean_end) {
+      auto s = std::lower_bound(src.begin(), src.end(), a,
+                                [&](const image::PageRef& r, uint64_t x) { return src_end(r) <= x; });
+      if (s != src.end() && s->addr <= a) {
+        uint64_t e = std::min(src_end(*s), clean_end);
+        refer(a, e, s->base);
+        a = e;
+      } else {
+        uint64_t e = s != src.end() ? std::min(s->addr, clean_end) : clean_end;
+        store(a, e);
+        a = e;
+      }
+    }
+  }
+}
 
 }  // namespace ferry::capture::detail

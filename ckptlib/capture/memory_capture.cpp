@@ -18,6 +18,9 @@
 //           with contents) are read through /proc/PID/mem, which reads with FOLL_FORCE.
 //           With a snapshot (snapshot.hpp) the regions a fork does not copy (fork_skips) are
 //           streamed from the frozen process first, the others later from the snapshot.
+//           Incremental (capture.hpp IncrementalBasis): in tracked private regions only the
+//           pages written since the previous checkpoint (or not held by it) are streamed; the
+//           others become references to the earlier image holding them (split_incremental).
 //           In anonymous regions (private, heap, stack, shared anon) a page that is all zeros
 //           is not handed to the sink: restore leaves it to the kernel's fresh zero-filled
 //           memory, exactly as for a page that was never touched (schema 1.3). The test stops
@@ -329,7 +332,8 @@ private:
 }  // namespace
 
 Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& plan,
-                          uint64_t page_size, image::ImageSink& sink, PageSelect select) {
+                          uint64_t page_size, image::ImageSink& sink, PageSelect select,
+                          const IncrementalBasis* inc, std::vector<image::PageRef>* refs) {
   FERRY_TRY(pm, proc::Pagemap::open(pid));
   PageStreamer streamer(t, pid, sink);
   for (const auto& rp : plan.regions) {
@@ -340,8 +344,35 @@ Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& 
     using K = image::RegionKind;
     K k = rp.region.kind;
     bool anon = k == K::anon_private || k == K::heap || k == K::stack || k == K::anon_shared;
-    for (const auto& run : runs)
-      FERRY_TRY_VOID(streamer.add(run.start, run.npages * page_size, anon && page_size == 4096));
+    const bool skip_zero = anon && page_size == 4096;
+    const bool priv = k == K::anon_private || k == K::heap || k == K::stack || k == K::file_private;
+    bool tracked = false;
+    if (inc && refs && priv) {
+      const auto& tr = inc->tracked;
+      auto it = std::upper_bound(tr.begin(), tr.end(), rp.region.start,
+                                 [](uint64_t a, const proc::AddrRange& r) { return a < r.start; });
+      tracked = it != tr.begin() && std::prev(it)->end >= rp.region.end;
+    }
+    for (const auto& run : runs) {
+      if (!tracked) {
+        FERRY_TRY_VOID(streamer.add(run.start, run.npages * page_size, skip_zero));
+        continue;
+      }
+      Result<void> r;
+      split_incremental(
+          run.start, run.start + run.npages * page_size, page_size, *inc,
+          [&](uint64_t a, uint64_t b) {
+            if (r) r = streamer.add(a, b - a, skip_zero);
+          },
+          [&](uint64_t a, uint64_t b, uint32_t base) {
+            if (!refs->empty() && refs->back().base == base &&
+                refs->back().addr + refs->back().npages * page_size == a)
+              refs->back().npages += (b - a) / page_size;
+            else
+              refs->push_back({a, (b - a) / page_size, base});
+          });
+      FERRY_TRY_VOID(r);
+    }
   }
   return streamer.flush();
 }

@@ -153,6 +153,7 @@ Result<std::vector<SmapsEntry>> parse_smaps(std::string_view text) {
       for (std::string_view f = next_field(rest); !f.empty(); f = next_field(rest)) {
         out.back().dontcopy |= f == "dc";
         out.back().wipeonfork |= f == "wf";
+        out.back().uffd_wp |= f == "uw";
       }
       return;
     }

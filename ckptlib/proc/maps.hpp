@@ -46,6 +46,7 @@ struct SmapsEntry {
   uint64_t rss = 0, anonymous = 0, swap = 0;
   bool dontcopy = false;    // VmFlags "dc": MADV_DONTFORK, a fork() child lacks the region
   bool wipeonfork = false;  // VmFlags "wf": MADV_WIPEONFORK, a fork() child sees zeros
+  bool uffd_wp = false;     // VmFlags "uw": registered with a userfaultfd in write-protect mode
 };
 Result<std::vector<SmapsEntry>> parse_smaps(std::string_view text);
 Result<std::vector<SmapsEntry>> read_smaps(pid_t pid);

@@ -12,10 +12,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
 #include "ferry/common/fs.hpp"
+#include "manifest.hpp"
 
 namespace ferry::store {
 namespace {
@@ -189,6 +191,32 @@ void JobStore::remove_partials(const std::string& id) const {
     std::error_code ec;
     std::filesystem::remove_all(s, ec);
   }
+}
+
+Result<std::vector<uint64_t>> JobStore::prune_generations(const std::string& id, uint32_t keep) const {
+  FERRY_TRY(gens, generations(id));
+  std::vector<uint64_t> removed;
+  if (keep == 0 || gens.size() <= keep) return removed;
+  std::set<uint64_t> kept(gens.end() - keep, gens.end());
+  std::vector<uint64_t> todo(kept.begin(), kept.end());
+  while (!todo.empty()) {
+    uint64_t g = todo.back();
+    todo.pop_back();
+    auto m = read_manifest(generation_dir(id, g));
+    if (!m) return fail(m.error().wrap("retention of job " + id + " (nothing removed)"));
+    for (uint64_t n : m->needs)
+      if (kept.insert(n).second) todo.push_back(n);
+  }
+  for (uint64_t g : gens) {
+    if (kept.count(g)) continue;
+    std::string dir = generation_dir(id, g);
+    if (::rename(dir.c_str(), (dir + kPartialSuffix).c_str()) != 0) continue;
+    std::error_code ec;
+    std::filesystem::remove_all(dir + kPartialSuffix, ec);
+    removed.push_back(g);
+  }
+  (void)fs::fsync_path(job_dir(id));
+  return removed;
 }
 
 Result<std::pair<uint64_t, std::string>> JobStore::begin_generation(const std::string& id) const {

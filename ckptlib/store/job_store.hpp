@@ -66,6 +66,12 @@ public:
   // Removes gen-*.partial directories left by killed checkpoints. Only while no checkpoint
   // of the job can be running (begin_generation, restart).
   void remove_partials(const std::string& id) const;
+  // Retention: removes every committed generation but the newest `keep` and the earlier ones
+  // those need (MANIFEST.json "needs", followed transitively: an incremental generation's
+  // chain). Removes nothing when a kept generation's manifest cannot be read (its needs are
+  // unknown). A removed generation is first renamed to gen-N.partial, so a crash mid-way
+  // never leaves a half-deleted committed generation. Returns the removed generations.
+  Result<std::vector<uint64_t>> prune_generations(const std::string& id, uint32_t keep) const;
 
 private:
   explicit JobStore(std::string root) : root_(std::move(root)) {}

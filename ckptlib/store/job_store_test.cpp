@@ -76,3 +76,46 @@ TEST(Manifest, TruncatedImageIsNoticed) {
 }
 
 }  // namespace
+
+namespace {
+
+// Commits generation `gen` of job `id` with a manifest needing `needs`.
+void commit_with_needs(const ferry::store::JobStore& store, const std::string& id, std::vector<uint64_t> needs) {
+  auto g = store.begin_generation(id);
+  ASSERT_TRUE(g);
+  ferry::store::Manifest m;
+  m.job = id;
+  m.generation = g->first;
+  m.needs = std::move(needs);
+  ASSERT_TRUE(ferry::store::write_manifest(g->second, m));
+  ASSERT_TRUE(store.commit_generation(id, g->first));
+}
+
+TEST(JobStore, RetentionKeepsTheGenerationsKeptOnesNeed) {
+  auto store = ferry::store::JobStore::open(temp_root());
+  ASSERT_TRUE(store);
+  auto job = store->create_job("", {"x"});
+  ASSERT_TRUE(job);
+  // 1 full; 2, 3 incremental on 1 (3 also on 2); 4 full; 5 incremental on 4; 6 on 5 and 4.
+  commit_with_needs(*store, job->id, {});
+  commit_with_needs(*store, job->id, {1});
+  commit_with_needs(*store, job->id, {1, 2});
+  commit_with_needs(*store, job->id, {});
+  commit_with_needs(*store, job->id, {4});
+  commit_with_needs(*store, job->id, {5, 4});
+  auto removed = store->prune_generations(job->id, 2);
+  ASSERT_TRUE(removed) << removed.error().message();
+  EXPECT_EQ(*removed, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(*store->generations(job->id), (std::vector<uint64_t>{4, 5, 6}));
+  // Needs are followed transitively: keeping 6 alone keeps 5 and 4.
+  EXPECT_TRUE(store->prune_generations(job->id, 1)->empty());
+  EXPECT_EQ(*store->generations(job->id), (std::vector<uint64_t>{4, 5, 6}));
+  commit_with_needs(*store, job->id, {});  // 7 full
+  EXPECT_EQ(*store->prune_generations(job->id, 1), (std::vector<uint64_t>{4, 5, 6}));
+  EXPECT_EQ(*store->generations(job->id), (std::vector<uint64_t>{7}));
+  // A new generation after pruning gets a fresh number.
+  commit_with_needs(*store, job->id, {});
+  EXPECT_EQ(store->generations(job->id)->back(), 8u);
+}
+
+}  // namespace

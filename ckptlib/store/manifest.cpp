@@ -33,6 +33,7 @@ Result<void> write_manifest(const std::string& gen_dir, const Manifest& m) {
                       {"generation", m.generation}, {"created_ns", m.created_ns},
                       {"pause_ns", m.pause_ns},     {"duration_ns", m.duration_ns},
                       {"host", m.host},             {"images", images}};
+  if (!m.needs.empty()) j["needs"] = m.needs;
   return fs::write_file_atomic(gen_dir + "/" + kManifestName, j.dump(2) + "\n", 0600);
 }
 
@@ -53,6 +54,7 @@ Result<Manifest> read_manifest(const std::string& gen_dir) {
     m.pause_ns = j.value("pause_ns", int64_t{0});
     m.duration_ns = j.value("duration_ns", int64_t{0});
     m.host = j.value("host", "");
+    if (j.contains("needs")) m.needs = j.at("needs").get<std::vector<uint64_t>>();
     for (const auto& i : j.at("images")) {
       ManifestImage mi;
       mi.rank = i.at("rank").get<uint32_t>();

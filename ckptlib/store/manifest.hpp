@@ -35,6 +35,9 @@ struct Manifest {
   int64_t duration_ns = 0;   // from freeze to commit
   std::string host;
   std::vector<ManifestImage> images;
+  // Earlier generations whose images this one's (incremental) images refer to: retention must
+  // keep them as long as this generation is kept. Empty for a full generation.
+  std::vector<uint64_t> needs;
 };
 
 Result<void> write_manifest(const std::string& gen_dir, const Manifest& m);

@@ -153,6 +153,17 @@ std::vector<uint64_t> stored_per_region(const ProcessImage& im) {
   return out;
 }
 
+// Bytes of [a, e) that fall inside each region, added to out.
+void add_per_region(const ProcessImage& im, uint64_t a, uint64_t e, std::vector<uint64_t>& out) {
+  auto it = std::upper_bound(im.regions.begin(), im.regions.end(), a,
+                             [](uint64_t x, const Region& r) { return x < r.start; });
+  if (it != im.regions.begin()) --it;
+  for (; it != im.regions.end() && it->start < e; ++it) {
+    uint64_t lo = std::max(a, it->start), hi = std::min(e, it->end);
+    if (lo < hi) out[static_cast<size_t>(it - im.regions.begin())] += hi - lo;
+  }
+}
+
 uint64_t page_bytes(const ProcessImage& im) {
   uint64_t n = 0;
   for (const auto& r : im.page_runs) n += r.npages * page_size_of(im);
@@ -232,6 +243,15 @@ json build_json(const ProcessImage& im) {
   for (const auto& r : im.page_runs)
     runs.push_back({{"addr", r.addr}, {"npages", r.npages}, {"offset", r.offset}});
   j["page_runs"] = runs;
+  if (!im.page_refs.empty()) {
+    json bases = json::array(), refs = json::array();
+    for (const auto& b : im.bases)
+      bases.push_back({{"generation", b.generation}, {"path", utf8(b.path)}, {"header_xxh3", b.header_xxh3}});
+    for (const auto& r : im.page_refs)
+      refs.push_back({{"addr", r.addr}, {"npages", r.npages}, {"generation", im.bases[r.base].generation}});
+    j["bases"] = bases;
+    j["page_refs"] = refs;
+  }
   json mf = json::array();
   for (const auto& f : im.mapped_files) mf.push_back(file_json(f));
   j["mapped_files"] = mf;
@@ -387,6 +407,33 @@ std::string build_text(const ProcessImage& im) {
                   region_kind_name(r.kind).c_str(), stored[i] ? human_bytes(stored[i]).c_str() : "-",
                   name.c_str());
     o << line;
+  }
+
+  if (!im.page_refs.empty()) {
+    // Incremental image: where each region's pages come from.
+    const uint64_t ps = page_size_of(im);
+    std::vector<std::vector<uint64_t>> from(im.bases.size(), std::vector<uint64_t>(im.regions.size(), 0));
+    std::vector<uint64_t> total(im.bases.size(), 0);
+    for (const auto& r : im.page_refs) {
+      add_per_region(im, r.addr, r.addr + r.npages * ps, from[r.base]);
+      total[r.base] += r.npages * ps;
+    }
+    o << "incremental: generation " << im.header.generation << " holds " << human_bytes(page_bytes(im))
+      << " of pages itself and refers to earlier generations for the rest\n";
+    for (size_t b = 0; b < im.bases.size(); ++b)
+      o << "  generation " << im.bases[b].generation << " (" << im.bases[b].path << "): " << human_bytes(total[b])
+        << "\n";
+    o << "pages by generation (regions with pages)\n";
+    for (size_t i = 0; i < im.regions.size(); ++i) {
+      std::string parts;
+      if (stored[i]) parts += " gen " + std::to_string(im.header.generation) + ": " + human_bytes(stored[i]) + ";";
+      for (size_t b = 0; b < im.bases.size(); ++b)
+        if (from[b][i]) parts += " gen " + std::to_string(im.bases[b].generation) + ": " + human_bytes(from[b][i]) + ";";
+      if (parts.empty()) continue;
+      parts.pop_back();
+      std::snprintf(line, sizeof line, "  %016" PRIx64 " %-24s", im.regions[i].start, im.regions[i].name.substr(0, 24).c_str());
+      o << line << parts << "\n";
+    }
   }
 
   o << "threads (" << im.threads.size() << ")\n";

@@ -220,6 +220,18 @@ Result<void> ImageReader::Impl::read_tables() {
     im.page_runs = std::move(v);
     return {};
   }));
+  if (kinds & kRecPageRefs) {
+    FERRY_TRY_VOID(ds(n::kBases, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kBases, schema::base_image_fields(), path));
+      im.bases = std::move(v);
+      return {};
+    }));
+    FERRY_TRY_VOID(ds(n::kPageRefs, [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(f, n::kPageRefs, schema::page_ref_fields(), path));
+      im.page_refs = std::move(v);
+      return {};
+    }));
+  }
   if (kinds & kRecMappedFiles)
     FERRY_TRY_VOID(ds(n::kMappedFiles, [&]() -> Result<void> {
       FERRY_TRY(v, tables::read_table(f, n::kMappedFiles, schema::file_identity_fields(), path));
@@ -400,6 +412,34 @@ Result<void> ImageReader::Impl::check_page_runs(uint64_t& total) {
     if (prev.addr + prev.npages * ps > image.page_runs[runs_by_addr[i]].addr)
       return fail(err(errc::image_corrupt, "page runs overlap at address " +
                                                hex(image.page_runs[runs_by_addr[i]].addr)));
+  }
+  // 1.4: references to earlier generations: well formed, sorted, disjoint from each other and
+  // from this image's own runs, each naming a base that exists and is older.
+  if (image.page_refs.empty() != image.bases.empty())
+    return fail(err(errc::image_corrupt, std::string(n::kBases) + " and " + std::string(n::kPageRefs) +
+                                             " must both be present or both empty"));
+  for (size_t i = 0; i < image.bases.size(); ++i)
+    if (image.bases[i].generation >= image.header.generation || image.bases[i].path.empty())
+      return fail(err(errc::image_corrupt, std::string(n::kBases) + "[" + std::to_string(i) +
+                                               "] names generation " + std::to_string(image.bases[i].generation) +
+                                               " at '" + image.bases[i].path + "', not an earlier image"));
+  for (size_t i = 0, run = 0; i < image.page_refs.size(); ++i) {
+    const PageRef& r = image.page_refs[i];
+    uint64_t bytes = 0, end = 0;
+    std::string what = std::string(n::kPageRefs) + "[" + std::to_string(i) + "]";
+    if (r.npages == 0 || r.addr % ps != 0 || __builtin_mul_overflow(r.npages, ps, &bytes) ||
+        __builtin_add_overflow(r.addr, bytes, &end) || r.base >= image.bases.size())
+      return fail(err(errc::image_corrupt, what + " is malformed"));
+    if (i > 0) {
+      const PageRef& p = image.page_refs[i - 1];
+      if (p.addr + p.npages * ps > r.addr)
+        return fail(err(errc::image_corrupt, what + " is out of order or overlaps the one before"));
+    }
+    while (run < runs_by_addr.size() &&
+           image.page_runs[runs_by_addr[run]].addr + image.page_runs[runs_by_addr[run]].npages * ps <= r.addr)
+      ++run;
+    if (run < runs_by_addr.size() && image.page_runs[runs_by_addr[run]].addr < end)
+      return fail(err(errc::image_corrupt, what + " overlaps a page run of this image at " + hex(r.addr)));
   }
   return {};
 }

@@ -302,4 +302,24 @@ const std::vector<tables::Field<SharedFd>>& shared_fd_fields() {
   return f;
 }
 
+const std::vector<tables::Field<BaseImage>>& base_image_fields() {
+  namespace k = n::base_image;
+  static const std::vector<tables::Field<BaseImage>> f = {
+      num(k::kGeneration, Col::u64, &BaseImage::generation),
+      str(k::kPath, &BaseImage::path),
+      num(k::kHeaderXxh3, Col::u64, &BaseImage::header_xxh3),
+  };
+  return f;
+}
+
+const std::vector<tables::Field<PageRef>>& page_ref_fields() {
+  namespace k = n::page_ref;
+  static const std::vector<tables::Field<PageRef>> f = {
+      num(k::kAddr, Col::u64, &PageRef::addr),
+      num(k::kNpages, Col::u64, &PageRef::npages),
+      num(k::kBase, Col::u32, &PageRef::base),
+  };
+  return f;
+}
+
 }  // namespace ferry::image::schema

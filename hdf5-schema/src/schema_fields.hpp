@@ -39,5 +39,8 @@ const std::vector<tables::Field<Pipe>>& pipe_fields();
 const std::vector<tables::Field<PipeEnd>>& pipe_end_fields();
 const std::vector<tables::Field<Zombie>>& zombie_fields();
 const std::vector<tables::Field<SharedFd>>& shared_fd_fields();
+// 1.4
+const std::vector<tables::Field<BaseImage>>& base_image_fields();
+const std::vector<tables::Field<PageRef>>& page_ref_fields();
 
 }  // namespace ferry::image::schema

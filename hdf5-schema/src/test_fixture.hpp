@@ -146,6 +146,9 @@ inline ProcessImage full_image() {
   im.pipe_ends = {{9, 4242, 0, 00, false}, {10, 4242, 1, 01 | 04000, true}, {11, 4243, 0, 02, false}};
   im.zombies = {{77, 3 << 8, 1000, 1000}, {78, 9, 1000, 1000}};
   im.shared_fds = {{3, 1000, 12}};
+  // 1.4: an incremental image: pages kept in two earlier generations (outside the page runs).
+  im.bases = {{3, "../gen-000003/rank-0.h5", 0x1234}, {7, "../gen-000007/rank-0.h5", 0x5678}};
+  im.page_refs = {{0x7f0001000000, 16, 0}, {0x7f0002000000, 8, 1}};
   return im;
 }
 

@@ -182,6 +182,7 @@ Result<void> ImageWriter::Impl::finish(const ProcessImage& image) {
   if (!image.pipes.empty() || !image.pipe_ends.empty()) kinds |= kRecPipes;
   if (!image.zombies.empty()) kinds |= kRecZombies;
   if (!image.shared_fds.empty()) kinds |= kRecSharedFds | kRecFiles;
+  if (!image.page_refs.empty()) kinds |= kRecPageRefs;
   FERRY_TRY_VOID(write_groups(image, kinds));
 
   // The header goes last: an image interrupted before this point has no magic and is refused.
@@ -241,6 +242,12 @@ Result<void> ImageWriter::Impl::write_groups(const ProcessImage& image, uint64_t
                              std::span<const Region>(image.regions), path));
   FERRY_TRY_VOID(write_table(f, n::kPageRuns, schema::page_run_fields(),
                              std::span<const PageRun>(runs), path));
+  if (kinds & kRecPageRefs) {
+    FERRY_TRY_VOID(write_table(f, n::kBases, schema::base_image_fields(),
+                               std::span<const BaseImage>(image.bases), path));
+    FERRY_TRY_VOID(write_table(f, n::kPageRefs, schema::page_ref_fields(),
+                               std::span<const PageRef>(image.page_refs), path));
+  }
   if (kinds & kRecMappedFiles) {
     FERRY_TRY_VOID(group(n::kMappedFilesGroup));
     FERRY_TRY_VOID(write_table(f, n::kMappedFiles, schema::file_identity_fields(),

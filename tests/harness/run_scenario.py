@@ -790,9 +790,10 @@ class Driver:
         return num
 
     def act_checkpoint(self, args):
+        # args are passed to `ferry checkpoint` (e.g. --incremental, --keep 2)
         self.require_running("checkpoint")
         rc, out, err, dt = self.run_ferry(["checkpoint", "--store", self.store,
-                                           self.job_name], "checkpoint")
+                                           self.job_name] + list(args), "checkpoint")
         if rc != 0:
             raise Failure(f"`ferry checkpoint` exited {rc}: {err.strip()[-1500:]}")
         num = self.committed(out, "checkpoint")

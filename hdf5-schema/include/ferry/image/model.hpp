@@ -34,8 +34,9 @@ enum RecordKind : uint64_t {
   kRecPipes = 1u << 11,         // /pipes: pipes and FIFOs between fds of the job (1.2)
   kRecZombies = 1u << 12,       // /zombies: exited children not yet reaped (1.2)
   kRecSharedFds = 1u << 13,     // /files/shared: fds that are another fd's open file description (1.2)
+  kRecPageRefs = 1u << 14,      // /memory/bases + /memory/page_refs: pages kept in earlier generations (1.4)
 };
-inline constexpr uint64_t kKnownRecordKinds = (1u << 14) - 1;
+inline constexpr uint64_t kKnownRecordKinds = (1u << 15) - 1;
 
 struct ImageHeader {
   std::string schema_version;   // "MAJOR.MINOR.PATCH" of SCHEMA.md this image follows
@@ -290,6 +291,24 @@ struct PipeEnd {
   bool operator==(const PipeEnd&) const = default;
 };
 
+// 1.4 (incremental images): an earlier generation's image of the same process whose pages
+// this image refers to instead of storing them again.
+struct BaseImage {
+  uint64_t generation = 0;      // its generation number
+  std::string path;             // its file, relative to this image's directory ("../gen-000003/rank-0.h5")
+  uint64_t header_xxh3 = 0;     // its header_xxh3: the file found at `path` must be that image
+  bool operator==(const BaseImage&) const = default;
+};
+
+// 1.4: pages not stored in this image: their bytes are in bases[base]'s own /memory/pages, inside
+// one of its page runs (a reference is never to another reference).
+struct PageRef {
+  uint64_t addr = 0;            // first page's virtual address
+  uint64_t npages = 0;
+  uint32_t base = 0;            // index into ProcessImage::bases
+  bool operator==(const PageRef&) const = default;
+};
+
 // 1.2: a child that had exited and was not yet reaped by this process (its parent).
 struct Zombie {
   int32_t pid = 0;              // id in the job's PID namespace
@@ -331,9 +350,12 @@ struct ProcessImage {
   std::vector<PipeEnd> pipe_ends;           // sorted by fd
   std::vector<Zombie> zombies;              // sorted by pid
   std::vector<SharedFd> shared_fds;         // sorted by fd
+  // 1.4 additions (kind kRecPageRefs, both present or both empty)
+  std::vector<BaseImage> bases;             // earlier generations referred to
+  std::vector<PageRef> page_refs;           // sorted by addr; disjoint from page_runs
   bool operator==(const ProcessImage&) const = default;
 };
 
-inline constexpr const char* kSchemaVersion = "1.3.0";
+inline constexpr const char* kSchemaVersion = "1.4.0";
 
 }  // namespace ferry::image

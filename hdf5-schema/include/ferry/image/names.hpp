@@ -110,6 +110,10 @@ inline constexpr std::string_view kZombiesGroup       = "/zombies";
 inline constexpr std::string_view kZombies            = "/zombies/children";
 inline constexpr std::string_view kSharedFds          = "/files/shared";
 
+// ---- 1.4: incremental images ---------------------------------------------------------------
+inline constexpr std::string_view kBases              = "/memory/bases";
+inline constexpr std::string_view kPageRefs           = "/memory/page_refs";
+
 // ---- compound fields (one namespace per table; order = canonical checksum order) ----------
 namespace region {
 inline constexpr std::string_view kStart = "start", kEnd = "end", kProt = "prot", kFlags = "flags",
@@ -169,6 +173,12 @@ inline constexpr std::string_view kPid = "pid", kStatus = "status", kPgid = "pgi
 }
 namespace shared_fd {
 inline constexpr std::string_view kFd = "fd", kPid = "pid", kSourceFd = "source_fd";
+}
+namespace base_image {
+inline constexpr std::string_view kGeneration = "generation", kPath = "path", kHeaderXxh3 = "header_xxh3";
+}
+namespace page_ref {
+inline constexpr std::string_view kAddr = "addr", kNpages = "npages", kBase = "base";
 }
 namespace blob {
 inline constexpr std::string_view kId = "id", kSize = "size", kOffset = "offset", kName = "name";

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+// open_image_chain(): one ImageSource over an incremental image and the earlier generations it
+// refers to (algorithm at the top of chain.hpp).
+#include "ferry/image/chain.hpp"
+
+#include <algorithm>
+#include <cstdio>
+
+#include "ferry/image/names.hpp"
+#include "ferry/image/reader.hpp"
+#include "schema_fields.hpp"
+#include "tables.hpp"
+
+namespace ferry::image {
+
+namespace {
+
+std::string hex(uint64_t a) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(a));
+  return b;
+}
+
+std::string dir_of(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+class ChainSource final : public ImageSource {
+public:
+  struct Segment {
+    uint64_t addr = 0, end = 0;
+    int src = -1;        // -1: the top image; else index into bases_
+    bool read = false;   // some bytes were read (their chunks checked)
+  };
+
+  ChainSource(std::unique_ptr<ImageReader> top, std::vector<std::unique_ptr<ImageReader>> bases)
+      : top_(std::move(top)), bases_(std::move(bases)), merged_(top_->image()) {
+    const uint64_t ps = merged_.header.page_size;
+    for (const auto& r : merged_.page_runs) segs_.push_back({r.addr, r.addr + r.npages * ps, -1, false});
+    for (const auto& r : merged_.page_refs) {
+      segs_.push_back({r.addr, r.addr + r.npages * ps, static_cast<int>(r.base), false});
+      merged_.page_runs.push_back({r.addr, r.npages, kRefOffset});
+    }
+    std::sort(segs_.begin(), segs_.end(), [](const Segment& a, const Segment& b) { return a.addr < b.addr; });
+    std::sort(merged_.page_runs.begin(), merged_.page_runs.end(),
+              [](const PageRun& a, const PageRun& b) { return a.addr < b.addr; });
+  }
+
+  const ProcessImage& image() const override { return merged_; }
+
+  Result<void> read_pages(uint64_t addr, std::span<std::byte> out) override {
+    auto it = std::upper_bound(segs_.begin(), segs_.end(), addr,
+                               [](uint64_t a, const Segment& s) { return a < s.addr; });
+    if (it != segs_.begin()) {
+      Segment& s = *(it - 1);
+      if (addr < s.end && out.size() <= s.end - addr) {
+        s.read = true;
+        return s.src < 0 ? top_->read_pages(addr, out) : base_read(s.src, addr, out);
+      }
+    }
+    return fail(errc::image_corrupt, top_->path() + ": no page run or reference covers " +
+                                         std::to_string(out.size()) + " bytes at address " + hex(addr));
+  }
+
+  Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) override {
+    return top_->read_blob(id, offset, out);
+  }
+
+  Result<void> verify_all() override {
+    FERRY_TRY_VOID(top_->verify_all());
+    return verify_bases(false);
+  }
+
+  Result<void> verify_unread() override {
+    FERRY_TRY_VOID(top_->verify_unread());
+    return verify_bases(true);
+  }
+
+private:
+  Result<void> base_read(int b, uint64_t addr, std::span<std::byte> out) {
+    auto r = bases_[static_cast<size_t>(b)]->read_pages(addr, out);
+    if (!r) return fail(r.error().wrap("generation " + std::to_string(merged_.bases[static_cast<size_t>(b)].generation) +
+                                       " (" + bases_[static_cast<size_t>(b)]->path() + "), needed by " + top_->path()));
+    return {};
+  }
+
+  // Reads every referenced range (only_unread: those no read touched), which checks each
+  // base chunk holding a referenced page.
+  Result<void> verify_bases(bool only_unread) {
+    std::vector<std::byte> buf(4u << 20);
+    for (auto& s : segs_) {
+      if (s.src < 0 || (only_unread && s.read)) continue;
+      for (uint64_t a = s.addr; a < s.end;) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), s.end - a));
+        FERRY_TRY_VOID(base_read(s.src, a, std::span(buf.data(), n)));
+        a += n;
+      }
+      s.read = true;
+    }
+    return {};
+  }
+
+  std::unique_ptr<ImageReader> top_;
+  std::vector<std::unique_ptr<ImageReader>> bases_;
+  ProcessImage merged_;
+  std::vector<Segment> segs_;
+};
+
+}  // namespace
+
+uint64_t header_identity(const ImageHeader& h) { return tables::attrs_checksum(schema::header_fields(), h); }
+
+Result<std::unique_ptr<ImageSource>> open_image_chain(const std::string& path, std::vector<ChainLink>* links) {
+  FERRY_TRY(top, ImageReader::open(path));
+  const ProcessImage& im = top->image();
+  if (im.page_refs.empty()) return std::unique_ptr<ImageSource>(std::move(top));
+  const uint64_t ps = im.header.page_size;
+  const std::string dir = dir_of(path);
+  std::vector<std::unique_ptr<ImageReader>> bases;
+  std::vector<uint64_t> referenced(im.bases.size(), 0);
+  for (const auto& r : im.page_refs) referenced[r.base] += r.npages * ps;
+  for (size_t i = 0; i < im.bases.size(); ++i) {
+    const BaseImage& b = im.bases[i];
+    const std::string bpath = b.path.front() == '/' ? b.path : dir + "/" + b.path;
+    auto refuse = [&](const std::string& why) {
+      return fail(errc::image_corrupt, path + " is an incremental image built on generation " +
+                                           std::to_string(b.generation) + " (" + bpath + "), which " + why);
+    };
+    auto r = ImageReader::open(bpath);
+    if (!r) return refuse("cannot be used: " + r.error().message());
+    const ImageHeader& h = (*r)->image().header;
+    if (header_identity(h) != b.header_xxh3 || h.generation != b.generation)
+      return refuse("is not the image it was built on (another file is there now)");
+    if (h.job != im.header.job || h.rank != im.header.rank || h.page_size != ps)
+      return refuse("belongs to another job, rank or page size");
+    bases.push_back(std::move(*r));
+    if (links) links->push_back({b.generation, bpath, referenced[i]});
+  }
+  // Every reference must lie inside one of its base's own page runs.
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> runs(bases.size());
+  for (size_t i = 0; i < bases.size(); ++i) {
+    for (const auto& r : bases[i]->image().page_runs) runs[i].push_back({r.addr, r.addr + r.npages * ps});
+    std::sort(runs[i].begin(), runs[i].end());
+  }
+  for (const auto& ref : im.page_refs) {
+    const auto& v = runs[ref.base];
+    uint64_t end = ref.addr + ref.npages * ps;
+    auto it = std::upper_bound(v.begin(), v.end(), std::make_pair(ref.addr, ~uint64_t{0}));
+    if (it == v.begin() || std::prev(it)->second < end)
+      return fail(errc::image_corrupt, path + ": pages " + hex(ref.addr) + "-" + hex(end) + " are referred to generation " +
+                                           std::to_string(im.bases[ref.base].generation) + " (" +
+                                           bases[ref.base]->path() + "), which does not hold them");
+  }
+  return std::unique_ptr<ImageSource>(std::make_unique<ChainSource>(std::move(top), std::move(bases)));
+}
+
+}  // namespace ferry::image
