@@ -64,7 +64,7 @@ def main():
     ap.add_argument("--ferry", required=True)
     ap.add_argument("--program", required=True)
     ap.add_argument("--np", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--steps", type=int, default=400)  # >= 4 s: outlives the checkpoints under load
     ap.add_argument("--step-us", type=int, default=10000)
     ap.add_argument("--checkpoints", type=int, default=2)
     ap.add_argument("--end", choices=["kill", "stop"], default="kill")
