@@ -7,8 +7,9 @@
  *   test   Irecv + Isend polled with Testall, then Irecv + Isend polled with Testany;
  *   free   an Isend freed at once with Request_free, received with a blocking Recv;
  *   cancel an Irecv nobody sends to, Cancel, Wait, Test_cancelled (and the buffer untouched);
- *   nbc    Ibcast (rotating root), Iallreduce and Ibarrier posted, then a rank-dependent compute
- *          phase (so at a checkpoint some ranks have entered them and others not), Waitall;
+ *   nbc    Ibcast (rotating root), Iallreduce and Ibarrier posted (odd ranks after a compute phase,
+ *          so at a checkpoint some ranks have often entered them and others not), then a
+ *          rank-dependent compute phase, Waitall;
  *          an Iallreduce with MPI_IN_PLACE on a Comm_dup, completed with Test polling.
  * One line per step with a checksum; "rank R PASS" at the end. Usage: nb_mix [STEPS] [STEP_US] */
 #include <mpi.h>
@@ -124,7 +125,8 @@ int main(int argc, char **argv) {
     MPI_Test_cancelled(&cst, &cancelled);
     CHECK(cancelled && never == 12345, "cancel step %d", step);
 
-    /* nbc */
+    /* nbc: odd ranks post later, so a checkpoint often finds them entered by some ranks only */
+    usleep(step_us * (rank % 2));
     int root = step % size;
     long bval = rank == root ? 777L * step + root : -1;
     double red = rank + step, redsum = 0;
