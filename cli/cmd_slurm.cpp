@@ -233,8 +233,12 @@ std::optional<uint64_t> SlurmRun::newest_generation() const {
   auto job = store->find(name);
   if (!job) return std::nullopt;
   auto gen = find_generation(*store, *job, std::nullopt);
-  if (!gen) return std::nullopt;
-  return gen->generation;
+  if (gen) return gen->generation;
+  // An MPI job's generation holds a job manifest (kind "job") that find_generation does not
+  // read: its newest committed generation is the last one listed.
+  auto gens = store->generations(job->id);
+  if (!gens || gens->empty()) return std::nullopt;
+  return gens->back();
 }
 
 void SlurmRun::requeue_job() {

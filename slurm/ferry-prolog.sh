@@ -6,8 +6,10 @@
 #   1. /run/ferry-slurm (mode 1777): the node-local directory where `ferry slurm-run` leaves
 #      one file per job naming its outcome file, for the epilog.
 #   2. Cluster jobs only (FERRY_AGENT_COORDINATOR set in /etc/ferry/slurm.conf): make sure
-#      this node's ferry-agent runs (pid file /run/ferry-slurm/agent.pid; started in the
-#      background if it is not alive). Jobs run with `ferry launch` on one node need nothing.
+#      this node's ferry-agent runs (pid file /run/ferry-slurm/agent-<node>.pid; started in
+#      the background, under a flock so that prologs running at once start one, if the pid
+#      file names no live ferry-agent). It outlives the job; stop it by that pid.
+#      Jobs run with `ferry launch` on one node need nothing.
 # Slurm runs hooks with no PATH: set one. Settings: /etc/ferry/slurm.conf (shell syntax).
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
@@ -20,22 +22,28 @@ log() { echo "$(date +%FT%T) prolog job ${SLURM_JOB_ID:-?} node ${SLURMD_NODENAM
 mkdir -p "$DIR" 2>/dev/null && chmod 1777 "$DIR" 2>/dev/null || log "cannot create $DIR"
 
 if [ -n "${FERRY_AGENT_COORDINATOR:-}" ]; then
-  pidf=$DIR/agent-${SLURMD_NODENAME:-node}.pid
-  pid=$(cat "$pidf" 2>/dev/null | tr -dc 0-9)
-  if [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = ferry-agent ]; then
-    :  # running
-  else
+  node=${SLURMD_NODENAME:-$(hostname -s)}
+  pidf=$DIR/agent-$node.pid
+  # One check-and-start at a time on this node (jobs starting together run prologs at once).
+  (
+    flock -w 10 9 || { log "ferry-agent: $pidf.lock busy for 10 s, not checked"; exit 0; }
+    pid=$(cat "$pidf" 2>/dev/null | tr -dc 0-9)
+    if [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = ferry-agent ]; then
+      exit 0  # running
+    fi
     agent=${FERRY_AGENT_PATH:-$(command -v ferry-agent)}
     if [ -x "$agent" ] && [ -n "${FERRY_AGENT_STORE:-}" ]; then
       # setsid + nohup: the agent must outlive this hook and not be tracked as part of the job.
-      setsid nohup "$agent" --coordinator "$FERRY_AGENT_COORDINATOR" \
-        --node "${SLURMD_NODENAME:-$(hostname -s)}" --store "$FERRY_AGENT_STORE" \
-        </dev/null >>"$LOG" 2>&1 &
+      # FERRY_AGENT_OPTIONS: further options, split on blanks (e.g. --log-dir DIR --ferry PATH).
+      # shellcheck disable=SC2086
+      setsid nohup "$agent" --coordinator "$FERRY_AGENT_COORDINATOR" --node "$node" \
+        --store "$FERRY_AGENT_STORE" ${FERRY_AGENT_SECRET:+--cluster-secret "$FERRY_AGENT_SECRET"} \
+        ${FERRY_AGENT_OPTIONS:-} </dev/null >>"$LOG" 2>&1 9>&- &
       echo $! > "$pidf"
-      log "started ferry-agent (pid $!)"
+      log "started ferry-agent (pid $!) for coordinator $FERRY_AGENT_COORDINATOR"
     else
       log "ferry-agent not started: set FERRY_AGENT_PATH (or PATH) and FERRY_AGENT_STORE in $CONF"
     fi
-  fi
+  ) 9>"$pidf.lock"
 fi
 exit 0

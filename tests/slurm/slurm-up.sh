@@ -37,6 +37,8 @@ for p in slurmctld slurmd slurm-client munge; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null ||
+    die "${missing[*]} not installed, and no apt-get here to install them (Debian packages slurmctld slurmd slurm-client munge)"
   log "installing ${missing[*]}"
   own_policy=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
@@ -64,11 +66,28 @@ until_ok() { local end=$(( $(date +%s) + $1 )); shift
 mkdir -p "$CONF_DIR" "$STATE" /var/spool/ferry-slurm/ctld /var/log/ferry-slurm
 install -m 755 "$REPO/slurm/ferry-prolog.sh" "$CONF_DIR/ferry-prolog.sh"
 install -m 755 "$REPO/slurm/ferry-epilog.sh" "$CONF_DIR/ferry-epilog.sh"
+# The hooks' settings (FERRY_SLURM_CONF; the machine's /etc/ferry/slurm.conf is left alone):
+# Prolog/Epilog are wrappers that point the hooks at $CONF_DIR/ferry-hooks.conf, which also
+# sources $CONF_DIR/job.d/<jobid>.conf: settings for one job only (a test submits the job
+# --hold, writes the file, then releases it), so cases running side by side do not see them.
+mkdir -p "$CONF_DIR/job.d"
+cat > "$CONF_DIR/ferry-hooks.conf.new" <<CONFEOF
+# Rendered by tests/slurm/slurm-up.sh: settings of ferry's hooks on the CI Slurm.
+FERRY_SLURM_HOOK_LOG=/var/log/ferry-slurm/hooks.log
+_ferry_job_conf=$CONF_DIR/job.d/\${SLURM_JOB_ID:-none}.conf
+[ -r "\$_ferry_job_conf" ] && . "\$_ferry_job_conf"
+CONFEOF
+mv "$CONF_DIR/ferry-hooks.conf.new" "$CONF_DIR/ferry-hooks.conf"
+for h in prolog epilog; do
+  printf '#!/bin/sh\n# tests/slurm/slurm-up.sh: ferry-%s.sh with the CI settings\nFERRY_SLURM_CONF=%s/ferry-hooks.conf exec %s/ferry-%s.sh\n' \
+    "$h" "$CONF_DIR" "$CONF_DIR" "$h" > "$CONF_DIR/$h.new"
+  chmod 755 "$CONF_DIR/$h.new"; mv "$CONF_DIR/$h.new" "$CONF_DIR/$h"
+done
 for i in $(seq 1 "$NODES"); do mkdir -p /var/spool/ferry-slurm/node$i /var/tmp/ferry-slurm/node$i; done
 conf=$(sed -e "s/@CRED_EXPIRE@/$CRED/; s/@CTLD_PORT@/$CTLD_PORT/; s/@SLURMD_PORT@/$SD_PORT/g" \
            -e "s/@LAST_PORT@/$(( SD_PORT + NODES - 1 ))/; s/@NODES@/$NODES/; s/@CPUS@/$CPUS/" \
            -e "s/@MEM@/$MEM/; s/@GRACE@/$GRACE/" \
-           -e "s|@PROLOG@|$CONF_DIR/ferry-prolog.sh|; s|@EPILOG@|$CONF_DIR/ferry-epilog.sh|" \
+           -e "s|@PROLOG@|$CONF_DIR/prolog|; s|@EPILOG@|$CONF_DIR/epilog|" \
            "$HERE/slurm.conf.in")
 sha=$(echo "$conf" | sha256sum | cut -d' ' -f1)
 running=0
