@@ -26,7 +26,7 @@ if [ -n "${FERRY_AGENT_COORDINATOR:-}" ]; then
   pidf=$DIR/agent-$node.pid
   # One check-and-start at a time on this node (jobs starting together run prologs at once).
   (
-    flock -w 10 9 || { log "ferry-agent: $pidf.lock busy for 10 s, not checked"; exit 0; }
+    flock -w 10 9 || { log "ferry-agent: could not lock $pidf.lock in 10 s (held, or no flock): not checked"; exit 0; }
     pid=$(cat "$pidf" 2>/dev/null | tr -dc 0-9)
     if [ -n "$pid" ] && [ "$(cat /proc/"$pid"/comm 2>/dev/null)" = ferry-agent ]; then
       exit 0  # running

@@ -451,7 +451,7 @@ def case_agent(ctx):
         path, out = ctx.script("agent", "echo job on $SLURMD_NODENAME; sleep 3", ["--time=1", "-n 1"])
         job, f = submit_with_hook_conf(ctx, path, conf, "-w", node)
         confs.append(f)
-        info = wait_final(job, 60)
+        info = wait_final(job, 180)  # node1 may be busy with other cases under ctest -j2
         expect(info["JobState"] == "COMPLETED", f"job {job} on {node} completed")
         agent_pid = int(open(pidf).read().strip()) if os.path.exists(pidf) else None
         expect(agent_pid and proc_comm(agent_pid) == "ferry-agent",
@@ -463,7 +463,7 @@ def case_agent(ctx):
                "the agent survived the job's end and is still registered")
         job2, f2 = submit_with_hook_conf(ctx, path, conf, "-w", node)
         confs.append(f2)
-        info2 = wait_final(job2, 60)
+        info2 = wait_final(job2, 180)
         expect(info2["JobState"] == "COMPLETED", f"second job {job2} on {node} completed")
         now = int(open(pidf).read().strip())
         expect(now == agent_pid and agents_for(port) == [agent_pid],
