@@ -106,6 +106,8 @@ Server::Server(channel::Layout* layout) : layout_(layout), memory_(layout, -1) {
   comms_.resize(3);
   comms_[0] = CommEntry{MPI_COMM_WORLD, kWorldKey, 0, world_ranks_of(MPI_COMM_WORLD)};
   comms_[1] = CommEntry{MPI_COMM_SELF, kSelfKey, 0, world_ranks_of(MPI_COMM_SELF)};
+  make_barrier_comm(comms_[0]);
+  make_barrier_comm(comms_[1]);
 }
 
 MPI_Comm Server::comm(std::uint32_t id) const { return id < comms_.size() ? comms_[id].real : MPI_COMM_NULL; }
@@ -128,8 +130,13 @@ std::vector<int> Server::world_ranks_of(MPI_Comm c) const {
   return out;
 }
 
+bool Server::make_barrier_comm(CommEntry& e) {
+  return MPI_Comm_dup(e.real, &e.barriers) == MPI_SUCCESS;
+}
+
 std::uint32_t Server::add_comm(MPI_Comm c, std::uint64_t key) {
   CommEntry e{c, key, 0, world_ranks_of(c)};
+  make_barrier_comm(e);
   for (std::size_t i = 3; i < comms_.size(); ++i) {
     if (comms_[i].real == MPI_COMM_NULL) {
       comms_[i] = std::move(e);
@@ -440,7 +447,7 @@ bool Server::start(std::uint32_t seq, const Call& call, Reply& reply) {
         if (call.op == Op::iallreduce) r.buffer.resize(call.buf[1].bytes);
       }
       r.seq = ++comms_[id].entered;
-      reply.rc = MPI_Ibarrier(comms_[id].real, &r.real);
+      reply.rc = MPI_Ibarrier(comms_[id].barriers, &r.real);
       if (reply.rc != MPI_SUCCESS) return true;
       reply.h[0] = add_request(std::move(r));
       return true;
@@ -468,7 +475,7 @@ bool Server::start_collective(const Call& call) {
   if (call.op == Op::comm_free && id < 3) return false;
   ++comms_[id].entered;
   if (call.op == Op::finalize) finishing_ = true;
-  return MPI_Ibarrier(comms_[id].real, &active_.req[0]) == MPI_SUCCESS;
+  return MPI_Ibarrier(comms_[id].barriers, &active_.req[0]) == MPI_SUCCESS;
 }
 
 bool Server::progress(Reply& reply) {
@@ -947,6 +954,7 @@ int Server::comms(const Call& call, Reply& reply) {
   if (call.op == Op::comm_free) {
     if (id < 3) return MPI_ERR_COMM;
     freed_.emplace_back(parent.key, parent.entered);
+    MPI_Comm_free(&parent.barriers);
     int rc = MPI_Comm_free(&parent.real);
     parent = CommEntry{};
     return rc;

@@ -38,6 +38,11 @@ struct CommEntry {
   std::uint64_t key = 0;          // the same on every member (derived from parent, sequence, color)
   std::uint64_t entered = 0;      // collectives the application started on it
   std::vector<int> world_ranks;   // members in rank order
+  // A duplicate of `real` that carries only the barriers every collective starts with. The real
+  // collectives alone go on `real`, in collective-number order: a nonblocking collective's barrier
+  // and its real operation are started at different times, and MPI matches the collectives of one
+  // communicator by the order each process starts them, so barriers must not be among them.
+  MPI_Comm barriers = MPI_COMM_NULL;
 };
 
 struct Drained {
@@ -134,6 +139,8 @@ class Server {
   MPI_Datatype type(std::uint32_t id) const;
   MPI_Op op(std::uint32_t id) const;
   std::uint32_t add_comm(MPI_Comm c, std::uint64_t key);
+  // MPI_Comm_dup of the entry's communicator into `barriers` (collective over its members).
+  static bool make_barrier_comm(CommEntry& e);
   void describe_new_comm(MPI_Comm c, std::uint32_t id, channel::Reply& reply);
   std::vector<int> world_ranks_of(MPI_Comm c) const;
   std::uint32_t add_request(RequestEntry r);

@@ -252,6 +252,11 @@ bool Server::restore(const std::string& bytes, std::string* why) {
     }
     if (comms_.size() <= s.id) comms_.resize(s.id + 1);
     s.entry.real = made;
+    if (!make_barrier_comm(s.entry)) {
+      *why = "cannot rebuild a communicator's barrier duplicate";
+      MPI_Group_free(&world);
+      return false;
+    }
     comms_[s.id] = std::move(s.entry);
   }
   MPI_Group_free(&world);
@@ -266,7 +271,7 @@ bool Server::restore(const std::string& bytes, std::string* why) {
     if (e.done) continue;
     if (e.coll != 0) {  // a nonblocking collective not entered by every member: its barrier again
       e.stage = 0;
-      if (MPI_Ibarrier(comm(e.comm), &e.real) != MPI_SUCCESS) {
+      if (MPI_Ibarrier(comms_[e.comm].barriers, &e.real) != MPI_SUCCESS) {
         *why = "cannot post a pending nonblocking collective again";
         return false;
       }
