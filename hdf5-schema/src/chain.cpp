@@ -127,7 +127,7 @@ Result<std::unique_ptr<ImageSource>> open_image_chain(const std::string& path, s
       return fail(errc::image_corrupt, path + " is an incremental image built on generation " +
                                            std::to_string(b.generation) + " (" + bpath + "), which " + why);
     };
-    auto r = ImageReader::open(bpath);
+    auto r = ImageReader::open_pages_only(bpath);
     if (!r) return refuse("cannot be used: " + r.error().message());
     const ImageHeader& h = (*r)->image().header;
     if (header_identity(h) != b.header_xxh3 || h.generation != b.generation)

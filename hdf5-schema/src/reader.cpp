@@ -58,11 +58,21 @@ struct ImageReader::Impl {
   Result<void> read_header();
   Result<void> read_tables();
   Result<void> check_page_runs(uint64_t& total);
+  bool pages_only = false;  // open_pages_only()
   Result<void> check_blobs(uint64_t& total);
 };
 
 ImageReader::ImageReader(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ImageReader::~ImageReader() = default;
+
+Result<std::unique_ptr<ImageReader>> ImageReader::open_pages_only(const std::string& path) {
+  h5::silence_errors();
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->pages_only = true;
+  FERRY_TRY_VOID(impl->open());
+  return std::unique_ptr<ImageReader>(new ImageReader(std::move(impl)));
+}
 
 Result<std::unique_ptr<ImageReader>> ImageReader::open(const std::string& path,
                                                        std::vector<ImageCheck>* checks) {
@@ -93,6 +103,20 @@ Result<void> ImageReader::Impl::open() {
   }, [&] { return std::to_string(st.st_size) + " bytes"; }));
 
   FERRY_TRY_VOID(read_header());
+  if (pages_only) {
+    // A base of an incremental image: only what reading its pages needs (page runs and the
+    // pages stream); its other tables (strings in HDF5's global heap: slow to read) are unused.
+    FERRY_TRY_VOID(step("checksum " + std::string(n::kPageRuns), [&]() -> Result<void> {
+      FERRY_TRY(v, tables::read_table(file.get(), n::kPageRuns, schema::page_run_fields(), path));
+      image.page_runs = std::move(v);
+      return {};
+    }));
+    uint64_t total = 0;
+    FERRY_TRY_VOID(check_page_runs(total));
+    FERRY_TRY(r, ChunkReader::open(file.get(), std::string(n::kPages), std::string(n::kPagesXxh3), total, path));
+    pages = std::move(r);
+    return {};
+  }
   FERRY_TRY_VOID(read_tables());
 
   uint64_t page_total = 0;

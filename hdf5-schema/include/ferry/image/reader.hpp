@@ -33,6 +33,9 @@ public:
   // failing one).
   static Result<std::unique_ptr<ImageReader>> open(const std::string& path,
                                                    std::vector<ImageCheck>* checks = nullptr);
+  // Header, page runs and the pages stream only (other tables empty; the header and page runs
+  // checked as by open()): for the earlier images an incremental image refers to (chain.hpp).
+  static Result<std::unique_ptr<ImageReader>> open_pages_only(const std::string& path);
   ~ImageReader() override;
   ImageReader(const ImageReader&) = delete;
   ImageReader& operator=(const ImageReader&) = delete;
