@@ -18,6 +18,13 @@
            abandoned generation and the one that stays newest, no partial directory is left,
            the record is not restart_failed, and `ferry restart` from the previous generation
            finishes with the uninterrupted run's output.
+  double_restart  generations taken in *restarted* runs restart (a Slurm job requeued twice):
+           launch 4 ranks of ckpt_mix, checkpoint, kill -9; then 3 times: `ferry restart`,
+           checkpoint as soon as the restarted job is up (before its applications have
+           re-attached to their new proxies), kill -9; the last restart finishes and the output
+           equals an uninterrupted run's. Before the fix the image of such a checkpoint carried
+           the restarted proxy's `moved` record, which the next restart's applications followed
+           to that killed proxy ("cannot attach to the restarted MPI proxy's channel").
 
 Exit 0 pass, 1 fail, 77 skip (no mpirun)."""
 import argparse
@@ -291,12 +298,54 @@ def case_lost(c):
     return finish_and_compare(c, want, out, "restart from generation 1")
 
 
+def case_double_restart(c):
+    # Each restored proxy sets `moved` 400 ms after the restore (as a loaded node may schedule
+    # it): a stale record in the image is then always seen first.
+    c.env["FERRY_TEST_ANNOUNCE_DELAY_MS"] = "400"
+    prog = [c.a.programs + "/ckpt_mix", "400", "10000"]
+    ok, want = c.reference(4, prog)
+    if ok != 0:
+        return "the reference run failed"
+    job, out, err = c.start(["mpirun", "--name", "t", "--oversubscribe", "-np", "4", "--"] + prog, "run1")
+    if not c.wait_lines(job, out, 8):
+        return "the job printed nothing\n" + open(err).read()
+    ck = c.ferry("checkpoint", "t")
+    if ck.returncode != 0:
+        return f"the first checkpoint failed: {ck.stderr}"
+    kill_tree(job)
+    job.wait()
+    outs = [out]
+    for run in range(2, 5):
+        job, out, err = c.start(["restart", "t"], f"run{run}")
+        outs.append(out)
+        deadline = time.time() + TIMEOUT
+        while "mpirun pid" not in open(err).read():
+            if job.poll() is not None or time.time() > deadline:
+                return f"restart {run} did not start (exit {job.poll()}):\n{open(err).read()}"
+            time.sleep(0.02)
+        ck = c.ferry("checkpoint", "t")
+        if ck.returncode != 0:
+            return f"the checkpoint of run {run} failed: {ck.stderr}"
+        kill_tree(job)
+        job.wait()
+    r = c.ferry("restart", "t")
+    if r.returncode != 0:
+        return f"the restart of generation 4 (taken in run 4, a restarted run) exited {r.returncode}\n{r.stderr}"
+    got = r.stdout.splitlines()
+    for path in outs:
+        got += open(path).read().splitlines()
+    if sorted(set(got)) != want:
+        return f"output differs: missing {sorted(set(want) - set(got))[:5]}, unexpected {sorted(set(got) - set(want))[:5]}"
+    rc, rec, _ = c.record("t")
+    return expect_record(rec, outcome="exited", exit_status=0, restart_id=5)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ferry", required=True)
     ap.add_argument("--proxy", required=True, help="ferry-mpi-proxy (to find a rank's proxy)")
     ap.add_argument("--programs", required=True, help="directory of the built test programs")
-    ap.add_argument("--case", required=True, choices=["crash", "abort", "restore", "lost"])
+    ap.add_argument("--case", required=True, choices=["crash", "abort", "restore", "lost", "double_restart"])
     a = ap.parse_args()
     if not shutil.which(os.environ.get("MPIRUN", "mpirun")):
         print("SKIP: mpirun not found (install openmpi-bin)")
@@ -304,7 +353,8 @@ def main():
     c = Case(a)
     t0 = time.time()
     try:
-        bad = {"crash": case_crash, "abort": case_abort, "restore": case_restore, "lost": case_lost}[a.case](c)
+        bad = {"crash": case_crash, "abort": case_abort, "restore": case_restore, "lost": case_lost,
+               "double_restart": case_double_restart}[a.case](c)
     finally:
         c.cleanup()
     if bad:

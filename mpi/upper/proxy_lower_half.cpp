@@ -12,7 +12,9 @@
 // serves. The new proxy sets `moved` in that copy (channel.hpp); the next call, or a call waiting
 // for its reply (checked each time the futex sleep times out), then attaches to the new proxy's
 // channel, copies the call and its staged bytes over and posts it again with the same sequence
-// number. A proxy that is gone and has not handed over within kOrphanSeconds ends the rank.
+// number. A proxy that is gone and has not handed over within kOrphanSeconds ends the rank; so
+// does a `moved` record that names no live proxy's channel for that long (a stale record is
+// otherwise ignored: the new proxy overwrites it).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -403,7 +405,7 @@ class ProxyLowerHalf final : public LowerHalf {
       channel::detach(stale_);
       stale_ = nullptr;
     }
-    if (moved()) reattach(false);
+    if (moved()) reattach(false);  // if the relay is not ready yet, roundtrip() retries
     used_ = 0;
     Call& c = ch_->call;
     c = Call{};
@@ -468,10 +470,31 @@ class ProxyLowerHalf final : public LowerHalf {
 
   bool moved() const { return ch_->header.moved.load(std::memory_order_acquire) != 0; }
 
+  // True when `pid` is the process that started at `host_start` (clock ticks since boot, as the
+  // host sees it). /proc/PID/stat shows start times shifted by the reader's time namespace
+  // boottime offset, and a restored application runs in a time namespace (a new offset at each
+  // restart): add it back, read each time (1 tick of rounding allowed).
+  static bool process_is(int pid, std::uint64_t host_start) {
+    std::uint64_t seen = channel::process_start_time(pid);
+    if (seen == 0) return false;
+    long long off_s = 0, off_ns = 0;
+    if (FILE* f = std::fopen("/proc/self/timens_offsets", "re")) {
+      char name[32];
+      long long s = 0, ns = 0;
+      while (std::fscanf(f, "%31s %lld %lld", name, &s, &ns) == 3)
+        if (std::strcmp(name, "boottime") == 0) off_s = s, off_ns = ns;
+      std::fclose(f);
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    long long expected = static_cast<long long>(host_start) + (off_s * hz + off_ns * hz / 1'000'000'000LL);
+    long long diff = static_cast<long long>(seen) - expected;
+    return diff >= -1 && diff <= 1;
+  }
+
   // The proxy is alive while /proc/<pid> is the process that made the channel (a pid seen from
   // the host, so this works inside the rank's PID namespace where kill() could not reach it).
   bool proxy_alive() {
-    if (channel::process_start_time(ch_->header.proxy_pid) == ch_->header.proxy_start) {
+    if (process_is(ch_->header.proxy_pid, ch_->header.proxy_start)) {
       orphan_since_ = 0;
       return true;
     }
@@ -482,18 +505,32 @@ class ProxyLowerHalf final : public LowerHalf {
 
   // Attaches to the channel named by the `moved` record; with `repost`, the call in progress is
   // copied over (call record and staged bytes) and posted again under the same number.
-  void reattach(bool repost) {
+  // Returns false, attached to nothing new, when the record names no live proxy's channel: a
+  // record written into this copy by a proxy that is gone since (the new proxy has not announced
+  // itself yet and will overwrite it); the caller keeps waiting, within the orphan limit.
+  bool reattach(bool repost) {
     channel::Layout* old = ch_;
-    std::string path = "/proc/" + std::to_string(old->header.relay_pid) + "/fd/" + std::to_string(old->header.relay_fd);
+    std::int32_t relay_pid = old->header.relay_pid;
+    std::string path = "/proc/" + std::to_string(relay_pid) + "/fd/" + std::to_string(old->header.relay_fd);
     int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-    std::string why;
+    std::string why = fd < 0 ? std::strerror(errno) : "";
     channel::Layout* fresh = fd < 0 ? nullptr : channel::attach(fd, &why);
     if (fd >= 0) close(fd);
-    if (fresh == nullptr) {
-      std::fprintf(stderr, "ferry: cannot attach to the restarted MPI proxy's channel %s: %s\n", path.c_str(),
-                   fd < 0 ? std::strerror(errno) : why.c_str());
-      _exit(70);
+    if (fresh != nullptr && (fresh->header.proxy_pid != relay_pid || !process_is(relay_pid, fresh->header.proxy_start))) {
+      why = "not the channel of a live proxy";
+      channel::detach(fresh);
+      fresh = nullptr;
     }
+    if (fresh == nullptr) {
+      if (!relay_unusable_since_) relay_unusable_since_ = channel::monotonic_ns();
+      if (channel::monotonic_ns() - relay_unusable_since_ >= kOrphanSeconds * 1'000'000'000ull) {
+        std::fprintf(stderr, "ferry: cannot attach to the restarted MPI proxy's channel %s: %s\n", path.c_str(),
+                     why.c_str());
+        _exit(70);
+      }
+      return false;
+    }
+    relay_unusable_since_ = 0;
     if (repost) {
       fresh->call = old->call;
       if (used_ != 0) std::memcpy(fresh->data, old->data, used_ < channel::kDataBytes ? used_ : channel::kDataBytes);
@@ -502,12 +539,15 @@ class ProxyLowerHalf final : public LowerHalf {
     orphan_since_ = 0;
     if (repost) {
       // The caller still holds a reference to the old call record (its buffer references are
-      // read after the reply): unmap the old channel at the next call.
+      // read after the reply): unmap the old channel at the next call. (A second reattach within
+      // one call, possible across two restarts, leaves the first old copy mapped: the caller
+      // may still refer to it.)
       stale_ = old;
       channel::post(ch_->request, seq_);
     } else {
       channel::detach(old);
     }
+    return true;
   }
 
   const Reply& roundtrip() {
@@ -517,7 +557,7 @@ class ProxyLowerHalf final : public LowerHalf {
       bool ok = channel::wait_for(ch_->response, seq_, policy_, [this] { return !moved() && proxy_alive(); });
       if (ok) return ch_->reply;
       if (moved()) {
-        reattach(true);
+        if (!reattach(true)) ::usleep(100'000);  // a stale record: wait for the new proxy's
         continue;
       }
       static const char msg[] = "ferry: the MPI proxy of this rank is gone\n";
@@ -546,6 +586,7 @@ class ProxyLowerHalf final : public LowerHalf {
   channel::Layout* stale_ = nullptr;
   channel::WaitPolicy policy_;
   std::uint64_t orphan_since_ = 0;
+  std::uint64_t relay_unusable_since_ = 0;  // first failed reattach to the current `moved` record
   std::mutex mu_;
   std::uint32_t seq_ = 0;
   std::size_t used_ = 0;
