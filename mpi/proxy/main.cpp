@@ -132,7 +132,13 @@ void record_event(const char* kind, const char* value, long long number, const c
 void setup_events(int world_rank) {
   const char* run = std::getenv("FERRY_MPI_RUN_DIR");
   if (run == nullptr || *run == '\0') return;
-  gethostname(g_event_node, sizeof g_event_node - 1);
+  // The node's name as the batch system knows it (Slurm's simulated or multi-slurmd nodes share
+  // one hostname), else the host's name.
+  const char* slurm_node = std::getenv("SLURMD_NODENAME");
+  if (slurm_node != nullptr && *slurm_node != '\0')
+    std::snprintf(g_event_node, sizeof g_event_node, "%s", slurm_node);
+  else
+    gethostname(g_event_node, sizeof g_event_node - 1);
   for (char* c = g_event_node; *c != '\0'; ++c)
     if (*c == ' ') *c = '_';
   std::string base = std::string(run) + "/rank-" + std::to_string(world_rank);
