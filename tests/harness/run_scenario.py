@@ -43,6 +43,14 @@ ARGS may use @K for the K-th generation committed during this run (e.g. `--gener
 Shorthand: "repeat N: A; B; C" stands for N copies of the actions A, B, C in turn (e.g.
 "repeat 4: sleep-random 0.1 0.5; checkpoint; kill; restart"). The driver counts checkpoints
 at the end ("10 checkpoints (max ...)").
+
+Hold: under ferry, a workload built with scenario.h waits at exit, its output written, until
+"wait-exit" (toml `hold = false` turns this off). So a fast machine or an unlucky seed cannot
+end the job before the last checkpoint or kill; checkpoints that find the job held are counted
+("N of them after the work had ended": lengthen the workload). Without the hold the driver
+refuses, before any action, a workload whose uninterrupted run is shorter than 1.3x the
+longest time the actions may need it alive (every sleep at its maximum, plus 0.4 s per
+checkpoint).
 """
 
 import argparse
@@ -72,7 +80,7 @@ CPU_POLL = 0.1               # seconds between samples of the program's CPU time
 KNOWN_KEYS = {"description", "args", "actions", "expect", "timeout", "env", "library",
               "refuse_status", "refuse_message", "checkpoint_fail_status",
               "checkpoint_fail_message", "self_checkpoint", "dlopen", "requires",
-              "sources_from", "stdout", "compile_flags", "reference"}
+              "sources_from", "stdout", "compile_flags", "reference", "hold"}
 EXPECTS = {"pass", "checkpoint-fails", "restart-refused"}
 # Seed of the xorshift block that workloads place in memory (tests/harness/scenario.h) so
 # that `tamper corrupt-image` can find their data inside an image.
@@ -229,6 +237,10 @@ class Scenario:
         self.requires = list(t.get("requires", []))
         self.source_name = t.get("sources_from", self.name)
         self.stdout = t.get("stdout", "file")
+        # hold: the workload's main process waits at exit until "wait-exit" (scenario.h); off
+        # for trees of exec'd workloads, where each program would hold, and for programs we
+        # did not write, which must simply be long enough (the driver checks that)
+        self.hold = bool(t.get("hold", True))
         # "parallel": the uninterrupted run goes on while ferry runs the job (it only costs
         # wall time when the workload mostly sleeps); "first": before it (CPU-bound or
         # timing-sensitive workloads, where the two would slow or disturb each other)
@@ -247,13 +259,46 @@ class Scenario:
             # again by the restarted program: only checkpoint-stop gives a defined output
             raise Failure(f"{path}: stdout = \"pipe\" allows checkpoint-stop, not kill",
                           EXIT_BROKEN)
+        self.alive_budget = self.compute_alive_budget()
         needed = {"checkpoint-fails": "checkpoint-fails", "restart-refused": "restart-refused"}
         if self.expect in needed and needed[self.expect] not in verbs:
             raise Failure(f"{path}: expect={self.expect} needs a {needed[self.expect]} action",
                           EXIT_BROKEN)
 
 
+    # Seconds of the job's own running time a checkpoint may take on a slow machine (the
+    # program runs on while its image is written in the background).
+    CHECKPOINT_ALLOWANCE = 0.4
+    NEEDS_RUNNING = ("checkpoint", "checkpoint-stop", "checkpoint-fails",
+                     "crash-during-checkpoint", "kill")
+
+    def compute_alive_budget(self):
+        """The longest the job must keep running, in its own time, for every action that
+        needs it alive: the sleeps while it runs plus an allowance per checkpoint, up to the
+        last action that needs it. A workload whose uninterrupted run is not well above this
+        ends early on a fast machine or an unlucky seed: the driver refuses it at once."""
+        budget, upto, running = 0.0, 0.0, True
+        for a in self.actions:
+            verb = a[0]
+            if verb == "sleep" and running:
+                budget += float(a[1])
+            elif verb == "sleep-random" and running:
+                budget += float(a[2])
+            elif verb in ("checkpoint", "checkpoint-fails", "crash-during-checkpoint"):
+                budget += self.CHECKPOINT_ALLOWANCE
+            elif verb in ("kill", "checkpoint-stop"):
+                running = False
+            elif verb in ("restart",):
+                running = True
+            if verb in self.NEEDS_RUNNING:
+                upto = budget
+        return upto
+
+
 class Driver:
+    # without the hold, the uninterrupted run must last this many times the actions' budget
+    MARGIN = 1.3
+
     def __init__(self, opts, scn):
         self.opts = opts
         self.scn = scn
@@ -277,6 +322,9 @@ class Driver:
         self.restart_times = []
         self.notes = []
         self.lib_original = None
+        self.hold_file = os.path.join(self.tmp, "job.hold")
+        self.held_file = os.path.join(self.tmp, "job.held")
+        self.held_checkpoints = 0    # checkpoints that found the job held, its work done
         self.workload = self.find_workload()
 
     # ----- logging and time -------------------------------------------------------------
@@ -330,6 +378,9 @@ class Driver:
         env["SCENARIO_READY"] = os.path.join(self.tmp, f"{run}.ready")
         env["SCENARIO_MARKER"] = os.path.join(self.tmp, f"{run}.marker")
         env["SCENARIO_TAG"] = f"{self.tag}-{run}"
+        if run == "job" and self.scn.hold:
+            env["SCENARIO_HOLD"] = self.hold_file
+            env["SCENARIO_HELD"] = self.held_file
         env["FERRY_HOME"] = os.path.join(self.tmp, "store")
         if self.scn.library:
             # the reference run has its own copy: `tamper change-library` edits the job's
@@ -430,6 +481,16 @@ class Driver:
                           f"{open(err, errors='replace').read()[-2000:]}", EXIT_BROKEN)
         if not os.path.exists(env["SCENARIO_READY"]):
             raise Failure("the workload never created its SCENARIO_READY file", EXIT_BROKEN)
+        budget = self.scn.alive_budget
+        if self.scn.hold or not budget:
+            return
+        self.log(f"actions need the job alive for up to {budget:.2f} s of its run "
+                 f"({self.ref_seconds / budget:.1f}x that)")
+        if self.ref_seconds < self.MARGIN * budget:
+            raise Failure(f"the workload is too short for its actions: its uninterrupted run "
+                          f"takes {self.ref_seconds:.2f} s, the actions need it alive for up to "
+                          f"{budget:.2f} s and {self.MARGIN}x that is required (a faster machine "
+                          "or another seed would see it end first)", EXIT_BROKEN)
         self.reap_orphans()
 
     # ----- processes --------------------------------------------------------------------
@@ -787,6 +848,10 @@ class Driver:
         if self.generations and num <= max(n for n, _ in self.generations):
             raise Failure(f"generation {num} is not newer than {self.generations[-1][0]}")
         self.generations.append((num, path))
+        if os.path.exists(self.held_file):
+            self.held_checkpoints += 1
+            self.log(f"generation {num} was taken while the job was held, its work done "
+                     "(the workload is short for this moment)")
         return num
 
     def act_checkpoint(self, args):
@@ -930,6 +995,8 @@ class Driver:
         if self.fg_alive():
             raise Failure("restart while the job still runs: fix the scenario", EXIT_BROKEN)
         t = time.monotonic()
+        if os.path.exists(self.held_file):
+            os.unlink(self.held_file)   # the restarted program has its work to finish again
         self.start_fg("restart", self.restart_argv(args), cwd=self.tmp)
         running = self.wait_progress("the restarted program to run")
         dt = time.monotonic() - t
@@ -975,6 +1042,8 @@ class Driver:
     def act_wait_exit(self, args):
         if self.fg is None:
             raise Failure("wait-exit without a launch or restart", EXIT_BROKEN)
+        if os.path.exists(self.hold_file):
+            os.unlink(self.hold_file)   # the job may end now
         st = self.fg_status if self.fg_status is not None else \
             self.wait_fg(self.remaining(), "before the scenario timeout")
         self.log(f"`ferry {self.fg_kind}` ended with status {st}")
@@ -1099,6 +1168,8 @@ class Driver:
         self.job_stdout = os.path.join(self.tmp, "job.stdout")
         self.env = self.make_env("job")
         self.marker = self.env["SCENARIO_MARKER"]
+        if self.scn.hold:
+            open(self.hold_file, "w").close()
         if not os.access(self.ferry, os.X_OK):
             raise Failure(f"ferry binary {self.ferry} not found (is the CLI built?)", EXIT_FAIL)
         self.do_launch()
@@ -1143,6 +1214,8 @@ def main():
             if driver.checkpoint_times:
                 extra += f", {len(driver.checkpoint_times)} checkpoints (max " \
                          f"{max(driver.checkpoint_times):.2f} s)"
+            if driver.held_checkpoints:
+                extra += f", {driver.held_checkpoints} of them after the work had ended"
             if driver.restart_times:
                 extra += f", {len(driver.restart_times)} restarts (max " \
                          f"{max(driver.restart_times):.2f} s)"

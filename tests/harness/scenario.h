@@ -9,7 +9,14 @@
  *                    open) while the workload makes progress; the driver watches it grow to know
  *                    that a restarted process is running ("restart") and that a refused restart
  *                    ran none of the program ("restart-refused").
- * Neither file influences stdout, so an uninterrupted run and a run under ferry print the same. */
+ *   SCENARIO_HOLD    (only under ferry) while this file exists, the workload's main process
+ *                    waits at exit, after flushing its output, ticking the marker; it first
+ *                    creates SCENARIO_HELD. The driver removes the file at "wait-exit", so a
+ *                    fast machine or an unlucky seed cannot end the job before the scenario's
+ *                    last checkpoint or kill; the driver counts the checkpoints that found the
+ *                    job held (after its work) to tell when a workload is too short.
+ * None of these files influences stdout, so an uninterrupted run and a run under ferry print
+ * the same. */
 #ifndef FERRY_TESTS_SCENARIO_H
 #define FERRY_TESTS_SCENARIO_H
 
@@ -57,6 +64,35 @@ static inline void scn_sleep_us(long usec)
     struct timespec ts = {usec / 1000000, (usec % 1000000) * 1000};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+/* The hold at exit (see SCENARIO_HOLD above). Only the process that started the program holds
+ * (forked children exit at once); it is registered before main, so it runs when main returns
+ * or calls exit(), after every other atexit handler of the workload. */
+static pid_t scn_hold_pid;
+
+static void scn_hold_at_exit(void)
+{
+    const char *path = getenv("SCENARIO_HOLD");
+    if (path == NULL || *path == '\0' || getpid() != scn_hold_pid)
+        return;
+    fflush(NULL);
+    const char *held = getenv("SCENARIO_HELD");
+    if (held != NULL && *held != '\0') {
+        int fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            close(fd);
+    }
+    for (int i = 0; i < 60000 && access(path, F_OK) == 0; i++) { /* at most 10 minutes */
+        scn_tick();
+        scn_sleep_us(10000);
+    }
+}
+
+__attribute__((constructor)) static void scn_hold_register(void)
+{
+    scn_hold_pid = getpid();
+    atexit(scn_hold_at_exit);
 }
 
 /* xorshift64: incompressible, reproducible data (the driver re-creates it to find it in images). */
