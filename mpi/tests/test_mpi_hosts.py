@@ -56,7 +56,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ferry", required=True)
     ap.add_argument("--program", required=True)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=600)  # >= 6 s: outlives each segment's pauses and checkpoints
     ap.add_argument("--step-us", type=int, default=10000)
     ap.add_argument("--checkpoints", type=int, default=2)
     ap.add_argument("--restarted-checkpoints", type=int, default=0)
