@@ -121,15 +121,29 @@ int cmd_restart(const Args& args) {
     return refuse(Error(errc::busy, "it is still running (pid " + std::to_string(job->pid) +
                                         "); stop it first with 'ferry checkpoint " + job->id + " --stop'"));
 
+  // From here every failed attempt is recorded in the job (a new run number with the reason),
+  // so that `ferry wait JOB` tells a failed restart (86) from the application's own status.
+  const store::JobRecord before = *job;
+  auto record_failure = [&](const Error& e, const char* phase) {
+    store::JobRecord failed = before;
+    failed.run = before.run + 1;
+    failed.restart_failure = e.message();
+    failed.restart_failure_phase = phase;
+    (void)store->save(failed);
+  };
+  auto refuse_invalid = [&](const Error& e) {  // nothing was started or changed
+    record_failure(e, "validate");
+    return refuse(e);
+  };
   auto gen = find_generation(*store, *job, opt<uint64_t>(vm, "generation"));
-  if (!gen) return refuse(gen.error());
+  if (!gen) return refuse_invalid(gen.error());
   auto reader = image::open_image_chain(gen->image_path);  // an incremental image: with its bases
-  if (!reader) return refuse(reader.error());
+  if (!reader) return refuse_invalid(reader.error());
   restore::RestoreOptions ropts;
   // One image: its chunks are checked while the child is filled (read once, still before the
   // point of no return and before any file is touched); a tree's images are checked here.
   ropts.checksums_while_filling = gen->manifest.images.size() <= 1;
-  if (auto v = restore::validate_for_restore(**reader, ropts); !v) return refuse(v.error());
+  if (auto v = restore::validate_for_restore(**reader, ropts); !v) return refuse_invalid(v.error());
   // A process tree: every other process's image (manifest order: parents before children).
   std::vector<std::unique_ptr<image::ImageReader>> others;
   std::vector<restore::TreeProcess> tree;
@@ -139,8 +153,8 @@ int cmd_restart(const Args& args) {
       image::ImageSource* src = reader->get();
       if (i > 0) {
         auto r = image::ImageReader::open(gen->dir + "/" + mi.file);
-        if (!r) return refuse(r.error());
-        if (auto v = restore::validate_for_restore(**r, ropts); !v) return refuse(v.error().wrap(mi.file));
+        if (!r) return refuse_invalid(r.error());
+        if (auto v = restore::validate_for_restore(**r, ropts); !v) return refuse_invalid(v.error().wrap(mi.file));
         others.push_back(std::move(*r));
         src = others.back().get();
       }
@@ -148,8 +162,8 @@ int cmd_restart(const Args& args) {
     }
   }
 
-  const store::JobRecord before = *job;
   job->restored_from = gen->generation;
+  job->run = before.run + 1;
   Supervisor sup(*store, *job);
   if (auto r = sup.listen(); !r) return refuse(r.error());
   // From here this command owns the job: leftovers of killed checkpoints go, and the record
@@ -163,7 +177,8 @@ int cmd_restart(const Args& args) {
     restarting.supervisor_pid = ::getpid();
     if (auto r = store->save(restarting); !r) return refuse(r.error());
   }
-  auto unclaim = [&] { (void)store->save(before); };
+  // A failure from here gives the job back: its record as before, plus why this attempt failed.
+  auto unclaim = [&](const Error& e) { record_failure(e, "restore"); };
   ropts.validate = false;  // done above, before the supervisor was set up
   // A fresh PID namespace (ferry init as PID 1) in which the process and its threads get
   // their old ids back, and a time namespace (monotonic clocks continue from the
@@ -175,7 +190,7 @@ int cmd_restart(const Args& args) {
   launch::NamespaceOptions nsopt;
   if (!own_user_ns) {
     if (auto t = restore::prepare_time_namespace(root_image); !t) {
-      unclaim();
+      unclaim(t.error());
       return refuse(t.error());
     }
   } else if (auto off = restore::time_offsets_for(root_image)) {
@@ -183,7 +198,7 @@ int cmd_restart(const Args& args) {
   }
   auto ns = launch::PidNamespace::create(nullptr, nsopt);
   if (!ns && !ns.error().is(errc::unsupported)) {
-    unclaim();
+    unclaim(ns.error());
     return refuse(ns.error());
   }
   Result<void> clocks;
@@ -199,7 +214,7 @@ int cmd_restart(const Args& args) {
       clocks = restore::check_without_time_namespace(*off, Error(errc::unsupported, why));
   }
   if (!clocks) {
-    unclaim();
+    unclaim(clocks.error());
     return refuse(clocks.error());
   }
   if (ns) {
@@ -210,7 +225,7 @@ int cmd_restart(const Args& args) {
   if (!pid) {
     complain("restart job " + job->id + " from generation " + std::to_string(gen->generation) +
              " failed: " + pid.error().message());
-    unclaim();
+    unclaim(pid.error());
     return exit_status_for(pid.error());  // ~PidNamespace ends init and the namespace
   }
   tree.clear();

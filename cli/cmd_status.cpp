@@ -122,11 +122,22 @@ int local_status(const std::string& root, const std::optional<std::string>& job,
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const auto& r : recs) {
     auto gens = store->generations(r.id);
-    nlohmann::ordered_json entry{{"job", r.id}, {"name", r.name}, {"uid", r.uid}, {"state", r.state}, {"pid", r.pid},
+    // A job whose ferry launch/restart/mpirun was killed still says "running" in its record.
+    bool gone = (r.state == "running" || r.state == "restarting" || r.state == "created") && !store::supervisor_alive(r);
+    std::string state = gone ? "lost" : r.state;
+    nlohmann::ordered_json entry{{"job", r.id}, {"name", r.name}, {"uid", r.uid}, {"state", state}, {"pid", r.pid},
                                  {"generations", gens ? *gens : std::vector<std::uint64_t>{}}};
-    if (!json)
-      std::cout << "job " << r.id << (r.name.empty() ? "" : " (" + r.name + ")") << "  uid " << r.uid << "  " << r.state
+    if (!r.restart_failure.empty())
+      entry["restart_failed"] = {{"run", r.run}, {"phase", r.restart_failure_phase}, {"reason", r.restart_failure}};
+    if (!json) {
+      std::cout << "job " << r.id << (r.name.empty() ? "" : " (" + r.name + ")") << "  uid " << r.uid << "  " << state
                 << "  pid " << r.pid << "  " << (gens ? gens->size() : 0) << " generations\n";
+      if (gone)
+        std::cout << "  its ferry command (pid " << r.supervisor_pid << ") ended without recording the outcome\n";
+      if (!r.restart_failure.empty())
+        std::cout << "  restart attempt " << r.run << " failed (" << r.restart_failure_phase << "): " << r.restart_failure
+                  << "\n";
+    }
     if (mpi_job::is_mpi_job(*store, r.id)) {
       // Ranks and nodes of the newest run, and one record per run.
       auto runs = mpi_job::runs(*store, r.id);

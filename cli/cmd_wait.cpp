@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
-// `ferry wait RESTART_ID [--json] [--timeout S]`: block until a restart's (or a launch's)
-// outcome is final and exit so that a script can tell a failed restart from the
-// application's own status (contract: protocol/PROTOCOL.md "ferry wait").
+// `ferry wait JOB|RESTART_ID [--json] [--timeout S]`: block until the outcome of a job's newest
+// run (launch or restart attempt), or of a coordinator restart, is final and exit so that a
+// script can tell a failed restart from the application's own status (contract:
+// protocol/PROTOCOL.md "ferry wait"; the same JSON and exit statuses for every kind of job).
+#include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <iostream>
 #include <stdexcept>
+#include <thread>
 
 #include "commands.hpp"
 #include "coordinator_client.hpp"
@@ -32,12 +36,77 @@ int wait_for_record(CoordinatorClient& client, std::uint64_t restart_id, bool js
   return coord::wait_exit_status(r->record, timed_out);
 }
 
+namespace {
+
+// The newest run of a local job (`ferry launch` / `ferry restart` on this machine), from its
+// record in the store.
+proto::RestartRecordWire local_record(const store::JobRecord& job) {
+  proto::RestartRecordWire r;
+  r.restart_id = job.run;
+  r.job = job.id;
+  if (!job.restart_failure.empty()) {
+    r.outcome = proto::Outcome::restart_failed;
+    r.phase = job.restart_failure_phase == "validate" ? proto::RestartPhase::validate : proto::RestartPhase::restore;
+    r.reason = job.restart_failure;
+    return r;
+  }
+  bool ended = job.state == "exited" || job.state == "stopped" || job.state == "failed";
+  if (!ended && store::supervisor_alive(job)) return r;  // running (or being launched/restored)
+  if (!ended) {
+    // Its `ferry launch`/`ferry restart` is gone without recording the end: it was killed,
+    // and the program with it (it runs in that command's PID namespace).
+    r.outcome = proto::Outcome::signaled;
+    r.signal = SIGKILL;
+    r.reason = "the job's ferry " + std::string(job.run > 1 ? "restart" : "launch") +
+               " (pid " + std::to_string(job.supervisor_pid) + ") ended without recording the outcome";
+    return r;
+  }
+  int status = job.exit_status < 0 ? 0 : job.exit_status;
+  if (job.state == "stopped") {
+    r.outcome = proto::Outcome::exited;
+    r.exit_status = status;
+    r.reason = "stopped after a checkpoint; 'ferry restart " + job.id + "' resumes it";
+  } else if (status > 128 && status < 128 + 65) {
+    // 128+N: the program was killed by signal N (as the shell reports it)
+    r.outcome = proto::Outcome::signaled;
+    r.signal = status - 128;
+  } else {
+    r.outcome = proto::Outcome::exited;
+    r.exit_status = status;
+  }
+  return r;
+}
+
+int wait_local(const store::JobStore& store, const store::JobRecord& job_in, bool json, double timeout_s) {
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  for (;;) {
+    auto job = store.find(job_in.id);
+    proto::RestartRecordWire r = local_record(job ? *job : job_in);
+    bool timed_out = false;
+    if (r.outcome == proto::Outcome::running) {
+      if (timeout_s <= 0 || std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      timed_out = true;
+    }
+    if (json) std::cout << coord::wait_json(r) << std::endl;
+    std::string line = coord::wait_stderr_line(r, timed_out);
+    if (!line.empty()) std::cerr << line << "\n";
+    return coord::wait_exit_status(r, timed_out);
+  }
+}
+
+}  // namespace
+
 int cmd_wait(const Args& args) {
   po::options_description opts("ferry wait RESTART_ID|MPI_JOB [--json] [--timeout S] [--coordinator HOST:PORT] [--store DIR]");
   opts.add_options()("help,h", "show this help")("json", "print the record as JSON on stdout")(
       "timeout", po::value<double>(), "give up after S seconds (exit 124, outcome still running)")(
       "coordinator", po::value<std::string>(), "coordinator address (default: $FERRY_COORDINATOR)")(
-      "store", po::value<std::string>(), "job store (MPI jobs)")("id", po::value<std::string>(), "restart id, or an MPI job's id or name");
+      "store", po::value<std::string>(), "job store (local and MPI jobs)")(
+      "restart-id", "ID is a coordinator's restart id, even where a job of the store has that id")(
+      "id", po::value<std::string>(), "a job's id or name (its newest run), or a coordinator's restart id");
   po::positional_options_description pos;
   pos.add("id", 1);
   po::variables_map vm;
@@ -58,12 +127,19 @@ int cmd_wait(const Args& args) {
     complain("wait: --timeout must not be negative");
     return kExitUsage;
   }
-  // An MPI job of the local store?
+  // A job of the local store (an MPI job, or one of ferry launch/restart)? Cluster jobs (run
+  // by a coordinator) are waited for by restart id.
   std::string root = store::default_root(opt<std::string>(vm, "store"));
-  if (::access((root + "/jobs").c_str(), F_OK) == 0) {
+  if (!vm.count("restart-id") && ::access((root + "/jobs").c_str(), F_OK) == 0) {
     if (auto store = store::JobStore::open(root)) {
-      if (auto job = store->find(*arg); job && mpi_job::is_mpi_job(*store, job->id))
-        return mpi_job::wait(*store, *job, vm.count("json") > 0, timeout);
+      if (auto job = store->find(*arg)) {
+        if (job->uid != ::getuid() && ::getuid() != 0) {
+          complain("wait: job " + job->id + " belongs to uid " + std::to_string(job->uid));
+          return kExitPermission;
+        }
+        if (mpi_job::is_mpi_job(*store, job->id)) return mpi_job::wait(*store, *job, vm.count("json") > 0, timeout);
+        if (job->coordinator.empty()) return wait_local(*store, *job, vm.count("json") > 0, timeout);
+      }
     }
   }
   std::uint64_t restart_id = 0;
@@ -72,7 +148,7 @@ int cmd_wait(const Args& args) {
     restart_id = std::stoull(*arg, &used);
     if (used != arg->size()) throw std::invalid_argument(*arg);
   } catch (...) {
-    complain("wait: " + *arg + " is neither a restart id nor an MPI job of the store " + root);
+    complain("wait: " + *arg + " is neither a restart id nor a job of the store " + root);
     return kExitNotFound;
   }
   auto id = &restart_id;

@@ -353,6 +353,10 @@ int Supervisor::run(pid_t pid, pid_t program) {
   s.job.pid = s.pid;
   s.job.supervisor_pid = ::getpid();
   s.job.state = "running";
+  if (s.job.run == 0) s.job.run = 1;  // the launch (cmd_restart numbers its attempts)
+  s.job.restart_failure.clear();
+  s.job.restart_failure_phase.clear();
+  s.job.exit_status = -1;
   if (!s.rank)
     if (auto r = s.store.save(s.job); !r) std::cerr << "ferry: " << r.error().message() << "\n";
   s.accept();

@@ -144,6 +144,9 @@ Result<JobRecord> JobStore::find(const std::string& job) const {
     r.supervisor_pid = j.value("supervisor_pid", 0);
     r.exit_status = j.value("exit_status", -1);
     r.restored_from = j.value("restored_from", uint64_t{0});
+    r.run = j.value("run", uint64_t{0});
+    r.restart_failure = j.value("restart_failure", "");
+    r.restart_failure_phase = j.value("restart_failure_phase", "");
     r.coordinator = j.value("coordinator", "");
     return r;
   } catch (const std::exception& e) {
@@ -155,7 +158,12 @@ Result<void> JobStore::save(const JobRecord& r) const {
   nlohmann::json j = {{"id", r.id},           {"name", r.name},       {"uid", r.uid},
                       {"argv", r.argv},       {"cwd", r.cwd},         {"created_ns", r.created_ns},
                       {"state", r.state},     {"pid", r.pid},         {"supervisor_pid", r.supervisor_pid},
-                      {"exit_status", r.exit_status}, {"restored_from", r.restored_from}};
+                      {"exit_status", r.exit_status}, {"restored_from", r.restored_from},
+                      {"run", r.run}};
+  if (!r.restart_failure.empty()) {
+    j["restart_failure"] = r.restart_failure;
+    j["restart_failure_phase"] = r.restart_failure_phase;
+  }
   if (!r.coordinator.empty()) j["coordinator"] = r.coordinator;
   return fs::write_file_atomic(job_dir(r.id) + "/job.json", j.dump(2) + "\n");
 }

@@ -36,6 +36,9 @@ struct JobRecord {
   int32_t pid = 0;                 // the checkpointed process (launcher's pid namespace)
   int32_t supervisor_pid = 0;      // `ferry launch` / `ferry restart` serving control.sock
   int32_t exit_status = -1;        // wait status as 0..255 or 128+signal, when ended
+  uint64_t run = 0;                // 1: the launch; each restart attempt adds one
+  std::string restart_failure;     // why the newest restart attempt failed; empty: it did not
+  std::string restart_failure_phase;  // "validate" (nothing was started) or "restore"
   uint64_t restored_from = 0;      // generation the current incarnation was restored from
   std::string coordinator;         // host:port of the coordinator running it; empty: a local job
 };

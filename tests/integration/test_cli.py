@@ -161,6 +161,60 @@ class CliTest(unittest.TestCase):
         self.assertEqual(r.returncode, 66)
         self.assertIn("generation 7", r.stderr)
 
+    # --- ferry wait on a local job: a failed restart vs the application's own end --------
+    def wait_json(self, job, *extra):
+        r = self.ferry("wait", job, "--json", *extra)
+        try:
+            return r.returncode, json.loads(r.stdout), r.stderr
+        except ValueError:
+            self.fail(f"ferry wait {job}: not JSON: {r.stdout!r} {r.stderr!r} ({r.returncode})")
+
+    def test_wait_tells_failed_restart_from_application_status(self):
+        # the application's own status, also for a job that ended long ago
+        self.assertEqual(self.ferry("launch", "--name", "three", "--", "sh", "-c", "exit 3").returncode, 3)
+        rc, rec, _ = self.wait_json("three")
+        self.assertEqual((rc, rec["outcome"], rec["exit_status"], rec["restart_id"]), (3, "exited", 3, 1))
+        # still running: 124 at the timeout, outcome running
+        args = ["4", "400", "20"]
+        expected = self.uninterrupted(*args)
+        out_path = os.path.join(self.dir, "out.txt")
+        with open(out_path, "w") as out:
+            p = self.launch(COUNTER, *args, out=out, name="w")
+            rc, rec, err = self.wait_json("w", "--timeout", "0.2")
+            self.assertEqual((rc, rec["outcome"]), (124, "running"), err)
+            self.assertEqual(self.ferry("checkpoint", "w").returncode, 0)
+            # the launching command is killed: the program dies with it (its PID namespace)
+            p.kill()
+            p.wait(timeout=TIMEOUT)
+        rc, rec, _ = self.wait_json("w")
+        self.assertEqual((rc, rec["outcome"], rec["signal"]), (128 + 9, "signaled", 9))
+        self.assertIn("ended without recording", rec["reason"])
+        st = self.ferry("status", "w")
+        self.assertIn("lost", st.stdout)
+        # a restart from a truncated image is refused: restart_failed (86), phase validate
+        image = os.path.join(self.store, "jobs", "2", "gen-000001", "rank-0.h5")
+        saved = image + ".saved"
+        shutil.copyfile(image, saved)
+        os.truncate(image, os.path.getsize(image) // 2)
+        r = self.ferry("restart", "w")
+        self.assertEqual(r.returncode, 65, r.stderr)
+        rc, rec, err = self.wait_json("w")
+        self.assertEqual((rc, rec["outcome"], rec["phase"], rec["restart_id"]), (86, "restart_failed", "validate", 2))
+        self.assertIn("truncated", rec["reason"])
+        self.assertIn("failed in validate", err)
+        self.assertIn("restart attempt 2 failed", self.ferry("status", "w").stdout)
+        # the image repaired, the next restart runs the job to its end: the application's status
+        os.replace(saved, image)
+        r = self.ferry("restart", "w")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rc, rec, _ = self.wait_json("w")
+        self.assertEqual((rc, rec["outcome"], rec["exit_status"], rec["restart_id"]), (0, "exited", 0, 3))
+        self.assertEqual(read_text(out_path), expected)
+        # an unknown job is named
+        r = self.ferry("wait", "no-such-job")
+        self.assertEqual(r.returncode, 66)
+        self.assertIn("no-such-job", r.stderr)
+
     # --- failures during a checkpoint ----------------------------------------------------
     def test_kill_supervisor_during_checkpoint_keeps_previous_generation(self):
         args = ["512", "60", "20"]

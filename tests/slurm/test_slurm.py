@@ -14,6 +14,7 @@ and the job's Comment.
       (hooks runs the hook scripts directly and needs no Slurm)
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -118,6 +119,17 @@ def check_output(ctx, out, steps):
     print(f"output: steps 0..{steps - 1} once each, {want} == uninterrupted run")
 
 
+def ferry_wait(ctx, job):
+    """`ferry wait --json` on the Slurm job's ferry job, as a batch manager would ask."""
+    w = subprocess.run([ctx.ferry, "wait", "--store", ctx.store, f"slurm-ferryci-{job}", "--json", "--timeout", "10"],
+                       capture_output=True, text=True, timeout=30)
+    print(f"ferry wait: {w.returncode} {w.stdout.strip()[:400]} {w.stderr.strip()[:300]}")
+    try:
+        return w.returncode, json.loads(w.stdout)
+    except ValueError:
+        raise Failed(f"ferry wait printed no JSON: {w.stdout!r} {w.stderr!r} ({w.returncode})")
+
+
 def expect(cond, msg):
     if not cond:
         raise Failed(msg)
@@ -143,6 +155,9 @@ def case_timelimit(ctx):
     expect(re.search(r"run [1-9]\d* on node[23]: restarting from", oc), "a rerun restarted on node2 or node3")
     expect(re.search(r"program exited 0$", oc.strip()), "last outcome: program exited 0")
     expect(info.get("Comment") == "ferry: program exited 0", f"Comment: {info.get('Comment')!r}")
+    rc, rec = ferry_wait(ctx, job)
+    expect(rc == 0 and rec["outcome"] == "exited" and rec["exit_status"] == 0 and rec["restart_id"] >= 2,
+           "ferry wait: the restarted run's program exited 0 (exit 0)")
     check_output(ctx, out, steps)
 
 
@@ -201,6 +216,9 @@ def case_restart_fails(ctx):
     expect(re.search(r"run 2 .*restart failed \(exited \d+, failure 2 of 2\): ferry: .*; given up, not requeued", oc),
            "run 2: given up after 2 failures")
     expect("restart failed" in info.get("Comment", ""), f"Comment says so: {info.get('Comment', '')!r}")
+    rc, rec = ferry_wait(ctx, job)
+    expect(rc == 86 and rec["outcome"] == "restart_failed" and rec["phase"] == "validate" and rec["reason"],
+           "ferry wait: restart_failed in validate with the reason (exit 86)")
     time.sleep(8)  # longer than cred_expire: a requeue would show by now
     again = job_info(job)
     expect(again.get("JobState") == "FAILED" and again.get("Restarts") == "2", "not requeued again")
@@ -218,6 +236,9 @@ def case_exit3(ctx):
     expect(info["JobState"] == "FAILED" and info["ExitCode"] == "3:0", "job FAILED with exit code 3:0")
     expect(ctx.outcome(job).strip().endswith("program exited 3"), "outcome: program exited 3")
     expect(info.get("Comment") == "ferry: program exited 3", f"Comment: {info.get('Comment')!r}")
+    rc, rec = ferry_wait(ctx, job)
+    expect(rc == 3 and rec["outcome"] == "exited" and rec["exit_status"] == 3,
+           "ferry wait: the application's own status 3 (exit 3), not a restart failure")
     expect("working" in open(out).read(), "the program's output is in the job's output file")
     pinfo = wait_final(pjob, 60)
     expect(pinfo["JobState"] == "COMPLETED", "a job that does not use ferry is untouched by the hooks")
@@ -356,10 +377,8 @@ def case_mpi_multinode(ctx):
     gens = [int(g) for g in re.findall(r"checkpointed generation (\d+) on SIGUSR1", oc)]
     expect(gens == list(range(1, len(gens) + 1)), f"each run's checkpoint is a new generation: {gens}")
     # The job's run records (ferry wait on the MPI job): the last run's ranks exited 0.
-    w = subprocess.run([ctx.ferry, "wait", "--store", ctx.store, f"slurm-ferryci-{job}", "--json", "--timeout", "10"],
-                       capture_output=True, text=True, timeout=30)
-    print(f"ferry wait: {w.returncode} {w.stdout.strip()[:300]} {w.stderr.strip()[:200]}")
-    expect(w.returncode == 0 and '"exited"' in w.stdout, "ferry wait on the job: exit 0, outcome exited")
+    rc, rec = ferry_wait(ctx, job)
+    expect(rc == 0 and rec["outcome"] == "exited", "ferry wait on the job: exit 0, outcome exited")
     ref = mpi_reference(ctx, 4, steps)
     got = [int(x) for x in re.findall(r"^step (\d+)$", text, re.M)]
     expect(got == list(range(steps)), f"steps 0..{steps - 1} once each ({len(got)} lines)")
