@@ -2,6 +2,7 @@
 // The embedded coordinator's agent child and idle exit (see local_mode.hpp).
 #include "local_mode.hpp"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
@@ -63,6 +64,12 @@ void IdleExit::check() {
   auto now = std::chrono::steady_clock::now();
   bool clients = true;
   int fd = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 && errno == ENOENT && !busy_()) {
+    // The ferry home holding the lock was removed: no command can find these daemons any
+    // more (their address file went with it), so nothing would ever take the lock again.
+    log(Severity::warning, "coord.main", {}, "the folder of " + lock_path_ + " was removed: exiting");
+    return on_exit_();
+  }
   if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0) clients = false;
   if (busy_() || clients) {
     idle_since_ = now;

@@ -130,6 +130,13 @@ class LocalClusterTest(unittest.TestCase):
         self.assertEqual((r.returncode, json.loads(r.stdout)["outcome"]), (0, "exited"), r.stderr)
         self.assertEqual(len(self.daemons()), 2)
 
+        # The ferry home removed under them: nothing can reach them any more, so they exit.
+        shutil.rmtree(self.home)
+        end = time.time() + IDLE_S + 10
+        while self.daemons() and time.time() < end:
+            time.sleep(0.2)
+        self.assertEqual(self.daemons(), [], "the daemons outlived the removal of their ferry home")
+
 
 def main():
     global FERRY, WORKLOAD
