@@ -31,42 +31,10 @@ namespace {
 using e2e::slurp;
 using e2e::wait_bounded;
 
-class ThreadsE2E : public ::testing::Test {
+class ThreadsE2E : public e2e::TargetTest {
 protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ferry-threads-e2e-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    out_ = dir_ + "/out.txt";
-  }
-  void TearDown() override {
-    if (target_ > 0) {
-      ::kill(target_, SIGKILL);
-      ::waitpid(target_, nullptr, 0);
-    }
-    (void)std::system(("rm -rf '" + dir_ + "'").c_str());
-  }
-
-  // Starts the target with stdout on a pipe and waits for its "ready" line.
-  void start_target(const char* mode) {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-    target_ = ::fork();
-    ASSERT_GE(target_, 0);
-    if (target_ == 0) {
-      ::dup2(p[1], 1);
-      ::syscall(SYS_close_range, 3, ~0U, 0);
-      ::execl(FERRY_THREADS_TARGET, FERRY_THREADS_TARGET, out_.c_str(), mode, (char*)nullptr);
-      ::_exit(127);
-    }
-    ::close(p[1]);
-    pollfd pf{p[0], POLLIN, 0};
-    ASSERT_EQ(::poll(&pf, 1, 10000), 1) << "target did not get ready";
-    char buf[16] = {};
-    ASSERT_GT(::read(p[0], buf, sizeof buf - 1), 0);
-    ::close(p[0]);
-    ASSERT_STREQ(buf, "ready\n");
-  }
+  ThreadsE2E() : TargetTest("threads") {}
+  void start_target(const char* mode) { TargetTest::start_target(FERRY_THREADS_TARGET, {mode}); }
 
   // Freezes, captures and kills the target.
   void capture_and_kill(image::MemoryImage& img, size_t want_threads) {
@@ -83,9 +51,6 @@ protected:
     ASSERT_NE(wait_bounded(target_, 5000), -1);
     target_ = -1;
   }
-
-  std::string dir_, out_;
-  pid_t target_ = -1;
 };
 
 constexpr size_t kTargetThreads = 7;  // main + A B C D E F

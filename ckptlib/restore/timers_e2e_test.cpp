@@ -29,42 +29,10 @@ namespace {
 using e2e::slurp;
 using e2e::wait_bounded;
 
-class TimersE2E : public ::testing::Test {
+class TimersE2E : public e2e::TargetTest {
 protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ferry-timers-e2e-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    out_ = dir_ + "/out.txt";
-  }
-  void TearDown() override {
-    if (target_ > 0) {
-      ::kill(target_, SIGKILL);
-      ::waitpid(target_, nullptr, 0);
-    }
-    (void)std::system(("rm -rf '" + dir_ + "'").c_str());
-  }
-  void start_target() {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-    target_ = ::fork();
-    ASSERT_GE(target_, 0);
-    if (target_ == 0) {
-      ::dup2(p[1], 1);
-      ::syscall(SYS_close_range, 3, ~0U, 0);
-      ::execl(FERRY_TIMERS_TARGET, FERRY_TIMERS_TARGET, out_.c_str(), (char*)nullptr);
-      ::_exit(127);
-    }
-    ::close(p[1]);
-    pollfd pf{p[0], POLLIN, 0};
-    ASSERT_EQ(::poll(&pf, 1, 10000), 1) << "target did not get ready";
-    char buf[16] = {};
-    ASSERT_GT(::read(p[0], buf, sizeof buf - 1), 0);
-    ::close(p[0]);
-    ASSERT_STREQ(buf, "ready\n");
-  }
-  std::string dir_, out_;
-  pid_t target_ = -1;
+  TimersE2E() : TargetTest("timers") {}
+  void start_target() { TargetTest::start_target(FERRY_TIMERS_TARGET); }
 };
 
 TEST(TimeNamespace, OffsetLines) {

@@ -47,47 +47,20 @@ std::vector<pid_t> children_of(pid_t pid) {
   return out;
 }
 
-class TreeE2E : public ::testing::Test {
+class TreeE2E : public e2e::TargetTest {
 protected:
+  TreeE2E() : TargetTest("tree") {}
   void SetUp() override {
     // Orphans of the killed tree come to us, so we reap them (and free their pids) by PID.
     ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-    char tmpl[] = "/tmp/ferry-tree-e2e-XXXXXX";
-    ASSERT_NE(::mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    out_ = dir_ + "/out.txt";
+    TargetTest::SetUp();
   }
   void TearDown() override {
-    if (root_ > 0) {
-      for (pid_t k : children_of(root_)) ::kill(k, SIGKILL);
-      ::kill(root_, SIGKILL);
-      ::waitpid(root_, nullptr, 0);
-    }
-    (void)std::system(("rm -rf '" + dir_ + "'").c_str());
+    if (target_ > 0)
+      for (pid_t k : children_of(target_)) ::kill(k, SIGKILL);
+    TargetTest::TearDown();
   }
-
-  void start_target() {
-    int p[2];
-    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
-    root_ = ::fork();
-    ASSERT_GE(root_, 0);
-    if (root_ == 0) {
-      ::dup2(p[1], 1);
-      ::syscall(SYS_close_range, 3, ~0U, 0);
-      ::execl(FERRY_TREE_TARGET, FERRY_TREE_TARGET, out_.c_str(), (char*)nullptr);
-      ::_exit(127);
-    }
-    ::close(p[1]);
-    pollfd pf{p[0], POLLIN, 0};
-    ASSERT_EQ(::poll(&pf, 1, 10000), 1) << "target did not get ready";
-    char buf[16] = {};
-    ASSERT_GT(::read(p[0], buf, sizeof buf - 1), 0);
-    ::close(p[0]);
-    ASSERT_STREQ(buf, "ready\n");
-  }
-
-  std::string dir_, out_;
-  pid_t root_ = -1;
+  void start_target() { TargetTest::start_target(FERRY_TREE_TARGET); }
 };
 
 TEST_F(TreeE2E, TreeIsRestoredWithParentLinkGroupAndSharedOffset) {
@@ -97,13 +70,13 @@ TEST_F(TreeE2E, TreeIsRestoredWithParentLinkGroupAndSharedOffset) {
   std::vector<TreeProcess> members;
   pid_t old_child = -1;
   {
-    auto tree = capture::freeze_tree(root_);
+    auto tree = capture::freeze_tree(target_);
     ASSERT_TRUE(tree) << tree.error().message();
     ASSERT_EQ(tree->size(), 2u);
     const auto& child = (*tree)[1];
     old_child = child.frozen.pid();
     EXPECT_EQ(child.parent, 0);
-    EXPECT_EQ(child.ids.ppid, root_);
+    EXPECT_EQ(child.ids.ppid, target_);
     EXPECT_EQ(child.ids.pgid, child.ids.pid);
     // fd 3 is shared with the parent (fds 0-2 too when they are files, e.g. /dev/null).
     EXPECT_NE(std::find(child.shared_fds.begin(), child.shared_fds.end(), std::pair<int32_t, int32_t>{3, 3}),
@@ -119,8 +92,8 @@ TEST_F(TreeE2E, TreeIsRestoredWithParentLinkGroupAndSharedOffset) {
     }
     for (size_t i = tree->size(); i-- > 0;) ASSERT_TRUE((*tree)[i].frozen.kill());
   }
-  ASSERT_NE(wait_bounded(root_, 5000), -1);
-  root_ = -1;
+  ASSERT_NE(wait_bounded(target_, 5000), -1);
+  target_ = -1;
   ASSERT_NE(wait_bounded(old_child, 5000), -1);  // reparented to us (subreaper)
   EXPECT_EQ(slurp(out_), "child up\n");
 
@@ -132,13 +105,13 @@ TEST_F(TreeE2E, TreeIsRestoredWithParentLinkGroupAndSharedOffset) {
   opt.log = [](const std::string& s) { std::cerr << s << "\n"; };
   auto pid = restore_tree(members, opt);
   ASSERT_TRUE(pid) << pid.error().message();
-  root_ = *pid;
-  auto kids = children_of(root_);
+  target_ = *pid;
+  auto kids = children_of(target_);
   ASSERT_EQ(kids.size(), 1u) << "the child is the restored parent's child";
   EXPECT_EQ(::getpgid(kids[0]), kids[0]) << "the child leads its own process group";
   ASSERT_EQ(::kill(kids[0], SIGUSR1), 0);
-  int st = wait_bounded(root_, 20000);
-  root_ = -1;
+  int st = wait_bounded(target_, 20000);
+  target_ = -1;
   ASSERT_NE(st, -1) << "restored tree did not finish";
   ASSERT_TRUE(WIFEXITED(st)) << "killed by signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
   EXPECT_EQ(WEXITSTATUS(st), 0);
@@ -149,21 +122,21 @@ TEST_F(TreeE2E, RefusalResumesTheWholeTree) {
   // A child traced by someone else (here: us) cannot be frozen; freeze_tree fails naming it and
   // the root it had already frozen runs on untraced.
   start_target();
-  auto kids = children_of(root_);
+  auto kids = children_of(target_);
   ASSERT_EQ(kids.size(), 1u);
   auto frozen_child = capture::FrozenProcess::freeze(kids[0]);
   ASSERT_TRUE(frozen_child) << frozen_child.error().message();
-  auto tree = capture::freeze_tree(root_);
+  auto tree = capture::freeze_tree(target_);
   ASSERT_FALSE(tree);
   EXPECT_TRUE(tree.error().is(errc::unsupported)) << tree.error().message();
   EXPECT_NE(tree.error().message().find(std::to_string(kids[0])), std::string::npos) << tree.error().message();
-  auto status = fs::read_file("/proc/" + std::to_string(root_) + "/status");
+  auto status = fs::read_file("/proc/" + std::to_string(target_) + "/status");
   ASSERT_TRUE(status);
   EXPECT_NE(status->find("TracerPid:\t0\n"), std::string::npos) << *status;
   ASSERT_TRUE(frozen_child->resume());
   ::kill(kids[0], SIGKILL);  // the root reaps it and exits
-  int st = wait_bounded(root_, 10000);
-  root_ = -1;
+  int st = wait_bounded(target_, 10000);
+  target_ = -1;
   ASSERT_NE(st, -1);
 }
 
