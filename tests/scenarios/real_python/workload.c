@@ -17,7 +17,7 @@ static const char kScript[] =
     "        sign, n = -sign, n + 2\n"
     "    return total\n"
     "open(os.environ['SCENARIO_READY'], 'w').close()\n"
-    "for d in range(2000, 36001, 2000):\n"
+    "for d in range(2000, 48001, 2000):\n"
     "    pi = 4 * (4 * arctan_inv(5, d) - arctan_inv(239, d))\n"
     "    print(d, str(pi)[d - 20:d], flush=True)\n"
     "    with open(os.environ['SCENARIO_MARKER'], 'a') as m:\n"
