@@ -78,6 +78,9 @@ start=$(date +%s.%N)
 for i in $(seq 1 "$n"); do
   if ! out=$("$ferry" checkpoint "$job" 2>&1); then
     echo "daemon_soak: checkpoint $i failed: $out" >&2
+    for f in "$dir"/coordinator.err "$dir"/agent-*.err "$dir"/store/jobs/"$job"/rank-*.err; do
+      [[ -f $f ]] && { echo "--- tail of $f" >&2; tail -n 15 "$f" >&2; }
+    done
     exit 1
   fi
   if (( i == warm )); then
