@@ -1,12 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Remote-syscall steps of the pre-PONR build: ChildBuilder primitives, building every image
-// region at its planned address, and copying page bytes into the child.
-// Page bytes: the page runs are split at region boundaries (plan_page_writes); regions dense
-// enough to hold a whole 2 MiB window get MADV_HUGEPAGE first when asked (plan_huge_regions,
-// RestoreOptions::huge_pages); then the
-// bytes move in batches of kCopyBatch: read from the image (each chunk checked against its
-// checksum) into one buffer, written with one process_vm_writev carrying one remote iovec per
-// piece, which also faults the pages in. Nothing is done per page.
+// Remote-syscall steps of the pre-PONR build: ChildBuilder primitives and building every image
+// region at its planned address. The page bytes are copied in by page_filler.cpp.
 #include "restore/child_builder.hpp"
 
 #include <fcntl.h>
@@ -255,103 +249,6 @@ Result<void> build_regions(ChildBuilder& b, image::ImageSource& src, const Addre
   }();
   for (const auto& [key, fd] : file_fds) (void)b.close(fd);
   return result;
-}
-
-namespace {
-
-// Collects page writes into one buffer of up to kCopyBatch bytes and moves it with one
-// process_vm_writev (one local iovec, one remote iovec per piece, at most kMaxIov).
-class PageFiller {
-public:
-  PageFiller(ChildBuilder& b, image::ImageSource& src) : b_(b), src_(src), buf_(kCopyBatch) {}
-
-  Result<void> add(uint64_t image_addr, uint64_t child_addr, uint64_t len) {
-    while (len > 0) {
-      if (used_ == buf_.size() || pieces_.size() == kMaxIov) FERRY_TRY_VOID(flush());
-      size_t n = static_cast<size_t>(std::min<uint64_t>(len, buf_.size() - used_));
-      std::span<std::byte> into(buf_.data() + used_, n);
-      if (auto r = src_.read_pages(image_addr, into); !r)
-        return fail(r.error().wrap("read pages at " + hex(image_addr)));
-      pieces_.push_back({image_addr, child_addr, n});
-      used_ += n;
-      image_addr += n;
-      child_addr += n;
-      len -= n;
-    }
-    return {};
-  }
-
-  Result<void> flush() {
-    if (pieces_.empty()) return {};
-    std::vector<iovec> remote(pieces_.size());
-    for (size_t i = 0; i < pieces_.size(); ++i)
-      remote[i] = {reinterpret_cast<void*>(pieces_[i].child), pieces_[i].len};
-    iovec local{buf_.data(), used_};
-    ssize_t n;
-    do {
-      n = ::process_vm_writev(b_.pid(), &local, 1, remote.data(), remote.size(), 0);
-    } while (n < 0 && errno == EINTR);
-    size_t done = n > 0 ? static_cast<size_t>(n) : 0;
-    if (done < used_) {
-      // A short write: finish piece by piece (Tracee::write_memory falls back to /proc/PID/mem).
-      size_t pos = 0;
-      for (const auto& p : pieces_) {
-        if (pos + p.len > done) {
-          size_t skip = done > pos ? done - pos : 0;
-          std::span<const std::byte> rest(buf_.data() + pos + skip, p.len - skip);
-          if (auto r = b_.tracee().write_memory(p.child + skip, rest); !r)
-            return fail(r.error().wrap("write pages of " + hex(p.image + skip)));
-        }
-        pos += p.len;
-      }
-    }
-    pieces_.clear();
-    used_ = 0;
-    return {};
-  }
-
-private:
-  static constexpr size_t kMaxIov = 1024;  // IOV_MAX
-  struct Piece {
-    uint64_t image, child, len;
-  };
-  ChildBuilder& b_;
-  image::ImageSource& src_;
-  std::vector<std::byte> buf_;
-  std::vector<Piece> pieces_;
-  size_t used_ = 0;
-};
-
-}  // namespace
-
-Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const AddressPlan& plan,
-                         uint64_t page, const RestoreOptions& opt) {
-  const auto& img = src.image();
-  FERRY_TRY(writes, plan_page_writes(img.page_runs, img.regions, plan.build_addr, page));
-  // Dense anonymous regions get transparent huge pages before any byte lands in them, so the
-  // kernel allocates 2 MiB pages as process_vm_writev faults them in. Advice only: a kernel
-  // with THP disabled refuses it and the region is filled in small pages.
-  size_t huge = 0;
-  const char* env = std::getenv("FERRY_RESTORE_HUGE_PAGES");
-  const bool want_huge = opt.huge_pages || (env && std::strcmp(env, "1") == 0);
-  for (size_t i : want_huge ? plan_huge_regions(img.regions, writes, plan.staged) : std::vector<size_t>{}) {
-    const auto& r = img.regions[i];
-    auto ok = b.call("advise huge pages for " + hex(r.start), SYS_madvise,
-                     {plan.build_addr[i], r.end - r.start, MADV_HUGEPAGE});
-    huge += ok.has_value();
-  }
-  PageFiller filler(b, src);
-  uint64_t total = 0;
-  for (const auto& w : writes) {
-    FERRY_TRY_VOID(filler.add(w.image_addr, w.child_addr, w.len));
-    total += w.len;
-  }
-  FERRY_TRY_VOID(filler.flush());
-  if (opt.log)
-    opt.log("restore: wrote " + std::to_string(total) + " bytes of pages in " +
-            std::to_string(writes.size()) + " pieces; " + std::to_string(huge) +
-            " regions in huge pages");
-  return {};
 }
 
 // Address of image address `addr` in the child before the point of no return.

@@ -18,8 +18,9 @@ namespace ferry::restore {
 // Pre-PONR (child_builder.cpp): every non-special region at plan.build_addr, writable.
 Result<void> build_regions(ChildBuilder& b, image::ImageSource& src, const AddressPlan& plan,
                            const RestoreOptions& opt);
-// Pre-PONR: page-run bytes into the regions just built, kCopyBatch bytes per
-// process_vm_writev; dense anonymous regions in transparent huge pages.
+// Pre-PONR (page_filler.cpp): page-run bytes into the regions just built, read in storage
+// order in kCopyBatch batches while a second thread places them (UFFDIO_COPY into private
+// anonymous regions, process_vm_writev elsewhere); dense anonymous regions in huge pages.
 Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const AddressPlan& plan, uint64_t page,
                          const RestoreOptions& opt);
 // Where image address addr lives in the child before the PONR (0 if in no built region).

@@ -63,6 +63,18 @@ public:
                                          std::to_string(out.size()) + " bytes at address " + hex(addr));
   }
 
+  // Stores: 0 the top image's pages, 1 + i base i's.
+  StoragePos storage_pos(uint64_t addr) const override {
+    auto it = std::upper_bound(segs_.begin(), segs_.end(), addr,
+                               [](uint64_t a, const Segment& s) { return a < s.addr; });
+    if (it == segs_.begin() || addr >= (it - 1)->end) return {0, addr, 0};
+    int src = (it - 1)->src;
+    if (src < 0) return top_->storage_pos(addr);
+    StoragePos p = bases_[static_cast<size_t>(src)]->storage_pos(addr);
+    p.store = static_cast<uint32_t>(src) + 1;
+    return p;
+  }
+
   Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) override {
     return top_->read_blob(id, offset, out);
   }

@@ -9,6 +9,10 @@
 // never rewrites a chunk behind our back. Every 64 MiB written, writeback of the file is
 // started (sync_file_range), so the final fsync finds little left to do and the disk works
 // while we read.
+// Algorithm (reader): a read covering a whole chunk from its start reads it straight into the
+// caller's buffer (H5Dread_chunk: one pread for a raw chunk), decodes it there if it is encoded
+// and checks its XXH3; a partial read loads the chunk into a one-chunk cache first. So a caller
+// reading chunk-aligned ranges (the restore's page filler) copies each byte once.
 #include "chunk_store.hpp"
 
 #include <fcntl.h>
@@ -43,21 +47,6 @@ h5::Id make_dcpl() {
   H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);
   H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_INCR);
   return dcpl;
-}
-
-// Inverse of the writer's encoding: turns `stored_size` bytes in `stored` into a full chunk in
-// `out`. Returns false if the stored form is not one this build produces.
-bool decode_chunk(ChunkBuffer& stored, size_t stored_size, uint32_t filter_mask, bool zstd,
-                  size_t chunk, ChunkBuffer& out) {
-  bool raw = zstd ? filter_mask == kRawChunkMask : filter_mask == 0;
-  if (raw) {
-    if (stored_size != chunk) return false;
-    std::swap(stored, out);  // raw: the stored bytes are the chunk
-    return true;
-  }
-  if (!zstd || filter_mask != 0) return false;
-  out.allocate(chunk);
-  return zstd_decode({stored.data.get(), stored_size}, out.span());
 }
 
 std::string chunk_label(const std::string& path, uint64_t index, size_t chunk, uint64_t size) {
@@ -296,9 +285,9 @@ Result<std::unique_ptr<ChunkReader>> ChunkReader::open(hid_t file, std::string d
   return r;
 }
 
-Result<void> ChunkReader::load(uint64_t index) {
-  if (index == cached_) return {};
-  cached_ = UINT64_MAX;
+// Reads chunk `index` into dst (room for chunk_ bytes), decodes it and checks its checksum. A
+// raw chunk (the usual case) is read straight into dst; an encoded one through stored_.
+Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
   std::string label = chunk_label(data_path_, index, chunk_, size_);
   hsize_t offset[1] = {index * chunk_};
   hsize_t stored_size = 0;
@@ -306,17 +295,38 @@ Result<void> ChunkReader::load(uint64_t index) {
     return fail(h5::corrupt(fname_, "missing " + label));
   if (stored_size > kMaxChunkBytes)
     return fail(errc::image_corrupt, "image " + fname_ + ": oversized " + label);
-  stored_.allocate(std::max<size_t>(chunk_, stored_size));
+  const bool chunk_sized = stored_size == chunk_;
+  if (!chunk_sized) stored_.allocate(std::max<size_t>(chunk_, stored_size));
+  std::byte* into = chunk_sized ? dst : stored_.data.get();
   uint32_t mask = 0;
-  if (H5Dread_chunk(dset_.get(), H5P_DEFAULT, offset, &mask, stored_.data.get()) < 0)
+  if (H5Dread_chunk(dset_.get(), H5P_DEFAULT, offset, &mask, into) < 0)
     return fail(h5::corrupt(fname_, "cannot read " + label));
-  if (!decode_chunk(stored_, static_cast<size_t>(stored_size), mask, zstd_, chunk_, cache_))
-    return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
+  // 1.0-1.2 datasets have no filter (mask 0 = raw); in 1.3 ones a raw chunk skipped the filter.
+  const bool raw = zstd_ ? mask == kRawChunkMask : mask == 0;
+  if (raw) {
+    if (!chunk_sized) return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
+  } else {
+    if (!zstd_ || mask != 0) return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
+    if (chunk_sized) {  // a frame exactly one chunk long: the writer stores such chunks raw
+      stored_.allocate(chunk_);
+      std::memcpy(stored_.data.get(), dst, chunk_);
+    }
+    if (!zstd_decode({stored_.data.get(), static_cast<size_t>(stored_size)}, {dst, chunk_}))
+      return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
+  }
   size_t used = static_cast<size_t>(std::min<uint64_t>(chunk_, size_ - index * chunk_));
-  if (hash::xxh3_64({cache_.data.get(), used}) != sums_[index])
+  if (hash::xxh3_64({dst, used}) != sums_[index])
     return fail(errc::image_corrupt, "image " + fname_ + ": checksum mismatch in " + label);
-  cached_ = index;
   checked_[index] = true;
+  return {};
+}
+
+Result<void> ChunkReader::load(uint64_t index) {
+  if (index == cached_) return {};
+  cached_ = UINT64_MAX;
+  cache_.allocate(chunk_);
+  FERRY_TRY_VOID(fetch(index, cache_.data.get()));
+  cached_ = index;
   return {};
 }
 
@@ -327,8 +337,15 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
                                          std::to_string(offset) + " beyond " + data_path_);
   while (!out.empty()) {
     uint64_t index = offset / chunk_;
-    FERRY_TRY_VOID(load(index));
     size_t in = static_cast<size_t>(offset - index * chunk_);
+    if (in == 0 && out.size() >= chunk_ && index != cached_) {
+      // A whole chunk: read, decode and check it in the caller's buffer (no copy via cache_).
+      FERRY_TRY_VOID(fetch(index, out.data()));
+      out = out.subspan(chunk_);
+      offset += chunk_;
+      continue;
+    }
+    FERRY_TRY_VOID(load(index));
     size_t n = std::min(out.size(), chunk_ - in);
     std::memcpy(out.data(), cache_.data.get() + in, n);
     out = out.subspan(n);

@@ -113,7 +113,9 @@ private:
   std::unique_ptr<WorkerPool> pool_;  // last: destroyed (joined) first
 };
 
-// Random and sequential reads with a one-chunk cache; every chunk is checked on load.
+// Random and sequential reads; every chunk is checked on load. A read that covers a whole chunk
+// from its start gets it straight in the caller's buffer (read, decoded and checked there);
+// other reads go through a one-chunk cache.
 class ChunkReader {
 public:
   // Opens both datasets, checks shapes: the extent must equal `expected_size` and the
@@ -131,6 +133,7 @@ public:
   size_t chunk_bytes() const noexcept { return chunk_; }
 
 private:
+  Result<void> fetch(uint64_t index, std::byte* dst);
   Result<void> load(uint64_t index);
   std::string data_path_, fname_;
   bool zstd_ = false;  // the dataset's pipeline holds the zstd filter (schema 1.3)

@@ -502,6 +502,19 @@ Result<void> ImageReader::read_pages(uint64_t addr, std::span<std::byte> out) {
                                              " bytes at address " + hex(addr)));
 }
 
+StoragePos ImageReader::storage_pos(uint64_t addr) const {
+  const Impl& m = *impl_;
+  const auto& runs = m.image.page_runs;
+  auto it = std::upper_bound(m.runs_by_addr.begin(), m.runs_by_addr.end(), addr,
+                             [&](uint64_t a, size_t idx) { return a < runs[idx].addr; });
+  uint64_t offset = addr;
+  if (it != m.runs_by_addr.begin()) {
+    const PageRun& r = runs[*(it - 1)];
+    offset = r.offset + (addr - r.addr);
+  }
+  return {0, offset, m.pages ? m.pages->chunk_bytes() : 0};
+}
+
 Result<void> ImageReader::read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) {
   Impl& m = *impl_;
   if (id >= m.image.blobs.size() || !m.blobs)

@@ -29,6 +29,14 @@ public:
   virtual Result<void> finish(const ProcessImage& image) = 0;
 };
 
+// Where the bytes of a page lie in an ImageSource: in which stored stream (`store`: e.g. one
+// image file's pages), at which byte of it, and that stream's chunk size (0: not chunked).
+struct StoragePos {
+  uint32_t store = 0;
+  uint64_t offset = 0;
+  uint64_t chunk = 0;
+};
+
 class ImageSource {
 public:
   virtual ~ImageSource() = default;
@@ -37,6 +45,10 @@ public:
   // Reads bytes of pages covered by page runs: [addr, addr+out.size()) must lie inside one
   // run. Verifies the checksum of every chunk it touches (image_corrupt on mismatch).
   virtual Result<void> read_pages(uint64_t addr, std::span<std::byte> out) = 0;
+  // Where the page at addr (inside a page run) is stored. Reading page ranges sorted by
+  // (store, offset), in pieces that start and end on chunk boundaries, reads each chunk once
+  // and straight into the caller's buffer. Default: one store in address order, no chunks.
+  virtual StoragePos storage_pos(uint64_t addr) const { return {0, addr, 0}; }
   // Reads blob bytes [offset, offset+out.size()).
   virtual Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) = 0;
   // Reads every chunk of pages and blobs and checks its checksum, without keeping them.
