@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // `ferry checkpoint JOB [--stop]`: ask the job's supervisor for a new generation and report
-// it. Exit 0 only when the generation is committed and durable.
+// it. Exit 0 only when the generation is committed and durable. An MPI job's round is bounded
+// (`--timeout S`, else $FERRY_MPI_CHECKPOINT_TIMEOUT_S, else ferry mpirun's default of 120 s):
+// a round that does not complete in time is given up and the job continues (docs/mpi.md).
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <sstream>
@@ -22,8 +26,9 @@ namespace ferry::cli {
 
 namespace {
 
-// Sends one request line and returns the reply line.
-Result<std::string> request(const std::string& socket_path, const std::string& line) {
+// Sends one request line and returns the reply line, waiting at most `timeout_ms` for it
+// (negative: no bound).
+Result<std::string> request(const std::string& socket_path, const std::string& line, long long timeout_ms = -1) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return fail_errno("socket");
   sockaddr_un addr{};
@@ -36,6 +41,12 @@ Result<std::string> request(const std::string& socket_path, const std::string& l
   std::string reply;
   char buf[4096];
   for (;;) {
+    if (timeout_ms >= 0) {
+      pollfd p{fd.get(), POLLIN, 0};
+      int r = ::poll(&p, 1, static_cast<int>(timeout_ms));
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0) return fail(errc::protocol, "no reply within " + std::to_string(timeout_ms / 1000) + " s");
+    }
     ssize_t n = ::read(fd.get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return fail_errno("read reply");
@@ -50,12 +61,15 @@ Result<std::string> request(const std::string& socket_path, const std::string& l
 }  // namespace
 
 int cmd_checkpoint(const Args& args) {
-  po::options_description opts("ferry checkpoint [--store DIR] JOB [--stop] [--incremental|--full] [--keep K]");
+  po::options_description opts("ferry checkpoint [--store DIR] JOB [--stop] [--incremental|--full] [--keep K] [--timeout S]");
   opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
       "stop", "end the job once the generation is committed")(
       "incremental", "store only the pages written since the previous generation (the first one is full)")(
       "full", "store every page even when tracking could make it incremental")(
-      "keep", po::value<uint32_t>(), "then keep only the newest K generations (and those they need)")("job", po::value<std::string>(), "job id or name")(
+      "keep", po::value<uint32_t>(), "then keep only the newest K generations (and those they need)")(
+      "timeout", po::value<double>(),
+      "MPI jobs: give the round up after S seconds (default $FERRY_MPI_CHECKPOINT_TIMEOUT_S, else 120); the job continues")(
+      "job", po::value<std::string>(), "job id or name")(
       "coordinator", po::value<std::string>(), "coordinator HOST:PORT (default: the job's, or $FERRY_COORDINATOR)");
   po::positional_options_description pos;
   pos.add("job", 1);
@@ -68,6 +82,11 @@ int cmd_checkpoint(const Args& args) {
   auto job_arg = opt<std::string>(vm, "job");
   if (!job_arg) {
     complain("checkpoint: no job given");
+    return kExitUsage;
+  }
+  auto timeout = opt<double>(vm, "timeout");
+  if (timeout && !(*timeout > 0)) {
+    complain("checkpoint: --timeout needs a positive number of seconds");
     return kExitUsage;
   }
   if (auto address = coordinator_for(opt<std::string>(vm, "coordinator"),
@@ -98,17 +117,41 @@ int cmd_checkpoint(const Args& args) {
     complain("checkpoint: job " + job->id + " is not running (state: " + job->state + ")");
     return kExitNotFound;
   }
+  // An MPI job (`ferry mpirun`): its round is bounded; the reply comes within that bound plus
+  // ferry mpirun's margins (rank 0's decision, the others' late margin).
+  bool mpi = ::access((store->job_dir(job->id) + "/mpi.json").c_str(), F_OK) == 0;
+  long long reply_timeout_ms = -1;
   std::string line = "checkpoint";
   if (vm.count("stop")) line += " stop";
+  if (!mpi && timeout) {
+    complain("checkpoint: --timeout applies to MPI jobs (ferry mpirun); job " + job->id + " is not one");
+    return kExitUsage;
+  }
+  if (mpi) {
+    double s = timeout.value_or(0);
+    if (!timeout)
+      if (const char* env = std::getenv("FERRY_MPI_CHECKPOINT_TIMEOUT_S"); env != nullptr && *env != '\0')
+        s = std::strtod(env, nullptr);
+    if (s > 0) {
+      line += " timeout=" + std::to_string(static_cast<long long>(s * 1000));
+      reply_timeout_ms = static_cast<long long>(s * 1000) + 120'000;
+    }
+  }
   if (vm.count("incremental")) line += " incremental";
   if (vm.count("full")) line += " full";
   if (auto k = opt<uint32_t>(vm, "keep")) line += " keep=" + std::to_string(*k);
-  auto reply = request(store->control_socket(job->id), line);
+  auto reply = request(store->control_socket(job->id), line, reply_timeout_ms);
   if (!reply) {
     if (reply.error().context().rfind("connect", 0) == 0) {
       complain("checkpoint job " + job->id + ": its supervisor (pid " + std::to_string(job->supervisor_pid) +
                ") does not answer: " + reply.error().message());
       return kExitNotFound;
+    }
+    if (reply.error().message().find("no reply within") != std::string::npos) {
+      complain("checkpoint job " + job->id + ": ferry mpirun (pid " + std::to_string(job->supervisor_pid) + ") gave " +
+               reply.error().message() + "; no generation was committed by this request unless 'ferry inspect " +
+               job->id + "' shows it");
+      return kExitInternal;
     }
     complain("checkpoint job " + job->id + ": the supervisor (pid " + std::to_string(job->supervisor_pid) +
              ") ended before replying (" + reply.error().message() +

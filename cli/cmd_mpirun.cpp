@@ -11,12 +11,19 @@
 // does (so `ferry checkpoint JOB [--stop]` works), and exits with mpirun's status (75 after a
 // checkpoint --stop).
 //
-// A checkpoint: begin gen-N.partial; "checkpoint N DIR" to rank 0's proxy, which runs the job's
-// drain/freeze/dump (mpi/proxy/checkpoint.cpp) with every other proxy; "dumped FAILED IMAGE
-// MEMORY" back; when no rank failed, the job manifest (kind "job", one entry per rank with the
-// XXH3 of its rank-R/MANIFEST.json, as the coordinator writes it) is written and fsynced and
-// the directory renamed (the commit point); then "resume" / "stop" (or "abort" after a
-// failure, and the partial directory is removed), and the proxies' "done".
+// A checkpoint: begin gen-N.partial; "checkpoint N DIR TIMEOUT_MS ROUND" to rank 0's proxy,
+// which runs the job's drain/freeze/dump (mpi/proxy/checkpoint.cpp) with every other proxy;
+// "dumped ROUND FAILED IMAGE MEMORY [WHY]" back; when no rank failed, the job manifest (kind
+// "job", one entry per rank with the XXH3 of its rank-R/MANIFEST.json, as the coordinator
+// writes it) is written and fsynced and the directory renamed (the commit point); then
+// "resume|stop ROUND" (or "abort ROUND" after a failure, and the partial directory is removed),
+// and the proxies' "done ROUND". A round is bounded (`ferry checkpoint --timeout`, default
+// $FERRY_MPI_CHECKPOINT_TIMEOUT_S or 120 s): rank 0 answers "timeout ROUND PHASE MS RANKS"
+// when a phase did not complete in time (the proxies have left the round, the job continues);
+// if rank 0 itself does not answer within the timeout + kFrontMarginMs, the front end gives up
+// ("cancel ROUND") and never commits that round. Either way the partial directory is removed
+// and the reply names the phase and the ranks (and nodes) that did not answer. Lines of a round
+// that is over are dropped.
 // A restart reads STORE/jobs/ID/mpi.json (the program and the mpirun options it was started
 // with; options given to --restart replace them, e.g. another placement) and the newest (or
 // given) committed generation, whose job manifest fixes -np.
@@ -152,9 +159,10 @@ bool write_all(int fd, const std::string& s) {
   return true;
 }
 
-// Reads one line from fd (blocking, bounded by `timeout_s`, 0: none); empty on EOF/timeout.
-std::string read_line(int fd, std::string& pending, int timeout_s) {
-  auto until = Clock::now() + std::chrono::seconds(timeout_s);
+// Reads one line from fd, waiting at most `timeout_ms` (<= 0: no bound); empty at the timeout
+// or at EOF (then *eof is set, when given).
+std::string read_line(int fd, std::string& pending, int timeout_ms, bool* eof = nullptr) {
+  auto until = Clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     auto nl = pending.find('\n');
     if (nl != std::string::npos) {
@@ -163,7 +171,7 @@ std::string read_line(int fd, std::string& pending, int timeout_s) {
       return line;
     }
     int wait_ms = -1;
-    if (timeout_s > 0) {
+    if (timeout_ms > 0) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()).count();
       if (left <= 0) return {};
       wait_ms = static_cast<int>(left);
@@ -175,9 +183,22 @@ std::string read_line(int fd, std::string& pending, int timeout_s) {
     char buf[512];
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return {};
+    if (n <= 0) {
+      if (eof != nullptr) *eof = true;
+      return {};
+    }
     pending.append(buf, static_cast<size_t>(n));
   }
+}
+
+// How long the front end waits past a round's timeout for rank 0's answer.
+constexpr long long kFrontMarginMs = 3000;
+
+// The default bound of a checkpoint round: FERRY_MPI_CHECKPOINT_TIMEOUT_S, else 120 s.
+long long default_timeout_ms() {
+  const char* v = std::getenv("FERRY_MPI_CHECKPOINT_TIMEOUT_S");
+  double s = v != nullptr && *v != '\0' ? std::strtod(v, nullptr) : 0;
+  return s > 0 ? static_cast<long long>(s * 1000) : 120'000;
 }
 
 struct Front {
@@ -187,6 +208,7 @@ struct Front {
   int control_fd = -1;  // the job's control socket
   int rank0_fd = -1;
   std::string rank0_pending;
+  uint64_t rounds = 0;  // checkpoint rounds asked of rank 0 in this run
   std::string token;
   uint32_t ntasks = 0;
   pid_t mpirun = -1;
@@ -201,8 +223,28 @@ struct Front {
     return ::waitid(P_PID, static_cast<id_t>(mpirun), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
   }
 
-  // One checkpoint (see the top of this file). Returns the control reply line.
-  std::string checkpoint(bool stop) {
+  // "rank 2 (node h1), rank 3 (node h2)" for a comma-separated list of ranks.
+  std::string name_ranks(const std::string& list) {
+    auto nodes = mpi_job::rank_nodes(run_dir, ntasks);
+    std::string out;
+    std::istringstream in(list);
+    for (std::string r; std::getline(in, r, ',');) {
+      unsigned long k = std::strtoul(r.c_str(), nullptr, 10);
+      std::string node = k < nodes.size() && !nodes[k].empty() ? nodes[k] : host;
+      out += (out.empty() ? "" : ", ") + std::string("rank ") + r + " (node " + node + ")";
+    }
+    return out;
+  }
+
+  std::string kept_generation() {
+    auto gens = store.generations(job.id);
+    return gens && !gens->empty() ? "generation " + std::to_string(gens->back()) + " stays the newest"
+                                  : "the job has no committed generation";
+  }
+
+  // One checkpoint (see the top of this file), bounded by `timeout_ms`. Returns the control
+  // reply line.
+  std::string checkpoint(bool stop, long long timeout_ms) {
     auto t0 = Clock::now();
     // Right after the launch the ranks may still be in MPI_Init: wait (bounded) for rank 0.
     for (int i = 0; i < 300 && rank0_fd < 0 && mpirun_running(); ++i) {
@@ -213,37 +255,75 @@ struct Front {
     auto begun = store.begin_generation(job.id);
     if (!begun) return "error " + std::to_string(exit_status_for(begun.error())) + " " + begun.error().message();
     auto [gen, dir] = *begun;
-    write_all(rank0_fd, "checkpoint " + std::to_string(gen) + " " + dir + "\n");
-    std::string line = read_line(rank0_fd, rank0_pending, 0);
-    unsigned long long failed = 1, image = 0, memory = 0;
-    if (line.rfind("dumped ", 0) != 0 || std::sscanf(line.c_str(), "dumped %llu %llu %llu", &failed, &image, &memory) != 3) {
+    std::string round = std::to_string(++rounds);
+    // Rank 0 gives the round up at timeout_ms and says so; this bound is for a rank 0 that
+    // does not answer at all (stopped, or its host hangs).
+    auto deadline = t0 + std::chrono::milliseconds(timeout_ms + kFrontMarginMs);
+    write_all(rank0_fd, "checkpoint " + std::to_string(gen) + " " + dir + " " + std::to_string(timeout_ms) + " " +
+                            round + "\n");
+    auto abandoned = [&](const std::string& why) {
       store.abandon_generation(job.id, gen);
-      if (line.empty()) {
-        ::close(rank0_fd);
-        rank0_fd = -1;
-        auto gens = store.generations(job.id);
-        std::string kept = gens && !gens->empty() ? "generation " + std::to_string(gens->back()) + " stays the newest"
-                                                  : "the job has no committed generation";
+      return "error " + std::to_string(kExitUnsupported) + " checkpoint of job " + job.id + " abandoned, generation " +
+             std::to_string(gen) + " not committed: " + why + "; " + kept_generation() + "; the job continues";
+    };
+    std::string line = read_round_line(round, deadline);
+    unsigned long long failed = 1, image = 0, memory = 0;
+    if (line.rfind("dumped ", 0) != 0 ||
+        std::sscanf(line.c_str(), "dumped %*s %llu %llu %llu", &failed, &image, &memory) != 3) {
+      if (line.empty() && rank0_fd < 0) {
+        store.abandon_generation(job.id, gen);
         return "error " + std::to_string(kExitInternal) + " checkpoint of job " + job.id + " abandoned, generation " +
                std::to_string(gen) + " not committed: rank 0's proxy went away during the checkpoint (a rank or " +
-               "its node was lost and mpirun ended the job); " + kept;
+               "its node was lost and mpirun ended the job); " + kept_generation();
       }
-      return "error " + std::to_string(kExitUnsupported) + " " + (line.rfind("failed ", 0) == 0 ? line.substr(7) : line);
+      if (line.empty()) {
+        write_all(rank0_fd, "cancel " + round + "\n");
+        return abandoned("no answer from the proxy of " + name_ranks("0") + " within " + seconds(timeout_ms) +
+                         " (it is stopped or its node hangs)");
+      }
+      if (line.rfind("timeout ", 0) == 0) {
+        char phase[32] = {}, ranks[4096] = {};
+        long long ms = 0;
+        std::sscanf(line.c_str(), "timeout %*s %31s %lld %4095s", phase, &ms, ranks);
+        std::string what = std::string(phase) == "agreement" ? "the collective agreement"
+                           : std::string(phase) == "drain"   ? "the drain"
+                           : std::string(phase) == "dump"    ? "the freeze and dump"
+                                                             : std::string("the ") + phase;
+        std::string who = std::string(ranks) == "-" || ranks[0] == '\0' ? std::string("cancelled")
+                                                                        : name_ranks(ranks) + " did not answer";
+        return abandoned(what + " did not complete within " + seconds(ms) + ": " + who);
+      }
+      store.abandon_generation(job.id, gen);
+      std::string why = line.rfind("failed ", 0) == 0 ? line.substr(line.find(' ', 7) + 1) : line;
+      return "error " + std::to_string(kExitUnsupported) + " " + why;
     }
     std::string commit_error;
     if (failed == 0) {
       auto r = write_job_manifest(gen, dir, image, t0);
       if (!r) commit_error = r.error().message();
+      // The last moment the proxies may still be waiting for the decision (checkpoint.cpp: the
+      // others leave an undecided round kLateMarginMs after rank 0's deadline).
+      if (commit_error.empty() && Clock::now() > deadline)
+        commit_error = "the round ran past its deadline of " + seconds(timeout_ms) + " before the commit";
       if (commit_error.empty()) {
         auto c = store.commit_generation(job.id, gen);
         if (!c) commit_error = c.error().message();
       }
     } else {
-      commit_error = std::to_string(failed) + " rank(s) could not be checkpointed (see the job's stderr)";
+      // "dumped ROUND FAILED IMAGE MEMORY [rank K: why]"
+      std::string first;
+      std::istringstream words(line);
+      for (int i = 0; i < 5 && words; ++i) {
+        std::string w;
+        words >> w;
+      }
+      std::getline(words >> std::ws, first);
+      commit_error = std::to_string(failed) + " rank(s) could not be checkpointed" +
+                     (first.empty() ? std::string(" (see the job's stderr)") : " (" + first + ")");
     }
     const char* decision = !commit_error.empty() ? "abort" : stop ? "stop" : "resume";
-    write_all(rank0_fd, std::string(decision) + "\n");
-    std::string done = read_line(rank0_fd, rank0_pending, 0);
+    write_all(rank0_fd, std::string(decision) + " " + round + "\n");
+    std::string done = read_round_line(round, Clock::now() + std::chrono::milliseconds(kFrontMarginMs + 30'000));
     if (!commit_error.empty()) {
       store.abandon_generation(job.id, gen);
       return "error " + std::to_string(kExitIo) + " checkpoint job " + job.id + " generation " + std::to_string(gen) +
@@ -262,6 +342,35 @@ struct Front {
     for (const auto& n : nodes) list += (list.empty() ? "" : ",") + (n.empty() ? host : n);
     return "ok " + std::to_string(gen) + " " + store.generation_dir(job.id, gen) + " " + std::to_string(memory) + " " +
            std::to_string(image) + tail + " ranks " + std::to_string(ntasks) + " nodes " + list;
+  }
+
+  static std::string seconds(long long ms) {
+    char buf[32];
+    if (ms % 1000 == 0) std::snprintf(buf, sizeof buf, "%lld s", ms / 1000);
+    else std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+    return buf;
+  }
+
+  // The next line from rank 0 about round `round` ("KIND ROUND ..."), lines of earlier rounds
+  // (a rank 0 that answers after the front end gave its round up) dropped. Empty at the
+  // deadline, or when rank 0's connection ends (then rank0_fd is closed and -1).
+  std::string read_round_line(const std::string& round, Clock::time_point deadline) {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return {};
+      bool eof = false;
+      std::string line = read_line(rank0_fd, rank0_pending, static_cast<int>(std::min<long long>(left, 1000)), &eof);
+      if (eof) {
+        ::close(rank0_fd);
+        rank0_fd = -1;
+        return {};
+      }
+      if (line.empty()) continue;
+      std::istringstream words(line);
+      std::string kind, id;
+      words >> kind >> id;
+      if (id == round) return line;
+    }
   }
 
   Result<void> write_job_manifest(uint64_t gen, const std::string& dir, uint64_t bytes, Clock::time_point t0) {
@@ -296,12 +405,23 @@ struct Front {
     if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != 0 && cred.uid != ::getuid())) {
       write_all(c, "error " + std::to_string(kExitPermission) + " job " + job.id + " belongs to another user\n");
     } else {
-      std::string line = read_line(c, pending, 5);
-      if (line == "checkpoint" || line == "checkpoint stop") {
+      std::string line = read_line(c, pending, 5000);
+      // "checkpoint [stop] [timeout=MS]"
+      std::istringstream words(line);
+      std::string verb, w;
+      words >> verb;
+      bool stop = false, bad = verb != "checkpoint";
+      long long timeout_ms = default_timeout_ms();
+      while (words >> w) {
+        if (w == "stop") stop = true;
+        else if (w.rfind("timeout=", 0) == 0 && std::atoll(w.c_str() + 8) > 0) timeout_ms = std::atoll(w.c_str() + 8);
+        else bad = true;
+      }
+      if (!bad) {
         write_all(c, stopped ? "error " + std::to_string(kExitNotFound) + " job " + job.id + " is stopping\n"
-                             : checkpoint(line == "checkpoint stop") + "\n");
+                             : checkpoint(stop, timeout_ms) + "\n");
       } else {
-        write_all(c, "error " + std::to_string(kExitUsage) + " ferry mpirun serves 'checkpoint' and 'checkpoint stop' only\n");
+        write_all(c, "error " + std::to_string(kExitUsage) + " ferry mpirun serves 'checkpoint [stop] [timeout=MS]' only\n");
       }
     }
     ::close(c);
@@ -311,7 +431,7 @@ struct Front {
     int c = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) return;
     std::string pending;
-    std::string hello = read_line(c, pending, 10);
+    std::string hello = read_line(c, pending, 10'000);
     char tok[128] = {};
     unsigned n = 0;
     if (std::sscanf(hello.c_str(), "hello %127s %u", tok, &n) != 2 || tok != token || rank0_fd >= 0) {

@@ -503,12 +503,6 @@ int main(int argc, char** argv) {
   };
   px::Checkpointer checkpointer(server, supervisor, world_rank == 0 && front.connected() ? &front : nullptr,
                                 ctl == MPI_COMM_NULL ? MPI_COMM_WORLD : ctl, pump);
-  px::Order order;
-  MPI_Request order_req = MPI_REQUEST_NULL;
-  auto post_order_recv = [&] {
-    if (ctl != MPI_COMM_NULL && world_rank != 0) MPI_Irecv(&order, sizeof order, MPI_BYTE, 0, px::kOrderTag, ctl, &order_req);
-  };
-  post_order_recv();
   bool stopped = false;
   auto run_checkpoint = [&](const px::Order& o) {
     g_state.store(kCheckpointing);
@@ -532,31 +526,12 @@ int main(int argc, char** argv) {
   while (!stopped && !server.finalized()) {
     // Orders.
     if (ctl != MPI_COMM_NULL && (++polls % 64 == 0 || idle > 0)) {
-      if (world_rank == 0) {
-        std::string line = front.poll_line();
-        if (line.rfind("checkpoint ", 0) == 0) {
-          px::Order o;
-          o.kind = px::kOrderCheckpoint;
-          char dir[sizeof o.dir] = {};
-          unsigned long long gen = 0;
-          if (std::sscanf(line.c_str(), "checkpoint %llu %3071s", &gen, dir) == 2) {
-            o.generation = gen;
-            std::memcpy(o.dir, dir, sizeof o.dir);
-            if (server.finishing()) {
-              front.send_line("failed the job is finishing (MPI_Finalize)");
-            } else {
-              checkpointer.broadcast(o);
-              run_checkpoint(o);
-            }
-          }
-        }
-      } else {
-        int got = 0;
-        MPI_Test(&order_req, &got, MPI_STATUS_IGNORE);
-        if (got) {
-          run_checkpoint(order);
-          if (!stopped) post_order_recv();
-        }
+      px::Order o;
+      if (world_rank == 0 ? checkpointer.poll_front(o) : checkpointer.poll_order(o)) {
+        if (world_rank == 0 && server.finishing())
+          front.send_line("failed " + std::to_string(o.round) + " the job is finishing (MPI_Finalize)");
+        else
+          run_checkpoint(o);
       }
       if (stopped) break;
     }
@@ -599,10 +574,7 @@ int main(int argc, char** argv) {
       idle = 1;
     }
   }
-  if (order_req != MPI_REQUEST_NULL) {
-    MPI_Cancel(&order_req);
-    MPI_Wait(&order_req, MPI_STATUS_IGNORE);
-  }
+  checkpointer.release_sends();
   if (server.finalized() || stopped) {
     g_state.store(kFinalized);
     MPI_Finalize();

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -106,7 +107,7 @@ bool RankSupervisor::start(const std::string& ferry, const std::string& store, c
   return true;
 }
 
-std::string RankSupervisor::control(const std::string& line) const {
+std::string RankSupervisor::control(const std::string& line, long timeout_ms) const {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::string("error 0 socket: ") + std::strerror(errno);
   sockaddr_un addr{};
@@ -118,6 +119,19 @@ std::string RankSupervisor::control(const std::string& line) const {
     return e;
   }
   write_all(fd, line + "\n");
+  if (timeout_ms >= 0) {
+    pollfd p{fd, POLLIN, 0};
+    int r;
+    do r = poll(&p, 1, static_cast<int>(timeout_ms));
+    while (r < 0 && errno == EINTR);
+    if (r == 0) {
+      close(fd);
+      char why[160];
+      std::snprintf(why, sizeof why, "error 0 the rank supervisor did not answer '%s' within %.1f s",
+                    line.substr(0, line.find(' ')).c_str(), static_cast<double>(timeout_ms) / 1000.0);
+      return why;
+    }
+  }
   std::string reply = read_status_line(fd);
   close(fd);
   return reply.empty() ? "error 0 the rank supervisor closed the connection" : reply;
@@ -157,45 +171,41 @@ bool FrontLink::connect_from_env(int world_size, std::string* why) {
   return true;
 }
 
-std::string FrontLink::poll_line() {
-  if (fd_ < 0) return {};
-  for (;;) {
-    auto nl = pending_.find('\n');
-    if (nl != std::string::npos) {
-      std::string line = pending_.substr(0, nl);
-      pending_.erase(0, nl + 1);
-      return line;
-    }
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, 0) <= 0) return {};
-    char buf[512];
-    ssize_t n = read(fd_, buf, sizeof buf);
-    if (n <= 0) {
-      close(fd_);
-      fd_ = -1;
-      return {};
-    }
-    pending_.append(buf, static_cast<std::size_t>(n));
-  }
-}
-
-std::string FrontLink::read_line() {
+void FrontLink::pull() {
   while (fd_ >= 0) {
-    auto nl = pending_.find('\n');
-    if (nl != std::string::npos) {
-      std::string line = pending_.substr(0, nl);
-      pending_.erase(0, nl + 1);
-      return line;
-    }
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, 0) <= 0) break;
     char buf[512];
     ssize_t n = read(fd_, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       close(fd_);
       fd_ = -1;
-      return {};
+      break;
     }
     pending_.append(buf, static_cast<std::size_t>(n));
+  }
+  for (auto nl = pending_.find('\n'); nl != std::string::npos; nl = pending_.find('\n')) {
+    lines_.push_back(pending_.substr(0, nl));
+    pending_.erase(0, nl + 1);
+  }
+}
+
+std::string FrontLink::poll_line() {
+  pull();
+  if (lines_.empty()) return {};
+  std::string line = std::move(lines_.front());
+  lines_.pop_front();
+  return line;
+}
+
+std::string FrontLink::take_line(const std::function<bool(const std::string&)>& match) {
+  pull();
+  for (auto it = lines_.begin(); it != lines_.end(); ++it) {
+    if (!match(*it)) continue;
+    std::string line = std::move(*it);
+    lines_.erase(it);
+    return line;
   }
   return {};
 }

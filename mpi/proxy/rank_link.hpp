@@ -12,6 +12,8 @@
 
 #include <sys/types.h>
 
+#include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,8 +29,9 @@ class RankSupervisor {
   pid_t child() const { return child_; }
   pid_t app() const { return app_; }
   // Sends one control line ("freeze", "dump GEN DIR", "resume", "stop", "abort DIR") and
-  // returns the reply line ("ok ..." or "error CODE MESSAGE").
-  std::string control(const std::string& line) const;
+  // returns the reply line ("ok ..." or "error CODE MESSAGE"); waits at most `timeout_ms`
+  // (negative: no bound) for it, then returns "error 0 ... did not answer within S s".
+  std::string control(const std::string& line, long timeout_ms = -1) const;
 
  private:
   std::string socket_;
@@ -42,15 +45,18 @@ class FrontLink {
   // (the token from FERRY_MPI_TOKEN).
   bool connect_from_env(int world_size, std::string* why);
   bool connected() const { return fd_ >= 0; }
-  // A complete line from the front end if one is ready (non-blocking); empty otherwise.
+  // The oldest complete line from the front end if one is there (non-blocking); empty otherwise.
   std::string poll_line();
-  // Blocks until a line arrives (empty: the front end is gone).
-  std::string read_line();
+  // Removes and returns the oldest line already received (non-blocking) for which `match` is
+  // true, leaving the others queued in order; empty if there is none.
+  std::string take_line(const std::function<bool(const std::string&)>& match);
   void send_line(const std::string& line);
 
  private:
+  void pull();  // reads what has arrived into lines_ (non-blocking)
   int fd_ = -1;
   std::string pending_;
+  std::deque<std::string> lines_;
 };
 
 }  // namespace ferry::mpi::proxy

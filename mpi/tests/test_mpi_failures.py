@@ -26,6 +26,25 @@
            the restarted proxy's `moved` record, which the next restart's applications followed
            to that killed proxy ("cannot attach to the restarted MPI proxy's channel").
 
+  hung_proxy  a checkpoint that cannot complete is given up and the job continues (issue 5
+           section 6): rank 2's proxy of a 4-rank ckpt_mix job is stopped (SIGSTOP) after a
+           first checkpoint; `ferry checkpoint --timeout 5` fails within 4.5-12 s naming the
+           agreement, rank 2 and its node, generation 2 is not committed and no partial
+           directory is left; after SIGCONT a checkpoint succeeds and the job finishes with the
+           uninterrupted run's output. A second job does the same, then kill -9 and `ferry
+           restart` from the generation taken after the SIGCONT: the uninterrupted output.
+  hung_phases  the same in the other phases, with FERRY_TEST_CHECKPOINT_HANG (a proxy stops
+           itself when it enters a phase): rank 0 in the agreement (`ferry mpirun` gets no
+           answer and names rank 0), rank 2 in the drain (the others have drained messages,
+           which they keep), rank 2 before its freeze (the others were frozen and dumped and
+           are thawed); each checkpoint fails naming the phase and rank, SIGCONT, and finally
+           a checkpoint succeeds, kill -9, restart: the uninterrupted output.
+           Last, rank 3's rank supervisor (`ferry rank-launch`) is stopped: its proxy's freeze
+           request gets no answer; the checkpoint fails naming the freeze and dump and rank 3.
+  compute  a rank computing for 8 s without any MPI call (long_compute.c) is checkpointed with
+           --timeout 5 while it computes (its proxy drains on its behalf); kill -9 before it
+           ends the computation, restart: the uninterrupted output.
+
 Exit 0 pass, 1 fail, 77 skip (no mpirun)."""
 import argparse
 import json
@@ -314,12 +333,193 @@ def case_double_restart(c):
     return expect_record(rec, outcome="exited", exit_status=0, restart_id=5)
 
 
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def rank_launch_child_of(pid, parent):
+    """True when `pid` is a `ferry rank-launch` whose parent is `parent` (a rank's supervisor)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return ppid == parent and b"\0rank-launch\0" in f.read()
+    except (OSError, ValueError):
+        return False
+
+
+def compare(want, paths, extra=""):
+    got = extra.splitlines()
+    for path in paths:
+        got += open(path).read().splitlines()
+    if sorted(set(got)) != want:
+        return f"output differs: missing {sorted(set(want) - set(got))[:5]}, unexpected {sorted(set(got) - set(want))[:5]}"
+    return None
+
+
+def failed_checkpoint(c, job, timeout, phase_words, rank, lo=4.5, hi=12.0):
+    """`ferry checkpoint --timeout T` must fail within [lo, hi] s naming the phase and rank."""
+    t0 = time.time()
+    ck = c.ferry("checkpoint", job, "--timeout", str(timeout))
+    took = time.time() - t0
+    err = ck.stderr
+    if ck.returncode == 0:
+        return f"the checkpoint with a hung rank {rank} succeeded: {ck.stdout} {err}"
+    if not lo <= took <= hi:
+        return f"the checkpoint with a hung rank {rank} failed after {took:.1f} s, want {lo}-{hi} s: {err!r}"
+    for words in [phase_words, f"rank {rank} (node {c.node})", "not committed", "the job continues"]:
+        if words not in err:
+            return f"the failed checkpoint does not say {words!r}: {err!r}"
+    print(f"  checkpoint failed after {took:.1f} s: {err.strip()}")
+    return None
+
+
+def generations(c):
+    jobdir = os.path.join(c.store, "jobs", "1")
+    return sorted(g for g in os.listdir(jobdir) if g.startswith("gen-"))
+
+
+def case_hung_proxy(c):
+    prog = [c.a.programs + "/ckpt_mix", "300", "10000"]
+    ok, want = c.reference(4, prog)
+    if ok != 0:
+        return "the reference run failed"
+    for name, end in (("t", "finish"), ("u", "kill")):
+        job, out, err = c.start(["mpirun", "--name", name, "--oversubscribe", "-np", "4", "--"] + prog, name + "1")
+        if not c.wait_lines(job, out, 8):
+            return "the job printed nothing\n" + open(err).read()
+        ck = c.ferry("checkpoint", name)
+        if ck.returncode != 0:
+            return f"the first checkpoint failed: {ck.stderr}"
+        proxy = rank_process(job.pid, c.a.proxy, 2)
+        if proxy is None:
+            return "rank 2's proxy was not found"
+        os.kill(proxy, signal.SIGSTOP)
+        time.sleep(0.5)
+        bad = failed_checkpoint(c, name, 5, "the collective agreement did not complete within 5 s", 2)
+        if bad:
+            return f"{name}: {bad}"
+        jobdir = os.path.join(c.store, "jobs", "1" if name == "t" else "2")
+        gens = sorted(g for g in os.listdir(jobdir) if g.startswith("gen-"))
+        if gens != ["gen-000001"]:
+            return f"{name}: generations after the given-up checkpoint: {gens} (want gen-000001 only, no partial)"
+        if job.poll() is not None:
+            return f"{name}: the job ended ({job.returncode}) after the given-up checkpoint\n" + open(err).read()
+        os.kill(proxy, signal.SIGCONT)
+        ck = c.ferry("checkpoint", name, "--timeout", "60")
+        if ck.returncode != 0 or "generation 2 committed" not in ck.stdout:
+            return f"{name}: the checkpoint after SIGCONT failed ({ck.returncode}): {ck.stdout} {ck.stderr}"
+        if end == "finish":
+            rc = job.wait(timeout=TIMEOUT)
+            if rc != 0:
+                return f"the job exited {rc} after the given-up checkpoint\n" + open(err).read()
+            bad = compare(want, [out])
+            if bad:
+                return f"the job that continued after the given-up checkpoint: {bad}"
+        else:
+            if job.poll() is not None:
+                return "the job ended before the kill; make it longer"
+            kill_tree(job)
+            job.wait()
+            r = c.ferry("restart", name)
+            if r.returncode != 0:
+                return f"the restart from generation 2 exited {r.returncode}\n{r.stderr}"
+            bad = compare(want, [out], r.stdout)
+            if bad:
+                return f"restart from the generation after SIGCONT: {bad}"
+    return None
+
+
+def case_hung_phases(c):
+    prog = [c.a.programs + "/ckpt_mix", "300", "10000"]
+    ok, want = c.reference(4, prog)
+    if ok != 0:
+        return "the reference run failed"
+    c.env["FERRY_TEST_CHECKPOINT_HANG"] = "0:agreement,2:drain,2:dump"
+    job, out, err = c.start(["mpirun", "--name", "t", "--oversubscribe", "-np", "4", "--"] + prog, "run1")
+    if not c.wait_lines(job, out, 8):
+        return "the job printed nothing\n" + open(err).read()
+    steps = [(0, "no answer from the proxy of rank 0 (node %s) within 5 s" % c.node, 7.0, 12.0),
+             (2, "the drain did not complete within 5 s", 4.5, 10.0),
+             (2, "the freeze and dump did not complete within 5 s", 4.5, 10.0)]
+    for rank, words, lo, hi in steps:
+        proxy = rank_process(job.pid, c.a.proxy, rank)
+        if proxy is None:
+            return f"rank {rank}'s proxy was not found"
+        bad = failed_checkpoint(c, "t", 5, words, rank, lo, hi)
+        if bad:
+            return bad
+        if proc_state(proxy) != "T":
+            return f"rank {rank}'s proxy did not stop itself (state {proc_state(proxy)})"
+        if generations(c) != []:
+            return f"generations after the given-up checkpoint: {generations(c)} (want none, no partial)"
+        if job.poll() is not None:
+            return f"the job ended ({job.returncode}) after the given-up checkpoint\n" + open(err).read()
+        os.kill(proxy, signal.SIGCONT)
+    # A rank supervisor that never answers (its proxy's freeze request is bounded too).
+    proxy = rank_process(job.pid, c.a.proxy, 3)
+    supervisor = next((p for p in descendants(proxy or 0) if rank_launch_child_of(p, proxy)), None)
+    if supervisor is None:
+        return "rank 3's rank supervisor was not found"
+    os.kill(supervisor, signal.SIGSTOP)
+    bad = failed_checkpoint(c, "t", 5, "the freeze and dump did not complete within 5 s", 3)
+    os.kill(supervisor, signal.SIGCONT)
+    if bad:
+        return f"stopped rank supervisor: {bad}"
+    if generations(c) != [] or job.poll() is not None:
+        return f"after the stopped rank supervisor: generations {generations(c)}, job {job.poll()}"
+    ck = c.ferry("checkpoint", "t", "--timeout", "60")
+    if ck.returncode != 0 or "generation 1 committed" not in ck.stdout:
+        return f"the checkpoint after the hung ones failed ({ck.returncode}): {ck.stdout} {ck.stderr}"
+    if job.poll() is not None:
+        return "the job ended before the kill; make it longer"
+    kill_tree(job)
+    job.wait()
+    r = c.ferry("restart", "t")
+    if r.returncode != 0:
+        return f"the restart from generation 1 exited {r.returncode}\n{r.stderr}"
+    return compare(want, [out], r.stdout)
+
+
+def case_compute(c):
+    prog = [c.a.programs + "/long_compute", "40", "10", "1", "8"]
+    ok, want = c.reference(4, prog)
+    if ok != 0:
+        return "the reference run failed"
+    job, out, err = c.start(["mpirun", "--name", "t", "--oversubscribe", "-np", "4", "--"] + prog, "run1")
+    deadline = time.time() + TIMEOUT
+    while "rank 1 computing" not in open(out).read():
+        if job.poll() is not None or time.time() > deadline:
+            return "rank 1 never started computing\n" + open(err).read()
+        time.sleep(0.05)
+    began = time.time()
+    time.sleep(1.0)
+    ck = c.ferry("checkpoint", "t", "--timeout", "5")
+    took = time.time() - began
+    if ck.returncode != 0:
+        return f"the checkpoint of a rank computing outside MPI failed ({ck.returncode}): {ck.stderr}"
+    if "rank 1 computed" in open(out).read():
+        return f"rank 1 ended its computation before the checkpoint returned ({took:.1f} s): not checkpointed while computing"
+    print(f"  checkpoint taken {took:.1f} s into rank 1's 8 s computation: {ck.stderr.strip()}")
+    kill_tree(job)
+    job.wait()
+    r = c.ferry("restart", "t")
+    if r.returncode != 0:
+        return f"the restart exited {r.returncode}\n{r.stderr}"
+    return compare(want, [out], r.stdout)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ferry", required=True)
     ap.add_argument("--proxy", required=True, help="ferry-mpi-proxy (to find a rank's proxy)")
     ap.add_argument("--programs", required=True, help="directory of the built test programs")
-    ap.add_argument("--case", required=True, choices=["crash", "abort", "restore", "lost", "double_restart"])
+    ap.add_argument("--case", required=True, choices=["crash", "abort", "restore", "lost", "double_restart", "hung_proxy",
+                                                      "hung_phases", "compute"])
     a = ap.parse_args()
     if not shutil.which(os.environ.get("MPIRUN", "mpirun")):
         print("SKIP: mpirun not found (install openmpi-bin)")
@@ -328,7 +528,8 @@ def main():
     t0 = time.time()
     try:
         bad = {"crash": case_crash, "abort": case_abort, "restore": case_restore, "lost": case_lost,
-               "double_restart": case_double_restart}[a.case](c)
+               "double_restart": case_double_restart, "hung_proxy": case_hung_proxy, "hung_phases": case_hung_phases,
+               "compute": case_compute}[a.case](c)
     finally:
         c.cleanup()
     if bad:
