@@ -36,6 +36,7 @@ public:
 
   bool final() const noexcept { return outcome_.final(); }
   bool all_running() const noexcept { return outcome_.all_running(); }
+  std::size_t ranks_ended() const noexcept { return outcome_.ranks_ended(); }
   const proto::RestartRecordWire& record() const noexcept { return outcome_.record(); }
 
   // Events. Each returns true when the outcome became final by it (the caller then ends

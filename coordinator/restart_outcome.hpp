@@ -39,7 +39,9 @@ public:
   void on_agent_lost(const std::string& node);
 
   bool final() const noexcept { return record_.outcome != proto::Outcome::running; }
+  // Every rank started (some may have ended since: ranks_ended()).
   bool all_running() const noexcept { return running_.size() == placement_.size(); }
+  std::size_t ranks_ended() const noexcept { return ended_; }
   const proto::RestartRecordWire& record() const noexcept { return record_; }
 
 private:

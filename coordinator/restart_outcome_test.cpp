@@ -23,7 +23,11 @@ TEST(RestartOutcome, ExitedWithFirstNonZeroStatus) {
   auto o = two_nodes();
   all_running(o);
   EXPECT_EQ(o.record().phase, RestartPhase::resume);
+  EXPECT_EQ(o.ranks_ended(), 0u);
   o.on_rank_exited(0, 0, std::nullopt);
+  // every rank started, one ended: a checkpoint is refused (the job is ending)
+  EXPECT_TRUE(o.all_running());
+  EXPECT_EQ(o.ranks_ended(), 1u);
   o.on_rank_exited(2, 3, std::nullopt);
   o.on_rank_exited(1, 4, std::nullopt);
   EXPECT_FALSE(o.final());

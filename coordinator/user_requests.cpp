@@ -162,6 +162,9 @@ void Coordinator::on_checkpoint(const ReplyTo& to, std::uint32_t uid, const prot
     return refuse(static_cast<std::uint16_t>(errc::busy), "job " + j.row.id + " has a checkpoint in progress");
   if (j.ending)
     return refuse(static_cast<std::uint16_t>(errc::not_found), "job " + j.row.id + " is ending (" + *j.ending + ")");
+  if (auto n = j.inc->ranks_ended())
+    return refuse(static_cast<std::uint16_t>(errc::not_found), "job " + j.row.id + " is ending: " + std::to_string(n) +
+                                                                   " of its ranks already ended");
   if (auto r = start_round(j, m.stop ? RoundMode::stop : RoundMode::resume, to); !r)
     return refuse(wire(r.error()), r.error().message());
 }
