@@ -997,6 +997,8 @@ class Driver:
         t = time.monotonic()
         if os.path.exists(self.held_file):
             os.unlink(self.held_file)   # the restarted program has its work to finish again
+        if self.scn.hold:
+            open(self.hold_file, "w").close()   # again, after an earlier wait-exit
         self.start_fg("restart", self.restart_argv(args), cwd=self.tmp)
         running = self.wait_progress("the restarted program to run")
         dt = time.monotonic() - t
