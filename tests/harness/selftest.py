@@ -5,7 +5,9 @@
 # naming the differing line) one whose expected output is deliberately wrong; a malformed
 # repeat is BROKEN (status 3). A restarted program that never calls scn_tick() shows its
 # progress by its CPU time (PASS, "progress seen: cpu"); one that neither ticks, prints nor
-# computes after its restart makes the driver FAIL (status 2) naming the lack of progress.
+# computes after its restart makes the driver FAIL (status 2) naming the lack of progress. A
+# workload shorter than its actions passes when held at exit (scenario.h) and is BROKEN (3)
+# up front without the hold.
 # SPDX-License-Identifier: Apache-2.0
 import os
 import subprocess
@@ -58,6 +60,23 @@ actions = ["wait-ready", "sleep 0.2", "checkpoint", "kill", "restart", "wait-exi
         if rc != 2 or "shows no progress" not in out:
             failures.append(f"a restarted program that shows no progress gave {rc}, want 2 "
                             "(FAIL naming it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        # a workload far shorter than its actions (~30 ms vs 1.5 s): held at its exit until
+        # wait-exit, it passes and the late checkpoint is counted as taken after the work
+        short = """
+expect = "pass"
+args = ["3", "10000"]
+timeout = 30
+actions = ["wait-ready", "sleep 1.5", "checkpoint", "wait-exit"]
+"""
+        rc, out = run(build_dir, scratch_scenario(tmp, "held", short))
+        if rc != 0 or "1 of them after the work had ended" not in out:
+            failures.append(f"a short workload with the hold gave {rc}, want PASS counting the "
+                            "checkpoint taken after its work")
+        # the same without the hold: refused up front as too short (BROKEN), deterministically
+        rc, out = run(build_dir, scratch_scenario(tmp, "unheld", "hold = false\n" + short))
+        if rc != 3 or "too short for its actions" not in out:
+            failures.append(f"a short workload without the hold gave {rc}, want 3 (BROKEN, too short)")
     rc, out = run(build_dir, "echo")
     if rc != 0 or "PASS echo" not in out:
         failures.append("the driver did not PASS a scenario with the right expected output")
