@@ -48,9 +48,9 @@ Hold: under ferry, a workload built with scenario.h waits at exit, its output wr
 "wait-exit" (toml `hold = false` turns this off). So a fast machine or an unlucky seed cannot
 end the job before the last checkpoint or kill; checkpoints that find the job held are counted
 ("N of them after the work had ended": lengthen the workload). Without the hold the driver
-refuses, before any action, a workload whose uninterrupted run is shorter than 1.3x the
-longest time the actions may need it alive (every sleep at its maximum, plus 0.4 s per
-checkpoint).
+refuses (BROKEN) a workload whose uninterrupted run is shorter than 1.3x the longest time the
+actions may need it alive (every sleep at its maximum, plus 0.4 s per checkpoint): before
+any action with reference = "first", else once the reference run has ended.
 """
 
 import argparse

@@ -7,7 +7,7 @@
 # progress by its CPU time (PASS, "progress seen: cpu"); one that neither ticks, prints nor
 # computes after its restart makes the driver FAIL (status 2) naming the lack of progress. A
 # workload shorter than its actions passes when held at exit (scenario.h) and is BROKEN (3)
-# up front without the hold.
+# without the hold.
 # SPDX-License-Identifier: Apache-2.0
 import os
 import subprocess
@@ -73,7 +73,7 @@ actions = ["wait-ready", "sleep 1.5", "checkpoint", "wait-exit"]
         if rc != 0 or "1 of them after the work had ended" not in out:
             failures.append(f"a short workload with the hold gave {rc}, want PASS counting the "
                             "checkpoint taken after its work")
-        # the same without the hold: refused up front as too short (BROKEN), deterministically
+        # the same without the hold: BROKEN, naming the workload as too short
         rc, out = run(build_dir, scratch_scenario(tmp, "unheld", "hold = false\n" + short))
         if rc != 3 or "too short for its actions" not in out:
             failures.append(f"a short workload without the hold gave {rc}, want 3 (BROKEN, too short)")
