@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "threads_fixups.hpp"
@@ -94,10 +97,14 @@ MemorySnapshot::~MemorySnapshot() {
 Result<void> MemorySnapshot::discard(FrozenProcess* still_frozen) {
   if (!child_ || child_->tid() < 0) return {};
   const pid_t c = child_->tid();
+  const auto t0 = std::chrono::steady_clock::now();
   // Never detach: the copy would run the process's code a second time.
   ::kill(c, SIGKILL);
   child_->release();
   collect_traced_exit(c);
+  if (const char* e = std::getenv("FERRY_WRITE_TRACE"); e && *e && std::strcmp(e, "0") != 0)
+    std::fprintf(stderr, "ferry snapshot %d of %d: killed and collected in %.3f s\n", c, app_,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (still_frozen) return remote_reap(still_frozen->leader(), app_, ns_child_);
   auto t = ptrace::Tracee::seize(app_);
   if (!t) return {};  // the process exited (its zombie child went to init) or is traced

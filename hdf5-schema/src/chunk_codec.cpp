@@ -84,18 +84,21 @@ void register_zstd_filter() {
 size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out) {
   ZSTD_CCtx* c = thread_cctx();
   if (!c) return 0;
-  out.resize(std::max(out.size(), ZSTD_compressBound(in.size())));
   if (in.size() > 2 * kSampleBytes) {
-    // The sample comes from the middle: the start of a chunk is often a page header.
+    // The sample comes from the middle: the start of a chunk is often a page header. It is
+    // compressed into a small buffer of its own: `out` grows to a whole chunk only for a
+    // chunk that gets compressed.
+    thread_local std::vector<std::byte> sample_out(ZSTD_compressBound(kSampleBytes));
     auto sample = in.subspan(in.size() / 2, kSampleBytes);
     double t0 = thread_cpu_seconds();
-    size_t s = ZSTD_compressCCtx(c, out.data(), out.size(), sample.data(), sample.size(), kZstdLevel);
+    size_t s = ZSTD_compressCCtx(c, sample_out.data(), sample_out.size(), sample.data(), sample.size(), kZstdLevel);
     double cpu = std::max(thread_cpu_seconds() - t0, 1e-6);
     if (ZSTD_isError(s)) return 0;
     double saved = 1.0 - static_cast<double>(s) / static_cast<double>(sample.size());
     if (saved < kMinSampleSaving) return 0;
     if (saved * static_cast<double>(sample.size()) / cpu < kMinSavedRate) return 0;
   }
+  out.resize(std::max(out.size(), ZSTD_compressBound(in.size())));
   size_t n = ZSTD_compressCCtx(c, out.data(), out.size(), in.data(), in.size(), kZstdLevel);
   if (ZSTD_isError(n) || n > in.size() / 20 * 19) return 0;
   return n;

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "chunk_store.hpp"
+#include "chunk_pipeline.hpp"
 #include "ferry/common/fs.hpp"
 #include "ferry/common/unique_fd.hpp"
 #include "ferry/image/names.hpp"
@@ -24,8 +24,8 @@ struct ImageWriter::Impl {
   std::string path;
   h5::Id file;
   uint64_t page_size = 4096;
-  std::unique_ptr<ChunkWriter> pages;
-  std::unique_ptr<ChunkWriter> blob_data;  // created by the first begin_blob
+  std::unique_ptr<ChunkPipeline> pages;
+  std::unique_ptr<ChunkPipeline> blob_data;  // created by the first begin_blob
   std::vector<PageRun> runs;
   std::vector<schema::BlobRow> blobs;
   uint64_t blob_filled = 0;  // bytes received by blobs.back()
@@ -68,7 +68,7 @@ Result<std::unique_ptr<ImageWriter>> ImageWriter::create(const std::string& path
   h5::Id g(H5Gcreate2(impl->file.get(), std::string(n::kMemory).c_str(), H5P_DEFAULT,
                       H5P_DEFAULT, H5P_DEFAULT));
   if (!g) return fail(h5::write_error(path, "create group " + std::string(n::kMemory)));
-  FERRY_TRY(pages, ChunkWriter::create(impl->file.get(), std::string(n::kPages),
+  FERRY_TRY(pages, ChunkPipeline::create(impl->file.get(), std::string(n::kPages),
                                        std::string(n::kPagesXxh3), path));
   impl->pages = std::move(pages);
   return std::unique_ptr<ImageWriter>(new ImageWriter(std::move(impl)));
@@ -107,7 +107,7 @@ Result<uint32_t> ImageWriter::begin_blob(uint64_t size, const std::string& name)
       m.failed = true;
       return fail(h5::write_error(m.path, "create group " + std::string(n::kBlobsGroup)));
     }
-    auto w = ChunkWriter::create(m.file.get(), std::string(n::kBlobsData),
+    auto w = ChunkPipeline::create(m.file.get(), std::string(n::kBlobsData),
                                  std::string(n::kBlobsXxh3), m.path);
     if (!w) {
       m.failed = true;

@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: Apache-2.0
+// ChunkPipeline: caller fills chunks, an encoder pool hashes and compresses the newest queued
+// ones, a writer thread writes the ready or oldest ones and starts their writeback (algorithm
+// in chunk_pipeline.hpp).
+#include "chunk_pipeline.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "ferry/common/hash.hpp"
+#include "tables.hpp"
+
+namespace ferry::image {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+bool trace_enabled() {
+  const char* e = std::getenv("FERRY_WRITE_TRACE");
+  return e && *e && std::strcmp(e, "0") != 0;
+}
+
+// Dataset creation properties of a chunk stream (SCHEMA.md): chunked, the zstd filter in the
+// pipeline (optional: a raw chunk skips it).
+h5::Id make_dcpl() {
+  register_zstd_filter();
+  h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE));
+  hsize_t chunk[1] = {kChunkBytes};
+  H5Pset_chunk(dcpl.get(), 1, chunk);
+  const unsigned level = kZstdLevel;
+  H5Pset_filter(dcpl.get(), kZstdFilter, H5Z_FLAG_OPTIONAL, 1, &level);
+  H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);
+  H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_INCR);
+  return dcpl;
+}
+
+std::string chunk_label(const std::string& path, uint64_t index, uint64_t end) {
+  return path + " chunk " + std::to_string(index) + " (bytes " + std::to_string(index * kChunkBytes) +
+         ".." + std::to_string(end) + ")";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ChunkPipeline>> ChunkPipeline::create(hid_t file, std::string data_path,
+                                                             std::string sums_path,
+                                                             std::string fname) {
+  auto w = std::unique_ptr<ChunkPipeline>(new ChunkPipeline());
+  w->file_ = file;
+  w->data_path_ = std::move(data_path);
+  w->sums_path_ = std::move(sums_path);
+  w->fname_ = std::move(fname);
+  hsize_t dims[1] = {0}, maxdims[1] = {H5S_UNLIMITED};
+  h5::Id space(H5Screate_simple(1, dims, maxdims));
+  h5::Id dcpl = make_dcpl();
+  w->dset_ = h5::Id(H5Dcreate2(file, w->data_path_.c_str(), H5T_STD_U8LE, space.get(),
+                               H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
+  if (!w->dset_) return fail(h5::write_error(w->fname_, "create dataset " + w->data_path_));
+  return w;
+}
+
+ChunkPipeline::~ChunkPipeline() { stop_threads(); }
+
+void ChunkPipeline::stop_threads() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  for (auto& t : encoders_)
+    if (t.joinable()) t.join();
+  encoders_.clear();
+}
+
+uint64_t ChunkPipeline::stored_bytes() const noexcept { return stored_; }
+
+void ChunkPipeline::start_threads() {
+  started_ = true;
+  n_encoders_ = encoder_threads();
+  writer_ = std::thread([this] { writer_loop(); });
+  for (unsigned i = 0; i < n_encoders_; ++i) encoders_.emplace_back([this] { encoder_loop(); });
+}
+
+Result<void> ChunkPipeline::append(std::span<const std::byte> data) {
+  while (!data.empty()) {
+    if (!current_) {
+      // A spare buffer, a new one while fewer than kMaxBuffers exist, else wait for one.
+      auto t0 = Clock::now();
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return error_ || !spare_.empty() || buffers_ < kMaxBuffers; });
+      if (error_) return fail(*error_);
+      if (!spare_.empty()) {
+        current_ = std::move(spare_.back());
+        spare_.pop_back();
+      } else {
+        ++buffers_;
+        lock.unlock();
+        current_ = std::make_unique<Chunk>();
+        current_->data.allocate(kChunkBytes);
+      }
+      t_caller_wait_ += since(t0);
+      current_->used = 0;
+    }
+    Chunk& c = *current_;
+    size_t n = std::min(data.size(), kChunkBytes - c.used);
+    std::memcpy(c.data.data.get() + c.used, data.data(), n);
+    c.used += n;
+    total_ += n;
+    data = data.subspan(n);
+    if (c.used == kChunkBytes) FERRY_TRY_VOID(queue_current());
+  }
+  return {};
+}
+
+Result<void> ChunkPipeline::queue_current() {
+  if (!current_ || current_->used == 0) return {};
+  if (!started_) start_threads();
+  Chunk& c = *current_;
+  if (c.used < kChunkBytes) std::memset(c.data.data.get() + c.used, 0, kChunkBytes - c.used);
+  c.index = next_index_++;
+  c.hashed = false;
+  c.packed_size = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_) return fail(*error_);
+    filled_.push_back(std::move(current_));
+  }
+  cv_.notify_all();
+  return {};
+}
+
+void ChunkPipeline::encoder_loop() {
+  for (;;) {
+    std::unique_ptr<Chunk> c;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !filled_.empty(); });
+      if (filled_.empty()) return;  // stopping, nothing queued
+      c = std::move(filled_.back());
+      filled_.pop_back();
+      ++encoding_;
+    }
+    c->sum = hash::xxh3_64({c->data.data.get(), c->used});
+    c->hashed = true;
+    c->packed_size = zstd_encode({c->data.data.get(), kChunkBytes}, c->packed);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      --encoding_;
+      encoded_.push_back(std::move(c));
+    }
+    cv_.notify_all();
+  }
+}
+
+void ChunkPipeline::writer_loop() {
+  h5::silence_errors();
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // per thread in a thread-safe HDF5
+  for (;;) {
+    std::unique_ptr<Chunk> c;
+    {
+      auto t0 = Clock::now();
+      std::unique_lock<std::mutex> lock(mu_);
+      // A queued chunk is left to an idle encoder (which takes it at once); the writer takes
+      // it raw only while every encoder is busy.
+      cv_.wait(lock, [&] {
+        return !encoded_.empty() || (!filled_.empty() && encoding_ >= n_encoders_) ||
+               (closing_ && filled_.empty() && encoding_ == 0) || stop_;
+      });
+      t_writer_wait_ += since(t0);
+      if (!encoded_.empty()) {
+        c = std::move(encoded_.back());
+        encoded_.pop_back();
+      } else if (!filled_.empty() && (encoding_ >= n_encoders_ || stop_)) {
+        c = std::move(filled_.front());
+        filled_.erase(filled_.begin());
+      } else if (stop_ || (closing_ && filled_.empty() && encoding_ == 0)) {
+        return;  // closing and nothing left (or stopped)
+      } else {
+        continue;
+      }
+    }
+    if (!c->hashed) {
+      c->sum = hash::xxh3_64({c->data.data.get(), c->used});
+      c->hashed = true;
+    }
+    bool failed;  // an earlier write failed, or the stream is abandoned: drop the chunk
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      failed = error_.has_value() || stop_;
+    }
+    if (!failed) {
+      if (auto r = write_chunk(*c); !r) {
+        std::lock_guard<std::mutex> lock(mu_);
+        error_ = r.error();
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      spare_.push_back(std::move(c));
+    }
+    cv_.notify_all();
+  }
+}
+
+Result<void> ChunkPipeline::write_chunk(Chunk& c) {
+  auto t0 = Clock::now();
+  const bool raw = c.packed_size == 0;
+  hsize_t offset[1] = {c.index * kChunkBytes};
+  if (offset[0] + c.used > extent_) {
+    hsize_t extent[1] = {offset[0] + c.used};
+    if (H5Dset_extent(dset_.get(), extent) < 0)
+      return fail(h5::write_error(fname_, "extend dataset " + data_path_));
+    extent_ = extent[0];
+  }
+  const size_t size = raw ? kChunkBytes : c.packed_size;
+  const std::byte* bytes = raw ? c.data.data.get() : c.packed.data();
+  if (H5Dwrite_chunk(dset_.get(), H5P_DEFAULT, raw ? kRawChunkMask : 0, offset, size, bytes) < 0)
+    return fail(h5::write_error(fname_, "write " + chunk_label(data_path_, c.index, offset[0] + c.used)));
+  if (sums_.size() <= c.index) sums_.resize(c.index + 1);
+  sums_[c.index] = c.sum;
+  stored_ += size;
+  raw_chunks_ += raw;
+  packed_chunks_ += !raw;
+  if (c.used < kChunkBytes) tail_raw_ = raw;
+  unsynced_ += size;
+  t_write_ += since(t0);
+  if (unsynced_ >= kWritebackBytes) start_writeback();
+  return {};
+}
+
+void ChunkPipeline::start_writeback() {
+  // Best effort: hand what HDF5 wrote since the last call to the disk, without waiting for it
+  // (it may still wait for room in the device queue: then the disk is the bottleneck and the
+  // queued chunks are compressed meanwhile).
+  auto t0 = Clock::now();
+  unsynced_ = 0;
+  if (!wb_fd_) wb_fd_ = UniqueFd(::open(fname_.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!wb_fd_) return;
+  struct stat st {};
+  if (::fstat(wb_fd_.get(), &st) != 0) return;
+  const auto end = static_cast<uint64_t>(st.st_size);
+  if (end > wb_from_) {
+    (void)::sync_file_range(wb_fd_.get(), static_cast<off_t>(wb_from_),
+                            static_cast<off_t>(end - wb_from_), SYNC_FILE_RANGE_WRITE);
+    wb_from_ = end;
+  }
+  t_writeback_ += since(t0);
+}
+
+Result<void> ChunkPipeline::finish() {
+  auto t0 = Clock::now();
+  const size_t tail = current_ ? current_->used : 0;
+  FERRY_TRY_VOID(queue_current());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closing_ = true;
+  }
+  cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  stop_threads();
+  double drain = since(t0);
+  if (error_) return fail(*error_);
+  if (tail > 0 && tail_raw_) {
+    hsize_t coord[1] = {(sums_.size() - 1) * kChunkBytes};
+    unsigned mask = 0;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info_by_coord(dset_.get(), coord, &mask, &addr, &size) >= 0 &&
+        addr != HADDR_UNDEF && size == kChunkBytes) {
+      constexpr uint64_t kBlock = 4096;
+      uint64_t begin = (addr + tail + kBlock - 1) / kBlock * kBlock;
+      uint64_t end = (addr + size) / kBlock * kBlock;
+      if (end > begin) padding_ = {begin, end - begin};
+    }
+    h5::take_error();
+  }
+  hsize_t dims[1] = {sums_.size()};
+  FERRY_TRY_VOID(tables::write_array(file_, sums_path_, tables::Col::u64, sums_.data(), dims, fname_));
+  if (!dset_.reset()) return fail(h5::write_error(fname_, "close dataset " + data_path_));
+  if (trace_enabled())
+    std::fprintf(stderr,
+                 "ferry write %s:%s: %llu chunks (%llu zstd), %llu -> %llu bytes; writer: write %.3f s, "
+                 "writeback %.3f s, idle %.3f s; caller waited %.3f s for buffers; drain at finish %.3f s\n",
+                 fname_.c_str(), data_path_.c_str(), static_cast<unsigned long long>(sums_.size()),
+                 static_cast<unsigned long long>(packed_chunks_), static_cast<unsigned long long>(total_),
+                 static_cast<unsigned long long>(stored_), t_write_, t_writeback_, t_writer_wait_,
+                 t_caller_wait_, drain);
+  spare_.clear();
+  filled_.clear();
+  encoded_.clear();
+  return {};
+}
+
+}  // namespace ferry::image

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+// ChunkPipeline: the write side of a chunk stream (SCHEMA.md "Chunk streams"; the read side is
+// ChunkReader in chunk_store.hpp). Three stages run at once, so reading the process, hashing
+// and compressing, and the disk overlap instead of taking turns:
+//
+//   caller thread:  append() copies bytes into the current 4 MiB chunk buffer; a full chunk is
+//                   queued (`filled`). It blocks only when every buffer is in flight
+//                   (kMaxBuffers chunks: back-pressure from the disk).
+//   encoder pool:   (encoder_threads(), chunk_codec.hpp) an idle worker takes the NEWEST
+//                   queued chunk (the one the writer would reach last), hashes it and encodes
+//                   it (zstd if its sample says that pays, else raw) and hands it to the writer.
+//   writer thread:  writes chunks the encoders finished first; while every encoder is busy it
+//                   takes the OLDEST queued chunk, hashes it and writes it raw: compression
+//                   never holds a chunk back that the writer could write, and the writer never
+//                   waits for an encoder while a chunk is ready. Each chunk goes to HDF5 with
+//                   H5Dwrite_chunk at its own offset (file order does not matter); every
+//                   kWritebackBytes the new end of the file is handed to the disk
+//                   (sync_file_range WRITE, never waiting), so the final fsync finds little
+//                   left and the disk writes while the process is still being read.
+//
+// HDF5 (built thread-safe here) is called by the writer thread while the stream is open and by
+// the caller only before the first chunk and after finish() joined the writer.
+// FERRY_WRITE_TRACE=1 prints one line per stream at finish: chunks raw/compressed, bytes, and
+// the seconds each stage spent working and waiting.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "chunk_store.hpp"
+#include "ferry/common/result.hpp"
+#include "ferry/common/unique_fd.hpp"
+
+namespace ferry::image {
+
+class ChunkPipeline {
+public:
+  // Creates the dataset `data_path` (extent 0, unlimited, the stream's filter pipeline) in
+  // `file` (the image at `fname`).
+  static Result<std::unique_ptr<ChunkPipeline>> create(hid_t file, std::string data_path,
+                                                       std::string sums_path, std::string fname);
+  ~ChunkPipeline();  // stops and joins the threads (a stream not finished is abandoned)
+  ChunkPipeline(const ChunkPipeline&) = delete;
+  ChunkPipeline& operator=(const ChunkPipeline&) = delete;
+
+  // Copies `data` into the stream. Fails with the writer's error once a write failed.
+  Result<void> append(std::span<const std::byte> data);
+  // Queues the partial last chunk, waits for every chunk to be written, writes the checksums
+  // dataset and closes the dataset.
+  Result<void> finish();
+
+  uint64_t size() const noexcept { return total_; }
+  // Encoded bytes handed to HDF5 (exact after finish()).
+  uint64_t stored_bytes() const noexcept;
+  // The zero padding of a raw partial last chunk as a file range (see ChunkWriter::padding).
+  ChunkWriter::Range padding() const noexcept { return padding_; }
+
+  // At most this many chunk buffers (4 MiB each) per stream: the caller's, the queued ones,
+  // the ones being encoded or written.
+  static constexpr unsigned kMaxBuffers = 12;
+  // Writeback of the file is started each time this many bytes were written.
+  static constexpr uint64_t kWritebackBytes = uint64_t{16} << 20;
+
+private:
+  struct Chunk {
+    uint64_t index = 0;
+    ChunkBuffer data;
+    size_t used = 0;
+    uint64_t sum = 0;
+    bool hashed = false;
+    std::vector<std::byte> packed;
+    size_t packed_size = 0;  // 0: raw
+  };
+  ChunkPipeline() = default;
+  Result<void> queue_current();
+  void start_threads();
+  void writer_loop();
+  void encoder_loop();
+  // Writer thread only.
+  Result<void> write_chunk(Chunk& c);
+  void start_writeback();
+  void stop_threads();
+
+  hid_t file_ = H5I_INVALID_HID;
+  std::string data_path_, sums_path_, fname_;
+  h5::Id dset_;
+
+  // Caller side.
+  std::unique_ptr<Chunk> current_;
+  uint64_t total_ = 0;
+  uint64_t next_index_ = 0;
+  bool started_ = false;
+  ChunkWriter::Range padding_;
+
+  // Shared, under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Chunk>> filled_;   // queued, oldest first
+  std::vector<std::unique_ptr<Chunk>> encoded_;  // hashed and encoded, for the writer
+  std::vector<std::unique_ptr<Chunk>> spare_;    // written; buffers to reuse
+  unsigned buffers_ = 0;   // chunk buffers allocated
+  unsigned encoding_ = 0;  // chunks held by encoders
+  unsigned n_encoders_ = 0;
+  bool closing_ = false;   // no more chunks will be queued
+  bool stop_ = false;
+  std::optional<Error> error_;
+
+  // Writer thread side (read by the caller after the join).
+  std::vector<uint64_t> sums_;
+  std::atomic<uint64_t> stored_{0};
+  uint64_t extent_ = 0;
+  uint64_t raw_chunks_ = 0, packed_chunks_ = 0;
+  bool tail_raw_ = false;
+  UniqueFd wb_fd_;
+  uint64_t wb_from_ = 0, unsynced_ = 0;
+  double t_write_ = 0, t_writeback_ = 0, t_writer_wait_ = 0, t_caller_wait_ = 0;
+
+  std::thread writer_;
+  std::vector<std::thread> encoders_;
+};
+
+}  // namespace ferry::image
