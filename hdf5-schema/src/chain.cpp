@@ -50,17 +50,32 @@ public:
   const ProcessImage& image() const override { return merged_; }
 
   Result<void> read_pages(uint64_t addr, std::span<std::byte> out) override {
-    auto it = std::upper_bound(segs_.begin(), segs_.end(), addr,
-                               [](uint64_t a, const Segment& s) { return a < s.addr; });
-    if (it != segs_.begin()) {
-      Segment& s = *(it - 1);
-      if (addr < s.end && out.size() <= s.end - addr) {
-        s.read = true;
-        return s.src < 0 ? top_->read_pages(addr, out) : base_read(s.src, addr, out);
+    FERRY_TRY(s, segment(addr, out.size()));
+    s->read = true;
+    return s->src < 0 ? top_->read_pages(addr, out) : base_read(s->src, addr, out);
+  }
+
+  // Consecutive reads from one image go to it together (it may merge them into whole chunks).
+  Result<void> read_pages_v(std::span<const PageRead> reads) override {
+    for (size_t i = 0; i < reads.size();) {
+      FERRY_TRY(s, segment(reads[i].addr, reads[i].out.size()));
+      s->read = true;
+      const int src = s->src;
+      size_t j = i + 1;
+      for (; j < reads.size(); ++j) {
+        FERRY_TRY(t, segment(reads[j].addr, reads[j].out.size()));
+        if (t->src != src) break;
+        t->read = true;
       }
+      auto group = reads.subspan(i, j - i);
+      if (src < 0) {
+        FERRY_TRY_VOID(top_->read_pages_v(group));
+      } else if (auto r = bases_[static_cast<size_t>(src)]->read_pages_v(group); !r) {
+        return fail(r.error().wrap(base_name(src)));
+      }
+      i = j;
     }
-    return fail(errc::image_corrupt, top_->path() + ": no page run or reference covers " +
-                                         std::to_string(out.size()) + " bytes at address " + hex(addr));
+    return {};
   }
 
   // Stores: 0 the top image's pages, 1 + i base i's.
@@ -90,10 +105,26 @@ public:
   }
 
 private:
+  // The segment holding [addr, addr+size).
+  Result<Segment*> segment(uint64_t addr, uint64_t size) {
+    auto it = std::upper_bound(segs_.begin(), segs_.end(), addr,
+                               [](uint64_t a, const Segment& s) { return a < s.addr; });
+    if (it != segs_.begin()) {
+      Segment& s = *(it - 1);
+      if (addr < s.end && size <= s.end - addr) return &s;
+    }
+    return fail(errc::image_corrupt, top_->path() + ": no page run or reference covers " +
+                                         std::to_string(size) + " bytes at address " + hex(addr));
+  }
+
+  std::string base_name(int b) const {
+    return "generation " + std::to_string(merged_.bases[static_cast<size_t>(b)].generation) + " (" +
+           bases_[static_cast<size_t>(b)]->path() + "), needed by " + top_->path();
+  }
+
   Result<void> base_read(int b, uint64_t addr, std::span<std::byte> out) {
     auto r = bases_[static_cast<size_t>(b)]->read_pages(addr, out);
-    if (!r) return fail(r.error().wrap("generation " + std::to_string(merged_.bases[static_cast<size_t>(b)].generation) +
-                                       " (" + bases_[static_cast<size_t>(b)]->path() + "), needed by " + top_->path()));
+    if (!r) return fail(r.error().wrap(base_name(b)));
     return {};
   }
 

@@ -11,7 +11,8 @@
 // while we read.
 // Algorithm (reader): a read covering a whole chunk from its start reads it straight into the
 // caller's buffer (H5Dread_chunk: one pread for a raw chunk), decodes it there if it is encoded
-// and checks its XXH3; a partial read loads the chunk into a one-chunk cache first. So a caller
+// and checks its XXH3; a partial read loads the chunk into a one-chunk cache first (one per
+// thread, shared by all readers). So a caller
 // reading chunk-aligned ranges (the restore's page filler) copies each byte once.
 #include "chunk_store.hpp"
 
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "ferry/common/hash.hpp"
@@ -48,6 +50,24 @@ h5::Id make_dcpl() {
   H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_INCR);
   return dcpl;
 }
+
+// The one-chunk cache and the scratch for encoded chunks, shared by every ChunkReader of a
+// thread: a restore reads image after image (a chain's bases in turn), so one hot buffer
+// serves them all. One per reader cost a page fault per page of each buffer (and, on this VM,
+// another on the first user read of each page the kernel filled): per perf a chain of 11
+// images read and hashed every byte ~1.5x dearer than one image did.
+struct ReadScratch {
+  ChunkBuffer cache, stored;
+  uint64_t owner = 0;  // ChunkReader::id_ whose chunk `cache` holds (0: none)
+  uint64_t index = UINT64_MAX;
+};
+
+ReadScratch& scratch() {
+  thread_local ReadScratch s;
+  return s;
+}
+
+std::atomic<uint64_t> next_reader_id{1};
 
 std::string chunk_label(const std::string& path, uint64_t index, size_t chunk, uint64_t size) {
   uint64_t begin = index * chunk;
@@ -222,6 +242,7 @@ Result<std::unique_ptr<ChunkReader>> ChunkReader::open(hid_t file, std::string d
                                                        uint64_t expected_size,
                                                        std::string fname) {
   auto r = std::unique_ptr<ChunkReader>(new ChunkReader());
+  r->id_ = next_reader_id.fetch_add(1);
   r->data_path_ = std::move(data_path);
   r->fname_ = std::move(fname);
   const std::string& f = r->fname_;
@@ -286,7 +307,7 @@ Result<std::unique_ptr<ChunkReader>> ChunkReader::open(hid_t file, std::string d
 }
 
 // Reads chunk `index` into dst (room for chunk_ bytes), decodes it and checks its checksum. A
-// raw chunk (the usual case) is read straight into dst; an encoded one through stored_.
+// raw chunk (the usual case) is read straight into dst; an encoded one through the scratch.
 Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
   std::string label = chunk_label(data_path_, index, chunk_, size_);
   hsize_t offset[1] = {index * chunk_};
@@ -295,9 +316,10 @@ Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
     return fail(h5::corrupt(fname_, "missing " + label));
   if (stored_size > kMaxChunkBytes)
     return fail(errc::image_corrupt, "image " + fname_ + ": oversized " + label);
+  ChunkBuffer& stored = scratch().stored;
   const bool chunk_sized = stored_size == chunk_;
-  if (!chunk_sized) stored_.allocate(std::max<size_t>(chunk_, stored_size));
-  std::byte* into = chunk_sized ? dst : stored_.data.get();
+  if (!chunk_sized && stored.size < stored_size) stored.allocate(std::max<size_t>(chunk_, stored_size));
+  std::byte* into = chunk_sized ? dst : stored.data.get();
   uint32_t mask = 0;
   if (H5Dread_chunk(dset_.get(), H5P_DEFAULT, offset, &mask, into) < 0)
     return fail(h5::corrupt(fname_, "cannot read " + label));
@@ -308,10 +330,10 @@ Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
   } else {
     if (!zstd_ || mask != 0) return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
     if (chunk_sized) {  // a frame exactly one chunk long: the writer stores such chunks raw
-      stored_.allocate(chunk_);
-      std::memcpy(stored_.data.get(), dst, chunk_);
+      if (stored.size < chunk_) stored.allocate(chunk_);
+      std::memcpy(stored.data.get(), dst, chunk_);
     }
-    if (!zstd_decode({stored_.data.get(), static_cast<size_t>(stored_size)}, {dst, chunk_}))
+    if (!zstd_decode({stored.data.get(), static_cast<size_t>(stored_size)}, {dst, chunk_}))
       return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
   }
   size_t used = static_cast<size_t>(std::min<uint64_t>(chunk_, size_ - index * chunk_));
@@ -321,12 +343,26 @@ Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
   return {};
 }
 
+ChunkReader::~ChunkReader() { forget(); }
+
+bool ChunkReader::cached(uint64_t index) const {
+  const ReadScratch& s = scratch();
+  return s.owner == id_ && s.index == index;
+}
+
+void ChunkReader::forget() {
+  ReadScratch& s = scratch();
+  if (s.owner == id_) s.owner = 0;
+}
+
 Result<void> ChunkReader::load(uint64_t index) {
-  if (index == cached_) return {};
-  cached_ = UINT64_MAX;
-  cache_.allocate(chunk_);
-  FERRY_TRY_VOID(fetch(index, cache_.data.get()));
-  cached_ = index;
+  if (cached(index)) return {};
+  ReadScratch& s = scratch();
+  s.owner = 0;
+  if (s.cache.size < chunk_) s.cache.allocate(chunk_);
+  FERRY_TRY_VOID(fetch(index, s.cache.data.get()));
+  s.owner = id_;
+  s.index = index;
   return {};
 }
 
@@ -338,8 +374,8 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
   while (!out.empty()) {
     uint64_t index = offset / chunk_;
     size_t in = static_cast<size_t>(offset - index * chunk_);
-    if (in == 0 && out.size() >= chunk_ && index != cached_) {
-      // A whole chunk: read, decode and check it in the caller's buffer (no copy via cache_).
+    if (in == 0 && out.size() >= chunk_ && !cached(index)) {
+      // A whole chunk: read, decode and check it in the caller's buffer (no copy via the cache).
       FERRY_TRY_VOID(fetch(index, out.data()));
       out = out.subspan(chunk_);
       offset += chunk_;
@@ -347,7 +383,7 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
     }
     FERRY_TRY_VOID(load(index));
     size_t n = std::min(out.size(), chunk_ - in);
-    std::memcpy(out.data(), cache_.data.get() + in, n);
+    std::memcpy(out.data(), scratch().cache.data.get() + in, n);
     out = out.subspan(n);
     offset += n;
   }
@@ -357,7 +393,7 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
 Result<void> ChunkReader::verify_unread() {
   for (uint64_t i = 0; i < sums_.size(); ++i) {
     if (checked_[i]) continue;
-    cached_ = UINT64_MAX;
+    forget();
     FERRY_TRY_VOID(load(i));
   }
   return {};
@@ -365,7 +401,7 @@ Result<void> ChunkReader::verify_unread() {
 
 Result<void> ChunkReader::verify_all() {
   for (uint64_t i = 0; i < sums_.size(); ++i) {
-    cached_ = UINT64_MAX;  // force a fresh read and check
+    forget();  // force a fresh read and check
     FERRY_TRY_VOID(load(i));
   }
   return {};

@@ -115,7 +115,7 @@ private:
 
 // Random and sequential reads; every chunk is checked on load. A read that covers a whole chunk
 // from its start gets it straight in the caller's buffer (read, decoded and checked there);
-// other reads go through a one-chunk cache.
+// other reads go through a one-chunk cache, one per thread shared by all readers.
 class ChunkReader {
 public:
   // Opens both datasets, checks shapes: the extent must equal `expected_size` and the
@@ -123,6 +123,7 @@ public:
   static Result<std::unique_ptr<ChunkReader>> open(hid_t file, std::string data_path,
                                                    std::string sums_path, uint64_t expected_size,
                                                    std::string fname);
+  ~ChunkReader();
   Result<void> read(uint64_t offset, std::span<std::byte> out);
   // Loads and checks every chunk in order; memory stays one chunk.
   Result<void> verify_all();
@@ -133,16 +134,18 @@ public:
   size_t chunk_bytes() const noexcept { return chunk_; }
 
 private:
+  ChunkReader() = default;
   Result<void> fetch(uint64_t index, std::byte* dst);
   Result<void> load(uint64_t index);
+  bool cached(uint64_t index) const;
+  void forget();  // drop our chunk from the thread's cache
+  uint64_t id_ = 0;
   std::string data_path_, fname_;
   bool zstd_ = false;  // the dataset's pipeline holds the zstd filter (schema 1.3)
   h5::Id dset_;
   size_t chunk_ = 0;
   uint64_t size_ = 0;
   std::vector<uint64_t> sums_;
-  ChunkBuffer stored_, cache_;
-  uint64_t cached_ = UINT64_MAX;
   std::vector<bool> checked_;  // chunk i passed its checksum once
 };
 

@@ -486,20 +486,51 @@ Result<void> ImageReader::Impl::check_blobs(uint64_t& total) {
 
 const ProcessImage& ImageReader::image() const { return impl_->image; }
 
-Result<void> ImageReader::read_pages(uint64_t addr, std::span<std::byte> out) {
-  Impl& m = *impl_;
-  const auto& runs = m.image.page_runs;
-  uint64_t ps = m.image.header.page_size;
-  auto it = std::upper_bound(m.runs_by_addr.begin(), m.runs_by_addr.end(), addr,
+namespace {
+
+// The offset in /memory/pages of [addr, addr+size), which must lie inside one page run.
+Result<uint64_t> stream_offset(const ProcessImage& image, const std::vector<size_t>& runs_by_addr,
+                               uint64_t addr, uint64_t size, const std::string& path) {
+  const auto& runs = image.page_runs;
+  uint64_t ps = image.header.page_size;
+  auto it = std::upper_bound(runs_by_addr.begin(), runs_by_addr.end(), addr,
                              [&](uint64_t a, size_t idx) { return a < runs[idx].addr; });
-  if (it != m.runs_by_addr.begin()) {
+  if (it != runs_by_addr.begin()) {
     const PageRun& r = runs[*(it - 1)];
     uint64_t end = r.addr + r.npages * ps;
-    if (addr >= r.addr && addr <= end && out.size() <= end - addr)
-      return m.pages->read(r.offset + (addr - r.addr), out);
+    if (addr >= r.addr && addr <= end && size <= end - addr) return r.offset + (addr - r.addr);
   }
-  return fail(m.err(errc::image_corrupt, "no page run covers " + std::to_string(out.size()) +
-                                             " bytes at address " + hex(addr)));
+  return fail(errc::image_corrupt, "image " + path + ": no page run covers " + std::to_string(size) +
+                                       " bytes at address " + hex(addr));
+}
+
+}  // namespace
+
+Result<void> ImageReader::read_pages(uint64_t addr, std::span<std::byte> out) {
+  Impl& m = *impl_;
+  FERRY_TRY(off, stream_offset(m.image, m.runs_by_addr, addr, out.size(), m.path));
+  return m.pages->read(off, out);
+}
+
+Result<void> ImageReader::read_pages_v(std::span<const PageRead> reads) {
+  Impl& m = *impl_;
+  // Reads adjacent in the stream and in memory become one read (whole chunks go straight in).
+  uint64_t off = 0;
+  std::byte* at = nullptr;
+  size_t len = 0;
+  for (const auto& r : reads) {
+    FERRY_TRY(o, stream_offset(m.image, m.runs_by_addr, r.addr, r.out.size(), m.path));
+    if (len > 0 && o == off + len && r.out.data() == at + len) {
+      len += r.out.size();
+      continue;
+    }
+    if (len > 0) FERRY_TRY_VOID(m.pages->read(off, {at, len}));
+    off = o;
+    at = r.out.data();
+    len = r.out.size();
+  }
+  if (len > 0) FERRY_TRY_VOID(m.pages->read(off, {at, len}));
+  return {};
 }
 
 StoragePos ImageReader::storage_pos(uint64_t addr) const {

@@ -37,6 +37,12 @@ struct StoragePos {
   uint64_t chunk = 0;
 };
 
+// One read of ImageSource::read_pages_v: the bytes of the pages at addr into out.
+struct PageRead {
+  uint64_t addr = 0;
+  std::span<std::byte> out;
+};
+
 class ImageSource {
 public:
   virtual ~ImageSource() = default;
@@ -49,6 +55,13 @@ public:
   // (store, offset), in pieces that start and end on chunk boundaries, reads each chunk once
   // and straight into the caller's buffer. Default: one store in address order, no chunks.
   virtual StoragePos storage_pos(uint64_t addr) const { return {0, addr, 0}; }
+  // Several read_pages at once (same checks). Reads that follow each other both in storage
+  // and in memory (as the restore's page filler lays them out) may become one read, so whole
+  // chunks go straight into `out`. Default: one read_pages each.
+  virtual Result<void> read_pages_v(std::span<const PageRead> reads) {
+    for (const auto& r : reads) FERRY_TRY_VOID(read_pages(r.addr, r.out));
+    return {};
+  }
   // Reads blob bytes [offset, offset+out.size()).
   virtual Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) = 0;
   // Reads every chunk of pages and blobs and checks its checksum, without keeping them.

@@ -43,6 +43,7 @@ public:
   const ProcessImage& image() const override;
   Result<void> read_pages(uint64_t addr, std::span<std::byte> out) override;
   StoragePos storage_pos(uint64_t addr) const override;
+  Result<void> read_pages_v(std::span<const PageRead> reads) override;
   Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) override;
   Result<void> verify_all() override;
   Result<void> verify_unread() override;
