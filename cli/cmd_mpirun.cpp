@@ -236,6 +236,17 @@ struct Front {
     return out;
   }
 
+  // Removes the partial generation `dir`. The proxies' rank supervisors may be removing their
+  // rank directories inside it at the same moment ("abort DIR" of a given-up round), and one
+  // remove_all that meets a file the other removed first stops there: retry until it is gone.
+  void abandon(uint64_t gen, const std::string& dir) {
+    for (int i = 0; i < 50; ++i) {
+      store.abandon_generation(job.id, gen);
+      if (::access(dir.c_str(), F_OK) != 0) return;
+      ::usleep(100 * 1000);
+    }
+  }
+
   std::string kept_generation() {
     auto gens = store.generations(job.id);
     return gens && !gens->empty() ? "generation " + std::to_string(gens->back()) + " stays the newest"
@@ -262,7 +273,7 @@ struct Front {
     write_all(rank0_fd, "checkpoint " + std::to_string(gen) + " " + dir + " " + std::to_string(timeout_ms) + " " +
                             round + "\n");
     auto abandoned = [&](const std::string& why) {
-      store.abandon_generation(job.id, gen);
+      abandon(gen, dir);
       return "error " + std::to_string(kExitUnsupported) + " checkpoint of job " + job.id + " abandoned, generation " +
              std::to_string(gen) + " not committed: " + why + "; " + kept_generation() + "; the job continues";
     };
@@ -271,7 +282,7 @@ struct Front {
     if (line.rfind("dumped ", 0) != 0 ||
         std::sscanf(line.c_str(), "dumped %*s %llu %llu %llu", &failed, &image, &memory) != 3) {
       if (line.empty() && rank0_fd < 0) {
-        store.abandon_generation(job.id, gen);
+        abandon(gen, dir);
         return "error " + std::to_string(kExitInternal) + " checkpoint of job " + job.id + " abandoned, generation " +
                std::to_string(gen) + " not committed: rank 0's proxy went away during the checkpoint (a rank or " +
                "its node was lost and mpirun ended the job); " + kept_generation();
@@ -293,7 +304,7 @@ struct Front {
                                                                         : name_ranks(ranks) + " did not answer";
         return abandoned(what + " did not complete within " + seconds(ms) + ": " + who);
       }
-      store.abandon_generation(job.id, gen);
+      abandon(gen, dir);
       std::string why = line.rfind("failed ", 0) == 0 ? line.substr(line.find(' ', 7) + 1) : line;
       return "error " + std::to_string(kExitUnsupported) + " " + why;
     }
@@ -325,7 +336,7 @@ struct Front {
     write_all(rank0_fd, std::string(decision) + " " + round + "\n");
     std::string done = read_round_line(round, Clock::now() + std::chrono::milliseconds(kFrontMarginMs + 30'000));
     if (!commit_error.empty()) {
-      store.abandon_generation(job.id, gen);
+      abandon(gen, dir);
       return "error " + std::to_string(kExitIo) + " checkpoint job " + job.id + " generation " + std::to_string(gen) +
              ": " + commit_error;
     }
