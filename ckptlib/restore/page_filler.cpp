@@ -12,7 +12,7 @@
 //      against 0.9-1.1 s for process_vm_writev, and the program's first touch of its pages
 //      after that is cheaper too). Any failure there: process_vm_writev for everything.
 //   3. This thread reads batches of kCopyBatch bytes, each with one read_pages_v (each chunk
-//      checked against its checksum; pieces cut at chunk boundaries when a batch is full, and
+//      checked against its checksum; batches end on chunk boundaries, and
 //      pieces adjacent in storage read as one, so whole chunks go straight into the batch, no
 //      copy via the reader's cache). A writer thread moves each finished
 //      batch into the child (UFFDIO_COPY per piece in a registered region, one
@@ -158,14 +158,19 @@ public:
         FERRY_TRY_VOID(submit());
         continue;
       }
-      uint64_t n = std::min<uint64_t>(len, kCopyBatch - cur_->used);
-      if (n < len && pos.chunk > 0 && pos.chunk <= kCopyBatch) {
-        // Cut at the last chunk boundary that fits, so the next batch starts on one and the
-        // reader reads whole chunks straight into it; none fits: start a fresh batch.
-        uint64_t end = (pos.offset + n) / pos.chunk * pos.chunk;
-        if (end > pos.offset) {
-          n = end - pos.offset;
-        } else if (cur_->used > 0) {
+      const uint64_t space = kCopyBatch - cur_->used;
+      uint64_t n = std::min<uint64_t>(len, space);
+      bool ends_batch = false;
+      if (pos.chunk > 0 && pos.chunk <= kCopyBatch) {
+        // End each batch on a chunk boundary, so the next starts on one and the reader reads
+        // whole chunks straight into it: at the last boundary this piece reaches if less than
+        // a chunk of room would be left after it; a piece with no boundary that does not fit
+        // goes to a fresh batch.
+        uint64_t boundary = (pos.offset + n) / pos.chunk * pos.chunk;
+        if (boundary > pos.offset && space - (boundary - pos.offset) < pos.chunk) {
+          n = boundary - pos.offset;
+          ends_batch = true;
+        } else if (n < len && cur_->used > 0) {
           FERRY_TRY_VOID(submit());
           continue;
         }
@@ -178,6 +183,7 @@ public:
       pos.offset += n;
       len -= n;
       total_ += n;
+      if (ends_batch) FERRY_TRY_VOID(submit());
     }
     return {};
   }
