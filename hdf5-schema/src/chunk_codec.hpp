@@ -2,7 +2,7 @@
 // How one chunk of a chunk stream is encoded: zstd (HDF5 registered filter 32015, a plain
 // zstd frame with the content size in its header, the format of the community HDF5 zstd
 // plugin, so h5dump/h5py with that plugin read the images), or raw when compression would not
-// pay. And the thread pool that encodes chunks beside the thread writing them.
+// pay. And a small FIFO worker pool, and the number of encoder threads of chunk_pipeline.hpp.
 //
 // Encoding rule (zstd_encode): compress a 64 KiB sample from the middle of the chunk first and
 // time it. The chunk is stored raw, without compressing the rest, unless the sample shrank by
@@ -68,9 +68,9 @@ private:
   std::vector<std::thread> threads_;
 };
 
-// Workers for chunk encoding: one per CPU but one (the writing thread needs a CPU of its own:
-// it reads the process and hands chunks to HDF5), at least 1, at most 8. FERRY_ENCODERS=N
-// overrides it (0: never compress).
+// Workers for chunk encoding: one per CPU but one (the caller reading the process needs a CPU
+// of its own; the writer thread mostly waits for the kernel), at least 1, at most 8.
+// FERRY_ENCODERS=N overrides it (0: never compress).
 unsigned encoder_threads();
 
 }  // namespace ferry::image

@@ -8,6 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
 #include "chunk_pipeline.hpp"
 #include "ferry/common/fs.hpp"
 #include "ferry/common/unique_fd.hpp"
@@ -209,7 +214,11 @@ Result<void> ImageWriter::Impl::finish(const ProcessImage& image) {
       if (h.len > 0)
         (void)::fallocate(fd.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                           static_cast<off_t>(h.offset), static_cast<off_t>(h.len));
+    const auto t0 = std::chrono::steady_clock::now();
     if (::fsync(fd.get()) != 0) return fail_errno("fsync image " + path);
+    if (const char* e = std::getenv("FERRY_WRITE_TRACE"); e && *e && std::strcmp(e, "0") != 0)
+      std::fprintf(stderr, "ferry write %s: fsync %.3f s\n", path.c_str(),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   FERRY_TRY_VOID(fs::fsync_parent(path));
   finished = true;
