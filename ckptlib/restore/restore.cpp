@@ -20,9 +20,10 @@
 //   3. Pre-PONR, by remote syscalls through G (ChildBuilder): all signals blocked; the
 //      inherited rseq registration dropped (the kernel would write into memory we unmap);
 //      RLIMIT_NOFILE soft raised to hard; regions built writable at their planned
-//      addresses; page bytes copied (kCopyBatch at a time, process_vm_writev; dense anonymous
-//      regions advised MADV_HUGEPAGE first unless opt.huge_pages is off, see
-//      child_builder.cpp); with opt.checksums_while_filling every chunk was checked as it
+//      addresses; page bytes copied (page_filler.cpp: read in storage order kCopyBatch at a
+//      time while a second thread places them, UFFDIO_COPY into private anonymous regions,
+//      process_vm_writev elsewhere; dense anonymous regions advised MADV_HUGEPAGE first
+//      with opt.huge_pages); with opt.checksums_while_filling every chunk was checked as it
 //      was read and the unread ones are checked now (verify_unread); fds reopened
 //      at their numbers (regular, deleted, memfd, directory, /dev/*; writable regular
 //      files truncated back to their checkpoint size); dispositions of all 64 signals,
