@@ -81,7 +81,7 @@ void register_zstd_filter() {
   (void)done;
 }
 
-size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out) {
+size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out, double min_saved_rate) {
   ZSTD_CCtx* c = thread_cctx();
   if (!c) return 0;
   if (in.size() > 2 * kSampleBytes) {
@@ -90,13 +90,19 @@ size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out) {
     // chunk that gets compressed.
     thread_local std::vector<std::byte> sample_out(ZSTD_compressBound(kSampleBytes));
     auto sample = in.subspan(in.size() / 2, kSampleBytes);
+    // A thread's first compression also allocates and first-touches its context: not timed.
+    thread_local bool warm = false;
+    if (!warm) {
+      (void)ZSTD_compressCCtx(c, sample_out.data(), sample_out.size(), sample.data(), sample.size(), kZstdLevel);
+      warm = true;
+    }
     double t0 = thread_cpu_seconds();
     size_t s = ZSTD_compressCCtx(c, sample_out.data(), sample_out.size(), sample.data(), sample.size(), kZstdLevel);
     double cpu = std::max(thread_cpu_seconds() - t0, 1e-6);
     if (ZSTD_isError(s)) return 0;
     double saved = 1.0 - static_cast<double>(s) / static_cast<double>(sample.size());
     if (saved < kMinSampleSaving) return 0;
-    if (saved * static_cast<double>(sample.size()) / cpu < kMinSavedRate) return 0;
+    if (saved * static_cast<double>(sample.size()) / cpu < std::max(kMinSavedRate, min_saved_rate)) return 0;
   }
   out.resize(std::max(out.size(), ZSTD_compressBound(in.size())));
   size_t n = ZSTD_compressCCtx(c, out.data(), out.size(), in.data(), in.size(), kZstdLevel);

@@ -43,8 +43,12 @@ inline constexpr double kMinSampleSaving = 0.10;
 inline constexpr double kMinSavedRate = 100e6;  // bytes saved per CPU-second of compression
 
 // Compresses `in` into `out` (resized as needed) when that pays; returns the compressed size,
-// or 0 to store the chunk raw. Thread-safe (one zstd context per thread).
-size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out);
+// or 0 to store the chunk raw. `min_saved_rate` (bytes saved per CPU-second of compression,
+// at least kMinSavedRate) lets the caller demand more: the chunk pipeline passes the rate at
+// which its writer actually writes, so a chunk is compressed only when compressing it takes
+// less time than writing the bytes it saves. Thread-safe (one zstd context per thread).
+size_t zstd_encode(std::span<const std::byte> in, std::vector<std::byte>& out,
+                   double min_saved_rate = kMinSavedRate);
 // Decompresses one zstd frame into exactly out.size() bytes; false if the frame is damaged
 // or its content size differs.
 bool zstd_decode(std::span<const std::byte> in, std::span<std::byte> out);

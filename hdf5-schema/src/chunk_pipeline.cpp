@@ -152,7 +152,7 @@ void ChunkPipeline::encoder_loop() {
     }
     c->sum = hash::xxh3_64({c->data.data.get(), c->used});
     c->hashed = true;
-    c->packed_size = zstd_encode({c->data.data.get(), kChunkBytes}, c->packed);
+    c->packed_size = zstd_encode({c->data.data.get(), kChunkBytes}, c->packed, writer_rate_.load());
     {
       std::lock_guard<std::mutex> lock(mu_);
       --encoding_;
@@ -234,6 +234,7 @@ Result<void> ChunkPipeline::write_chunk(Chunk& c) {
   if (c.used < kChunkBytes) tail_raw_ = raw;
   unsynced_ += size;
   t_write_ += since(t0);
+  if (t_write_ > 0) writer_rate_.store(static_cast<double>(stored_.load()) / t_write_);
   if (unsynced_ >= kWritebackBytes) start_writeback();
   return {};
 }
