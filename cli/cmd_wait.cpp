@@ -6,10 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <iostream>
 #include <stdexcept>
-#include <thread>
 
 #include "commands.hpp"
 #include "coordinator_client.hpp"
@@ -19,6 +17,7 @@
 #include "exit_status.hpp"
 #include "options.hpp"
 #include "restart_outcome.hpp"
+#include "wait_outcome.hpp"
 
 namespace ferry::cli {
 
@@ -77,24 +76,13 @@ proto::RestartRecordWire local_record(const store::JobRecord& job) {
   return r;
 }
 
-int wait_local(const store::JobStore& store, const store::JobRecord& job_in, bool json, double timeout_s) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  for (;;) {
-    auto job = store.find(job_in.id);
-    proto::RestartRecordWire r = local_record(job ? *job : job_in);
-    bool timed_out = false;
-    if (r.outcome == proto::Outcome::running) {
-      if (timeout_s <= 0 || std::chrono::steady_clock::now() < until) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-      timed_out = true;
-    }
-    if (json) std::cout << coord::wait_json(r) << std::endl;
-    std::string line = coord::wait_stderr_line(r, timed_out);
-    if (!line.empty()) std::cerr << line << "\n";
-    return coord::wait_exit_status(r, timed_out);
-  }
+int wait_local(const store::JobStore& store, const store::JobRecord& job, bool json, double timeout_s) {
+  return wait_until_final(
+      [&] {
+        auto now = store.find(job.id);
+        return local_record(now ? *now : job);
+      },
+      json, timeout_s);
 }
 
 }  // namespace

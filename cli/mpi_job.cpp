@@ -21,6 +21,7 @@
 #include "ferry/common/fs.hpp"
 #include "options.hpp"
 #include "restart_outcome.hpp"
+#include "wait_outcome.hpp"
 
 namespace ferry::cli::mpi_job {
 namespace {
@@ -272,23 +273,12 @@ int wait(const store::JobStore& store, const store::JobRecord& job_in, bool json
     return kExitNotFound;
   }
   std::uint64_t run = all.back();
-  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  for (;;) {
-    auto job = store.find(job_in.id);
-    proto::RestartRecordWire r = current_record(store, job ? *job : job_in, run);
-    bool timed_out = false;
-    if (r.outcome == proto::Outcome::running) {
-      if (timeout_s <= 0 || std::chrono::steady_clock::now() < until) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        continue;
-      }
-      timed_out = true;
-    }
-    if (json) std::cout << coord::wait_json(r) << std::endl;
-    std::string line = coord::wait_stderr_line(r, timed_out);
-    if (!line.empty()) std::cerr << line << "\n";
-    return coord::wait_exit_status(r, timed_out);
-  }
+  return wait_until_final(
+      [&] {
+        auto job = store.find(job_in.id);
+        return current_record(store, job ? *job : job_in, run);
+      },
+      json, timeout_s);
 }
 
 Result<Args> apply_placement(const Args& saved, const Placement& p, std::uint32_t ntasks) {
