@@ -61,8 +61,8 @@ public:
   uint64_t size() const noexcept { return total_; }
   // Encoded bytes handed to HDF5 (exact after finish()).
   uint64_t stored_bytes() const noexcept;
-  // The zero padding of a raw partial last chunk as a file range (see ChunkWriter::padding).
-  ChunkWriter::Range padding() const noexcept { return padding_; }
+  // The zero padding of a raw partial last chunk as a file range (see FileRange).
+  FileRange padding() const noexcept { return padding_; }
 
   // At most this many chunk buffers (4 MiB each) per stream: the caller's, the queued ones,
   // the ones being encoded or written.
@@ -99,7 +99,7 @@ private:
   uint64_t total_ = 0;
   uint64_t next_index_ = 0;
   bool started_ = false;
-  ChunkWriter::Range padding_;
+  FileRange padding_;
 
   // Shared, under mu_.
   std::mutex mu_;

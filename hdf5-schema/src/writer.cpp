@@ -199,7 +199,7 @@ Result<void> ImageWriter::Impl::finish(const ProcessImage& image) {
     return fail(h5::write_error(path, "write header attributes"));
 
   stored_total = pages->stored_bytes() + (blob_data ? blob_data->stored_bytes() : 0);
-  std::vector<ChunkWriter::Range> holes = {pages->padding()};
+  std::vector<FileRange> holes = {pages->padding()};
   if (blob_data) holes.push_back(blob_data->padding());
   pages.reset();
   blob_data.reset();
