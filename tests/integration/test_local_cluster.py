@@ -59,7 +59,7 @@ class LocalClusterTest(unittest.TestCase):
         return sorted(out)
 
     def rank_pids(self):
-        out = {}
+        out, candidates = {}, {}
         for d in os.listdir("/proc"):
             if not d.isdigit():
                 continue
@@ -71,7 +71,19 @@ class LocalClusterTest(unittest.TestCase):
             except OSError:
                 continue
             if env.get("FERRY_JOB") == "1" and self.home in env.get("FERRY_HOME", ""):
-                out[int(env["FERRY_RANK"])] = int(d)
+                candidates[int(d)] = int(env["FERRY_RANK"])
+        # A checkpoint's copy-on-write snapshot is a child of its rank with the same program and
+        # environment, for as long as it is being torn down: a rank is the one whose parent is not
+        # another such process.
+        for pid, rank in candidates.items():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    stat = f.read()
+                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            except (OSError, ValueError):
+                continue
+            if ppid not in candidates:
+                out[rank] = pid
         return out
 
     def reference(self, rank, args):
