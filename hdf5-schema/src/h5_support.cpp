@@ -31,6 +31,9 @@ bool Id::reset(hid_t id) noexcept {
 void silence_errors() {
   static std::once_flag once;
   std::call_once(once, [] {
+    // No HDF5 exit handler: every file we write is closed explicitly, and one that could not
+    // be closed (see ImageWriter::Impl::abandon) must not crash the process at its exit.
+    (void)H5dont_atexit();
     H5open();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
   });

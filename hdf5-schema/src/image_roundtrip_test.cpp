@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Round trip of a ProcessImage with every field set through ImageWriter and ImageReader:
 // pages spanning several chunks and runs, blobs, mode 0600, and the writer's protocol errors.
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstdlib>
 
 #include <chrono>
 #include <cstring>
@@ -228,6 +234,60 @@ TEST(ImageWriter, UnfinishedImageIsRefused) {
   ASSERT_FALSE(reader);
   EXPECT_TRUE(reader.error().is(errc::image_foreign) || reader.error().is(errc::image_corrupt))
       << reader.error().message();
+}
+
+// A disk that fills up at every stage of the write -- a chunk, the metadata, the flush, the
+// close -- fails the image with an error, and the process goes on and exits normally
+// afterwards: nothing left in HDF5 crashes it at exit (a rank supervisor whose checkpoint
+// failed must still report its program's own exit status). The disk is a tmpfs of the given
+// size, mounted in the child's own mount namespace.
+TEST(ImageWriter, FullDiskFailsTheImageAndTheProcessExitsNormally) {
+  const uint64_t data = 6u << 20;
+  std::vector<uint64_t> sizes = {64 << 10, (4u << 20) - 4096, 4u << 20, (4u << 20) + 8192,
+                                 data - 4096, data, data + 4096, data + (8 << 10),
+                                 data + (16 << 10), data + (32 << 10)};
+  char dir[] = "/tmp/ferry-full-disk-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  int failures = 0;
+  for (uint64_t size : sizes) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      if (::unshare(CLONE_NEWNS) != 0 && ::unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) ::_exit(90);
+      if (::mount("none", "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) ::_exit(90);
+      std::string opt = "size=" + std::to_string(size);
+      if (::mount("tmpfs", dir, "tmpfs", 0, opt.c_str()) != 0) ::_exit(90);
+      bool failed = false;
+      {
+        auto writer = ImageWriter::create(std::string(dir) + "/image.h5");
+        if (!writer) {
+          failed = true;
+        } else {
+          std::vector<std::byte> buf(data);
+          fill_pages(0x10000, buf);
+          auto r = (*writer)->append_pages(0x10000, buf);
+          if (r) r = (*writer)->finish(full_image());
+          failed = !r;
+        }
+      }  // the writer is destroyed after its failure, as the dump does
+      std::exit(failed ? 0 : 3);  // runs HDF5's exit handlers
+    }
+    int st = 0;
+    ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 90) {
+      ::rmdir(dir);
+      GTEST_SKIP() << "cannot mount a tmpfs in a new mount namespace here";
+    }
+    EXPECT_TRUE(WIFEXITED(st) && (WEXITSTATUS(st) == 0 || WEXITSTATUS(st) == 3))
+        << "tmpfs of " << size << " bytes: "
+        << (WIFSIGNALED(st) ? "signal " + std::to_string(WTERMSIG(st)) : "exit " + std::to_string(WEXITSTATUS(st)));
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) ++failures;
+    if (size < data) {
+      EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << size << " bytes cannot hold the image";
+    }
+  }
+  ::rmdir(dir);
+  EXPECT_GE(failures, 6);
 }
 
 // Not a correctness test: prints the write rate of 256 MiB of pages to /tmp.

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,7 +47,54 @@ struct ImageWriter::Impl {
   }
   Result<void> finish(const ProcessImage& image);
   Result<void> write_groups(const ProcessImage& image, uint64_t kinds);
+  void abandon() noexcept;
+  Result<void> reserve_metadata_room(int fd);
+
+  ~Impl() {
+    if (file && !finished) abandon();
+  }
 };
+
+// An image that is not finished (a write failed, or the dump gave up) is abandoned; the caller
+// removes its file. Closing it still makes HDF5 flush its metadata, and when that flush fails
+// (the disk is full) HDF5 1.10 leaves a half-closed file in its id table that crashes the
+// process in HDF5's exit handler, long after: a rank supervisor would report a SIGSEGV
+// instead of its program's exit status. So the file's descriptor is first pointed at an
+// anonymous memory file: the last writes of the abandoned image go nowhere and the close
+// succeeds. The image on disk stays as it was (incomplete, without its magic).
+void ImageWriter::Impl::abandon() noexcept {
+  void* handle = nullptr;
+  if (H5Fget_vfd_handle(file.get(), H5P_DEFAULT, &handle) >= 0 && handle) {
+    int fd = *static_cast<int*>(handle);
+    UniqueFd sink(::memfd_create("ferry-abandoned-image", MFD_CLOEXEC));
+    if (sink && fd >= 0) (void)::dup3(sink.get(), fd, O_CLOEXEC);
+  }
+  pages.reset();
+  blob_data.reset();
+  if (!file.reset()) (void)h5::take_error();
+}
+
+// HDF5 writes its metadata (groups, tables, the chunk index) when the file is flushed, at the
+// addresses it allocated beyond what is on disk yet. If the disk fills up during that flush,
+// HDF5 1.10 cannot close the file any more ("slist already enabled?" on every later flush or
+// close). So the room is taken first: the file is extended with fallocate over everything
+// HDF5 allocated, plus slack for what the flush itself allocates; a full disk fails here,
+// before the flush, and the image is abandoned cleanly. A filesystem without fallocate
+// skips the reservation.
+Result<void> ImageWriter::Impl::reserve_metadata_room(int fd) {
+  constexpr uint64_t kSlack = uint64_t{1} << 20;
+  haddr_t eoa = HADDR_UNDEF;
+  struct stat st {};
+  if (H5Fget_eoa(file.get(), &eoa) < 0) return fail(h5::write_error(path, "H5Fget_eoa"));
+  if (::fstat(fd, &st) != 0) return fail_errno("stat image " + path);
+  const uint64_t from = static_cast<uint64_t>(st.st_size), to = eoa + kSlack;
+  if (to <= from) return {};
+  if (::fallocate(fd, 0, static_cast<off_t>(from), static_cast<off_t>(to - from)) != 0) {
+    if (errno == EOPNOTSUPP || errno == ENOSYS) return {};
+    return fail_errno("reserve room for the metadata of image " + path);
+  }
+  return {};
+}
 
 ImageWriter::ImageWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 ImageWriter::~ImageWriter() = default;
@@ -203,11 +251,19 @@ Result<void> ImageWriter::Impl::finish(const ProcessImage& image) {
   if (blob_data) holes.push_back(blob_data->padding());
   pages.reset();
   blob_data.reset();
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd) return fail_errno("reopen image " + path);
+  FERRY_TRY_VOID(reserve_metadata_room(fd.get()));
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) return fail(h5::write_error(path, "H5Fflush"));
+  haddr_t eoa = HADDR_UNDEF;
+  if (H5Fget_eoa(file.get(), &eoa) < 0) return fail(h5::write_error(path, "H5Fget_eoa"));
   if (!file.reset()) return fail(h5::write_error(path, "H5Fclose"));
   {
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
-    if (!fd) return fail_errno("reopen image " + path);
+    // The file ends at HDF5's end of allocation; the rest of the reserved room goes back.
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return fail_errno("stat image " + path);
+    if (static_cast<uint64_t>(st.st_size) > eoa && ::ftruncate(fd.get(), static_cast<off_t>(eoa)) != 0)
+      return fail_errno("truncate image " + path);
     // Give back the zero padding of partial last chunks (reads return zeros, as written).
     // Best effort: a filesystem without hole punching just keeps the zeros.
     for (const auto& h : holes)

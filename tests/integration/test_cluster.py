@@ -105,7 +105,7 @@ class Cluster:
 
     def rank_pids(self, job):
         """Host pids of the job's application processes (the workload binary, FERRY_JOB=job)."""
-        out = {}
+        out, candidates = {}, {}
         for d in os.listdir("/proc"):
             if not d.isdigit():
                 continue
@@ -118,7 +118,18 @@ class Cluster:
                 continue
             kv = dict(e.decode(errors="replace").split("=", 1) for e in env if b"=" in e)
             if kv.get("FERRY_JOB") == job:
-                out[int(kv["FERRY_RANK"])] = int(d)
+                candidates[int(d)] = int(kv["FERRY_RANK"])
+        # A checkpoint's copy-on-write snapshot is a child of its rank with the same program and
+        # environment while it is torn down: a rank is the one whose parent is not such a process.
+        for pid, rank in candidates.items():
+            try:
+                with open("/proc/%d/stat" % pid) as f:
+                    stat = f.read()
+                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+            except (OSError, ValueError):
+                continue
+            if ppid not in candidates:
+                out[rank] = pid
         return out
 
     def kill_node(self, node):
