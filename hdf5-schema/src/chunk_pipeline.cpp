@@ -29,14 +29,15 @@ bool trace_enabled() {
   return e && *e && std::strcmp(e, "0") != 0;
 }
 
-// Dataset creation properties of a chunk stream (SCHEMA.md): chunked, the zstd filter in the
-// pipeline (optional: a raw chunk skips it).
+// Dataset creation properties of a chunk stream (SCHEMA.md): chunked, the pipeline [shuffle
+// (element size 8), zstd], both optional (a chunk's filter mask says which it skipped).
 h5::Id make_dcpl() {
-  register_zstd_filter();
+  register_filters();
   h5::Id dcpl(H5Pcreate(H5P_DATASET_CREATE));
   hsize_t chunk[1] = {kChunkBytes};
   H5Pset_chunk(dcpl.get(), 1, chunk);
-  const unsigned level = kZstdLevel;
+  const unsigned elem = kShuffleElementBytes, level = kZstdLevel;
+  H5Pset_filter(dcpl.get(), kShuffleFilter, H5Z_FLAG_OPTIONAL, 1, &elem);
   H5Pset_filter(dcpl.get(), kZstdFilter, H5Z_FLAG_OPTIONAL, 1, &level);
   H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER);
   H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_INCR);
@@ -130,6 +131,7 @@ Result<void> ChunkPipeline::queue_current() {
   c.index = next_index_++;
   c.hashed = false;
   c.packed_size = 0;
+  c.coding = ChunkCoding::raw;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (error_) return fail(*error_);
@@ -152,7 +154,9 @@ void ChunkPipeline::encoder_loop() {
     }
     c->sum = hash::xxh3_64({c->data.data.get(), c->used});
     c->hashed = true;
-    c->packed_size = zstd_encode({c->data.data.get(), kChunkBytes}, c->packed, writer_rate_.load());
+    Encoded e = encode_chunk({c->data.data.get(), kChunkBytes}, c->packed, writer_rate_.load());
+    c->coding = e.coding;
+    c->packed_size = e.size;
     {
       std::lock_guard<std::mutex> lock(mu_);
       --encoding_;
@@ -224,13 +228,15 @@ Result<void> ChunkPipeline::write_chunk(Chunk& c) {
   }
   const size_t size = raw ? kChunkBytes : c.packed_size;
   const std::byte* bytes = raw ? c.data.data.get() : c.packed.data();
-  if (H5Dwrite_chunk(dset_.get(), H5P_DEFAULT, raw ? kRawChunkMask : 0, offset, size, bytes) < 0)
+  if (H5Dwrite_chunk(dset_.get(), H5P_DEFAULT, filter_mask(raw ? ChunkCoding::raw : c.coding), offset, size,
+                     bytes) < 0)
     return fail(h5::write_error(fname_, "write " + chunk_label(data_path_, c.index, offset[0] + c.used)));
   if (sums_.size() <= c.index) sums_.resize(c.index + 1);
   sums_[c.index] = c.sum;
   stored_ += size;
   raw_chunks_ += raw;
   packed_chunks_ += !raw;
+  shuffled_chunks_ += !raw && c.coding == ChunkCoding::shuffle_zstd;
   if (c.used < kChunkBytes) tail_raw_ = raw;
   unsynced_ += size;
   t_write_ += since(t0);
@@ -290,10 +296,11 @@ Result<void> ChunkPipeline::finish() {
   if (!dset_.reset()) return fail(h5::write_error(fname_, "close dataset " + data_path_));
   if (trace_enabled())
     std::fprintf(stderr,
-                 "ferry write %s:%s: %llu chunks (%llu zstd), %llu -> %llu bytes; writer: write %.3f s, "
+                 "ferry write %s:%s: %llu chunks (%llu zstd, %llu of them shuffled), %llu -> %llu bytes; writer: write %.3f s, "
                  "writeback %.3f s, idle %.3f s; caller waited %.3f s for buffers; drain at finish %.3f s\n",
                  fname_.c_str(), data_path_.c_str(), static_cast<unsigned long long>(sums_.size()),
-                 static_cast<unsigned long long>(packed_chunks_), static_cast<unsigned long long>(total_),
+                 static_cast<unsigned long long>(packed_chunks_), static_cast<unsigned long long>(shuffled_chunks_),
+                 static_cast<unsigned long long>(total_),
                  static_cast<unsigned long long>(stored_), t_write_, t_writeback_, t_writer_wait_,
                  t_caller_wait_, drain);
   spare_.clear();

@@ -8,8 +8,8 @@
 //                   (kMaxBuffers chunks: back-pressure from the disk).
 //   encoder pool:   (encoder_threads(), chunk_codec.hpp) an idle worker takes the NEWEST
 //                   queued chunk (the one the writer would reach last), hashes it and encodes
-//                   it (zstd if its sample saves bytes faster than the writer writes them,
-//                   else raw) and hands it to the writer.
+//                   it (shuffle+zstd or zstd if its sample saves bytes faster than the writer
+//                   writes them, else raw: chunk_codec.hpp) and hands it to the writer.
 //   writer thread:  writes chunks the encoders finished first; while every encoder is busy it
 //                   takes the OLDEST queued chunk, hashes it and writes it raw: compression
 //                   never holds a chunk back that the writer could write, and the writer never
@@ -79,6 +79,7 @@ private:
     bool hashed = false;
     std::vector<std::byte> packed;
     size_t packed_size = 0;  // 0: raw
+    ChunkCoding coding = ChunkCoding::raw;
   };
   ChunkPipeline() = default;
   Result<void> queue_current();
@@ -118,10 +119,10 @@ private:
   std::vector<uint64_t> sums_;
   std::atomic<uint64_t> stored_{0};
   // Bytes per second of the writer's own time in HDF5 (the page-cache copy): encoders compress
-  // a chunk only if the sample saves more bytes per CPU-second than this (zstd_encode).
+  // a chunk only if the sample saves more bytes per CPU-second than this (encode_chunk).
   std::atomic<double> writer_rate_{0};  // 0 until the first chunk is written
   uint64_t extent_ = 0;
-  uint64_t raw_chunks_ = 0, packed_chunks_ = 0;
+  uint64_t raw_chunks_ = 0, packed_chunks_ = 0, shuffled_chunks_ = 0;
   bool tail_raw_ = false;
   UniqueFd wb_fd_;
   uint64_t wb_from_ = 0, unsynced_ = 0;

@@ -32,6 +32,7 @@ constexpr size_t kMinChunkBytes = 4096;
 // images read and hashed every byte ~1.5x dearer than one image did.
 struct ReadScratch {
   ChunkBuffer cache, stored;
+  std::vector<std::byte> planes;  // a shuffled chunk between zstd and unshuffle
   uint64_t owner = 0;  // ChunkReader::id_ whose chunk `cache` holds (0: none)
   uint64_t index = UINT64_MAX;
 };
@@ -81,20 +82,27 @@ Result<std::unique_ptr<ChunkReader>> ChunkReader::open(hid_t file, std::string d
   if (chunk[0] < kMinChunkBytes || chunk[0] > kMaxChunkBytes)
     return fail(errc::image_corrupt, "image " + f + ": dataset " + p + " has chunks of " +
                                          std::to_string(chunk[0]) + " bytes");
-  // 1.0-1.2: no filter; 1.3: exactly the zstd filter. Anything else is not ours to decode.
+  // 1.0-1.2: no filter; 1.3-1.4: exactly [zstd]; 1.5: exactly [shuffle (element size 8),
+  // zstd]. Anything else is not ours to decode.
   if (int nf = H5Pget_nfilters(dcpl.get()); nf != 0) {
-    unsigned flags = 0, cd[4] = {0, 0, 0, 0};
-    size_t ncd = 4;
-    char name[64] = "";
-    H5Z_filter_t id = nf == 1 ? H5Pget_filter2(dcpl.get(), 0, &flags, &ncd, cd, sizeof name, name,
-                                               nullptr)
-                              : H5Z_FILTER_ERROR;
-    if (id != kZstdFilter)
+    H5Z_filter_t ids[2] = {H5Z_FILTER_ERROR, H5Z_FILTER_ERROR};
+    unsigned first_cd = 0;
+    for (int i = 0; i < std::min(nf, 2); ++i) {
+      unsigned flags = 0, cd[4] = {0, 0, 0, 0};
+      size_t ncd = 4;
+      char name[64] = "";
+      ids[i] = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &ncd, cd, sizeof name, name, nullptr);
+      if (i == 0) first_cd = ncd >= 1 ? cd[0] : 0;
+    }
+    if (nf == 1 && ids[0] == kZstdFilter)
+      r->pipeline_ = Pipeline::zstd;
+    else if (nf == 2 && ids[0] == kShuffleFilter && first_cd == kShuffleElementBytes && ids[1] == kZstdFilter)
+      r->pipeline_ = Pipeline::shuffle_zstd;
+    else
       return fail(errc::image_version,
                   "image " + f + ": dataset " + p + " uses " + std::to_string(nf) +
-                      " HDF5 filter(s) (first id " + std::to_string(id) +
-                      "); this build reads raw and zstd (32015) chunks only");
-    r->zstd_ = true;
+                      " HDF5 filter(s) (first id " + std::to_string(ids[0]) +
+                      "); this build reads raw, zstd (32015) and shuffle (2, element size 8) + zstd chunks only");
   }
   r->chunk_ = chunk[0];
   r->size_ = dims[0];
@@ -140,17 +148,18 @@ Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
   uint32_t mask = 0;
   if (H5Dread_chunk(dset_.get(), H5P_DEFAULT, offset, &mask, into) < 0)
     return fail(h5::corrupt(fname_, "cannot read " + label));
-  // 1.0-1.2 datasets have no filter (mask 0 = raw); in 1.3 ones a raw chunk skipped the filter.
-  const bool raw = zstd_ ? mask == kRawChunkMask : mask == 0;
-  if (raw) {
+  auto coding = coding_of(mask);
+  if (!coding) return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label + " (filter mask " +
+                                                    std::to_string(mask) + ")");
+  if (*coding == ChunkCoding::raw) {
     if (!chunk_sized) return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
   } else {
-    if (!zstd_ || mask != 0) return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
     if (chunk_sized) {  // a frame exactly one chunk long: the writer stores such chunks raw
       if (stored.size < chunk_) stored.allocate(chunk_);
       std::memcpy(stored.data.get(), dst, chunk_);
     }
-    if (!zstd_decode({stored.data.get(), static_cast<size_t>(stored_size)}, {dst, chunk_}))
+    if (!decode_chunk(*coding, {stored.data.get(), static_cast<size_t>(stored_size)}, {dst, chunk_},
+                      scratch().planes))
       return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
   }
   size_t used = static_cast<size_t>(std::min<uint64_t>(chunk_, size_ - index * chunk_));
@@ -158,6 +167,26 @@ Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
     return fail(errc::image_corrupt, "image " + fname_ + ": checksum mismatch in " + label);
   checked_[index] = true;
   return {};
+}
+
+// The coding of a chunk stored with filter mask `mask` in this dataset's pipeline; none if the
+// mask names no coding the writer produces.
+std::optional<ChunkCoding> ChunkReader::coding_of(uint32_t mask) const {
+  switch (pipeline_) {
+    case Pipeline::none:  // 1.0-1.2
+      if (mask == 0) return ChunkCoding::raw;
+      break;
+    case Pipeline::zstd:  // 1.3-1.4
+      if (mask == kMaskRawZstdOnlyPipeline) return ChunkCoding::raw;
+      if (mask == kMaskZstdOnlyPipeline) return ChunkCoding::zstd;
+      break;
+    case Pipeline::shuffle_zstd:  // 1.5
+      if (mask == kMaskRaw) return ChunkCoding::raw;
+      if (mask == kMaskZstd) return ChunkCoding::zstd;
+      if (mask == kMaskShuffleZstd) return ChunkCoding::shuffle_zstd;
+      break;
+  }
+  return std::nullopt;
 }
 
 ChunkReader::~ChunkReader() { forget(); }

@@ -7,16 +7,18 @@
 //   dataset extent:  exactly the stream length (the last chunk is stored zero-padded)
 //   <name>_xxh3[i]:  XXH3-64 of chunk i's logical bytes (without padding)
 //
-// Writing: chunk_pipeline.hpp (the dataset's pipeline holds the zstd filter 32015, optional;
-// a chunk is stored raw, filter mask bit 0, when compressing it would not pay). Reading: chunks
-// of 1.0-1.2 datasets (no filter) are raw; in 1.3+ datasets a chunk is raw if its mask says the
-// filter was skipped, else one zstd frame of exactly one chunk. Checksums cover logical bytes,
-// so they do not depend on the encoding.
+// Writing: chunk_pipeline.hpp (since 1.5 the dataset's pipeline is [shuffle (2, element size 8),
+// zstd (32015)], both optional; each chunk's filter mask says which it skipped: chunk_codec.hpp).
+// Reading: chunks of 1.0-1.2 datasets (no filter) are raw; in 1.3-1.4 datasets ([zstd]) a
+// chunk is raw (mask 1) or one zstd frame of exactly one chunk (mask 0); in 1.5 ones raw (mask
+// 3), zstd (mask 1) or shuffled then zstd (mask 0: decoded, then unshuffled). Checksums cover
+// logical bytes, so they do not depend on the encoding.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -78,7 +80,10 @@ private:
   void forget();  // drop our chunk from the thread's cache
   uint64_t id_ = 0;
   std::string data_path_, fname_;
-  bool zstd_ = false;  // the dataset's pipeline holds the zstd filter (schema 1.3)
+  // The dataset's filter pipeline: none (1.0-1.2), [zstd] (1.3-1.4), [shuffle, zstd] (1.5).
+  enum class Pipeline { none, zstd, shuffle_zstd };
+  std::optional<ChunkCoding> coding_of(uint32_t mask) const;
+  Pipeline pipeline_ = Pipeline::none;
   h5::Id dset_;
   size_t chunk_ = 0;
   uint64_t size_ = 0;

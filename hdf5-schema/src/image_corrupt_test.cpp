@@ -439,7 +439,7 @@ TEST(ImageDescribe, TextAndJson) {
   ASSERT_TRUE(reader);
   std::string text = to_text((*reader)->image());
   std::printf("%s", text.c_str());
-  for (const char* want : {"schema 1.4.0", "incremental: generation 12", "generation 3 (../gen-000003/rank-0.h5): 64.0K",
+  for (const char* want : {"schema 1.5.0", "incremental: generation 12", "generation 3 (../gen-000003/rank-0.h5): 64.0K",
                            "gen 7: 32.0K", "abi x86_64", "[heap]", "anon", "10.0M", "SIGINT",
                            "SIG_IGN", "O_RDWR|O_APPEND", "memfd:ring", "x87 sse avx",
                            "self checkpoint", "ITIMER_REAL", "posix id 2", "eventfd",

@@ -356,6 +356,6 @@ struct ProcessImage {
   bool operator==(const ProcessImage&) const = default;
 };
 
-inline constexpr const char* kSchemaVersion = "1.4.0";
+inline constexpr const char* kSchemaVersion = "1.5.0";
 
 }  // namespace ferry::image
