@@ -8,6 +8,9 @@
  *   hpc                a typical simulation array: smooth doubles (a few sine modes on a
  *                      grid plus a slow trend, full 52-bit mantissas), with one 64 KiB block
  *                      in eight left all zeros (untouched halo/padding), 12.5 % zero pages
+ *   DIR containing "%r": the %r is replaced by $FERRY_RANK (0 if unset) and that folder is
+ *                      created, so the ranks of one `ferry launch --ntasks N` job (same
+ *                      arguments) each get their own control folder (bench/multirank.sh)
  *   DIR/ready          written once the memory is filled: "<hash> <pid>"
  *   DIR/verify-request when it appears, memhog removes it, re-reads all N MiB and writes
  *   DIR/verified       "OK <pid>" or "BAD <pid>" (written to a temporary name, then renamed)
@@ -25,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,7 +77,18 @@ int main(int argc, char **argv)
         return 64;
     }
     size_t bytes = (size_t)atol(argv[1]) << 20;
+    char dir_buf[4096];
     const char *dir = argv[2];
+    const char *mark = strstr(dir, "%r");
+    if (mark != NULL) {
+        const char *rank = getenv("FERRY_RANK");
+        snprintf(dir_buf, sizeof dir_buf, "%.*s%s%s", (int)(mark - dir), dir, rank ? rank : "0", mark + 2);
+        dir = dir_buf;
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            perror("memhog: mkdir");
+            return 1;
+        }
+    }
     uint64_t *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) {
         perror("memhog: mmap");
