@@ -1,24 +1,48 @@
 # SPDX-License-Identifier: Apache-2.0
 """A process and everything below it, found through /proc by parent pid (never by name): what
-the MPI test drivers kill to simulate a lost job (mpirun, proxies, rank supervisors, ranks)."""
+the MPI test drivers kill to simulate a lost job (mpirun, proxies, rank supervisors, ranks),
+and what the scenario driver (run_scenario.py) watches and cleans up below itself."""
 import os
 import signal
 
 
-def descendants(pid):
-    """Every process below `pid`, children before grandchildren."""
+def stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (the first is the state, field 3 of
+    proc(5)), or None when the process does not exist."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()
+
+
+def read_stat(pid):
+    """(state, ppid) of pid, or None when it does not exist."""
+    rest = stat_fields(pid)
+    return None if rest is None else (rest[0], int(rest[1]))
+
+
+def all_pids():
+    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
+
+
+def children_map():
+    """{ppid: [pid, ...]} of every process now (one pass over /proc)."""
     children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        except (OSError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
+    for pid in all_pids():
+        st = read_stat(pid)
+        if st:
+            children.setdefault(st[1], []).append(pid)
+    return children
+
+
+def descendants(root, children=None):
+    """Every process below `root` by parent links, children before their own children. Pass
+    one children_map() to ask several questions of the same moment."""
+    if children is None:
+        children = children_map()
+    out, todo = [], [root]
     while todo:
         p = todo.pop()
         for c in children.get(p, []):

@@ -72,6 +72,8 @@ import threading
 import time
 import tomllib
 
+from process_tree import all_pids, children_map, descendants, read_stat, stat_fields
+
 EXIT_PASS, EXIT_MISMATCH, EXIT_FAIL, EXIT_BROKEN, EXIT_SKIP = 0, 1, 2, 3, 77
 STATUS_STOPPED = 75          # ferry launch: the job was stopped by `checkpoint --stop`
 KILL_GRACE = 30.0            # seconds a ferry command may take to notice its program died
@@ -108,52 +110,10 @@ def xorshift_bytes(seed, nbytes):
     return bytes(out[:nbytes])
 
 
-def read_stat(pid):
-    """(state, ppid) of pid, or None when it does not exist."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    rest = data[data.rindex(")") + 2:].split()
-    return rest[0], int(rest[1])
-
-
 def read_cpu_ticks(pid):
     """utime + stime of pid's whole thread group in clock ticks, or None when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode(errors="replace")
-    except OSError:
-        return None
-    rest = data[data.rindex(")") + 2:].split()
-    return int(rest[11]) + int(rest[12])   # fields 14 and 15 of proc(5)
-
-
-def all_pids():
-    return [int(d) for d in os.listdir("/proc") if d.isdigit()]
-
-
-def children_map():
-    children = {}
-    for pid in all_pids():
-        st = read_stat(pid)
-        if st:
-            children.setdefault(st[1], []).append(pid)
-    return children
-
-
-def descendants(root, children=None):
-    """Every process below root (by parent links), deepest last."""
-    if children is None:
-        children = children_map()
-    out, todo = [], [root]
-    while todo:
-        p = todo.pop()
-        for c in children.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
+    rest = stat_fields(pid)
+    return None if rest is None else int(rest[11]) + int(rest[12])   # fields 14 and 15 of proc(5)
 
 
 def is_live(pid):
