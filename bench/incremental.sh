@@ -27,49 +27,15 @@ while [ $# -gt 0 ]; do
     *) echo "bench: unknown argument $1" >&2; exit 64 ;;
   esac
 done
-REPO=$(cd "$(dirname "$0")/.." && pwd)
-if [ -z "$BUILD" ]; then
-  for d in "$REPO/build/release" "$REPO"/build/*; do
-    if [ -x "$d/bench/memhog" ] && [ -x "$d/cli/ferry" ]; then BUILD=$d; break; fi
-  done
-fi
-BUILD=$(cd "$BUILD" && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_find_build memhog
 MEMHOG=$BUILD/bench/memhog
-[ -n "$FERRY" ] || FERRY=$BUILD/cli/ferry
-for f in "$MEMHOG" "$FERRY"; do [ -x "$f" ] || { echo "bench: $f not found (build first)" >&2; exit 66; }; done
-
-mkdir -p "$STORE_PARENT"
-WORK=$(mktemp -d "$STORE_PARENT/ferry-incr-bench.XXXXXX")
+bench_work_dir "$STORE_PARENT" ferry-incr-bench
 HOME_STORE=$WORK/store
 CTL=$WORK/ctl
 mkdir -p "$CTL"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-wait_for() {  # exists|gone PATH TIMEOUT_S
-  local kind=$1 path=$2 limit=$(( $(date +%s) + $3 ))
-  while :; do
-    if [ "$kind" = exists ] && [ -e "$path" ]; then return 0; fi
-    if [ "$kind" = gone ] && [ ! -e "$path" ]; then return 0; fi
-    [ "$(date +%s)" -lt "$limit" ] || return 1
-    sleep 0.002
-  done
-}
-host_pid() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r.get("pid", 0))' "$HOME_STORE/jobs/1/job.json" 2>/dev/null || echo 0; }
+host_pid() { job_host_pid "$HOME_STORE/jobs/1/job.json"; }
 gen_bytes() { du -sb "$HOME_STORE/jobs/1/gen-$(printf %06d "$1")" | awk '{ print $1 }'; }
 
 # checkpoint ARGS...: prints "GEN SECONDS"
@@ -99,7 +65,7 @@ for i in $(seq 1 "$CHAIN"); do
   read -r g t < <(checkpoint --incremental)
   b=$(gen_bytes "$g")
   inc_t+=("$t"); inc_b+=("$b"); g_last=$g
-  echo "incremental $i (generation $g, 10 % of pages changed): $b bytes ($(ratio "$b" "$b_full") of full), $t s ($(ratio "$t" "$t_full") of full)"
+  echo "incremental $i (generation $g, 10 % of pages changed): $b bytes ($(ratio "$b" "$b_full" 3) of full), $t s ($(ratio "$t" "$t_full" 3) of full)"
 done
 read -r g_full2 t_full2 < <(checkpoint --full)
 b_full2=$(gen_bytes "$g_full2")
@@ -107,7 +73,7 @@ echo "full checkpoint of the same state (generation $g_full2): $b_full2 bytes, $
 t_full_med=$(echo "$t_full $t_full2" | median)
 t_inc_med=$(echo "${inc_t[*]}" | median)
 b_inc_med=$(echo "${inc_b[*]}" | median)
-echo "SUMMARY incremental/full: bytes $(ratio "$b_inc_med" "$b_full") (target <= 0.12), time $(ratio "$t_inc_med" "$t_full_med") (target <= 0.20); medians: incremental $b_inc_med bytes $t_inc_med s, full $b_full bytes $t_full_med s"
+echo "SUMMARY incremental/full: bytes $(ratio "$b_inc_med" "$b_full" 3) (target <= 0.12), time $(ratio "$t_inc_med" "$t_full_med" 3) (target <= 0.20); medians: incremental $b_inc_med bytes $t_inc_med s, full $b_full bytes $t_full_med s"
 
 hp=$(host_pid); [ "${hp:-0}" -gt 1 ] && kill -KILL "$hp" 2>/dev/null || true
 wait "$LPID" 2>/dev/null || true
@@ -140,5 +106,5 @@ r_chain=$(echo "${rc_all[*]}" | median)
 r_full=$(echo "${rf_all[*]}" | median)
 echo "restore from the end of the chain (generation $g_last, $CHAIN incremental on a full one): median $r_chain s"
 echo "restore from the full generation $g_full2 of the same state: median $r_full s; memory verified:$verdicts"
-echo "SUMMARY restore chain/full: $(ratio "$r_chain" "$r_full") (target <= 1.0)"
+echo "SUMMARY restore chain/full: $(ratio "$r_chain" "$r_full" 3) (target <= 1.0)"
 ! echo "$verdicts" | grep -qv '^\( OK\)*$'

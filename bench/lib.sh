@@ -14,7 +14,7 @@ bench_find_build() {
     for d in "$BENCH_REPO/build/release" "$BENCH_REPO"/build/*; do
       ok=1
       for p in "$@"; do [ -x "$d/bench/$p" ] || ok=0; done
-      [ -x "$d/cli/ferry" ] || ok=0
+      [ -n "${FERRY:-}" ] || [ -x "$d/cli/ferry" ] || ok=0
       if [ "$ok" = 1 ]; then BUILD=$d; break; fi
     done
   fi

@@ -25,7 +25,6 @@ usage: bench/run.sh [--sizes 256,1024,4096] [--workloads random,hpc] [--store DI
 EOF
 }
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
 SIZES=256,1024,4096
 WORKLOADS=random,hpc
 STORE_PARENT=/var/tmp
@@ -47,62 +46,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -z "$BUILD" ]; then
-  for d in "$REPO/build/release" "$REPO"/build/*; do
-    if [ -x "$d/bench/memhog" ] && [ -x "$d/bench/membw" ] && [ -x "$d/bench/populate" ]; then BUILD=$d; break; fi
-  done
-fi
-[ -n "$BUILD" ] && [ -d "$BUILD" ] && BUILD=$(cd "$BUILD" && pwd)
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
+bench_find_build memhog membw populate
 MEMHOG=$BUILD/bench/memhog
 MEMBW=$BUILD/bench/membw
 POPULATE=$BUILD/bench/populate
-[ -n "$FERRY" ] || FERRY=$BUILD/cli/ferry
-case "$FERRY" in /*) ;; *) FERRY=$PWD/$FERRY ;; esac
-for f in "$MEMHOG" "$MEMBW" "$POPULATE" "$FERRY"; do
-  if [ ! -x "$f" ]; then echo "bench: $f not found or not executable (build first)" >&2; exit 66; fi
-done
-
-mkdir -p "$STORE_PARENT"
-WORK=$(mktemp -d "$STORE_PARENT/ferry-bench.XXXXXX")
-PIDS=()
-
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do
-    if kill -0 "$p" 2>/dev/null; then kill -KILL "$p" 2>/dev/null || true; fi
-    wait "$p" 2>/dev/null || true
-  done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-now_ns() { date +%s%N; }
-secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
-gbps() { awk -v mib="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.2f", mib * 1048576 / s / 1e9; else print "-" }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
-  if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
-  else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-
-# wait_for COND_KIND PATH TIMEOUT_S: "exists" or "gone"; 1 on timeout
-wait_for() {
-  local kind=$1 path=$2 limit=$(( $(date +%s) + $3 ))
-  while :; do
-    if [ "$kind" = exists ] && [ -e "$path" ]; then return 0; fi
-    if [ "$kind" = gone ] && [ ! -e "$path" ]; then return 0; fi
-    [ "$(date +%s)" -lt "$limit" ] || return 1
-    sleep 0.002
-  done
-}
-
-# stop_pid PID TIMEOUT_S: wait for PID (a child of this shell) to end; SIGKILL it after TIMEOUT_S
-stop_pid() {
-  local pid=$1 limit=$(( $(date +%s) + $2 ))
-  while kill -0 "$pid" 2>/dev/null && [ "$(date +%s)" -lt "$limit" ]; do sleep 0.01; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+bench_work_dir "$STORE_PARENT" ferry-bench
 
 fail_run() { echo "bench: size $1 run $2: $3" >&2; for f in "$4"/*.err; do [ -s "$f" ] && sed "s|^|  $(basename "$f"): |" "$f" | tail -5 >&2; done; return 1; }
 
@@ -119,8 +69,7 @@ one_run() {
   # which the job record holds once the supervisor has saved it.
   local mpid=0 _
   for _ in $(seq 1 500); do
-    mpid=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r.get("pid", 0) if r.get("state") == "running" else 0)' \
-           "$home/jobs/1/job.json" 2>/dev/null || echo 0)
+    mpid=$(job_host_pid "$home/jobs/1/job.json" running)
     [ "${mpid:-0}" -gt 1 ] && break
     sleep 0.02
   done
@@ -162,9 +111,7 @@ one_run() {
   t1=$(now_ns)
   local verdict rmpid; read -r verdict rmpid <"$ctl/verified"
   # memhog reports its pid inside the job's PID namespace; the host pid is in the job record.
-  local hostpid
-  hostpid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("pid", 0))' \
-            "$home/jobs/1/job.json" 2>/dev/null || echo 0)
+  local hostpid; hostpid=$(job_host_pid "$home/jobs/1/job.json")
   touch "$ctl/exit-request"
   stop_pid "$rpid" 60
   if [ "${hostpid:-0}" -gt 1 ] && kill -0 "$hostpid" 2>/dev/null; then kill -KILL "$hostpid" 2>/dev/null || true; fi
@@ -192,15 +139,6 @@ full_pause() {
   rm -rf "$home"
 }
 
-dd_run() {
-  local size=$1 t0 t1
-  t0=$(now_ns)
-  dd if=/dev/zero of="$WORK/dd.tmp" bs=1M count="$size" conv=fsync status=none
-  t1=$(now_ns)
-  rm -f "$WORK/dd.tmp"
-  secs "$t0" "$t1"
-}
-
 echo "ferry benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "ferry: $FERRY"
 echo "store: $WORK ($(df -T "$WORK" | awk 'NR == 2 { print $2 " on " $1 }'))$([ "$COLD" = 1 ] && echo ', cold page cache before restarts')"
@@ -218,7 +156,7 @@ for size in ${SIZES//,/ }; do
   runs=${RUNS:-$([ "$size" -le 1024 ] && echo 3 || echo 1)}
   dd_times=""; pop_times=""; pass_times=""; thp_times=""
   for run in $(seq 1 "$runs"); do
-    dd_times+=" $(dd_run "$size")"
+    dd_times+=" $(dd_run "$size" "$WORK")"
     read -r pop_line < <("$POPULATE" "$size")
     pop_times+=" $(echo "$pop_line" | sed -n 's/.*populate_s=\([0-9.]*\).*/\1/p')"
     pass_times+=" $(echo "$pop_line" | sed -n 's/.*first_pass_s=\([0-9.]*\).*/\1/p')"
