@@ -78,6 +78,11 @@ all_exist() { local n=$1 d; shift; for d in "$@"; do wait_for exists "$d/$n" 600
 all_gone() { local n=$1 d; shift; for d in "$@"; do wait_for gone "$d/$n" 600 || return 1; done; }
 all_ok() { local d v; for d in "$@"; do read -r v _ <"$d/verified" || return 1; [ "$v" = OK ] || return 1; done; }
 
+# cpu_ticks PID...: utime + stime of these processes (all their threads), in clock ticks
+cpu_ticks() { local p t=0 v; for p in "$@"; do v=$(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0); t=$((t + ${v:-0})); done; echo "$t"; }
+TICK=$(getconf CLK_TCK)
+cpu_secs() { awk -v a="$1" -v b="$2" -v k="$TICK" 'BEGIN { printf "%.3f", (b - a) / k }'; }
+
 # timed_verify CTL...: after the caller started the restart command(s) at $T0, prints
 # "RUN_S VERIFIED_S": until every memhog took its verify request, and until all verified.
 timed_verify() {
@@ -108,6 +113,7 @@ separate_jobs() {
     local _k; for _k in $(seq 1 500); do [ "$(job_host_pid "$i/jobs/1/job.json" running)" -gt 1 ] && break; sleep 0.02; done
   done
   sync
+  local c0; c0=$(cpu_ticks "${lpids[@]}")   # the supervisors (`ferry launch`) do the work
   T0=$(now_ns)
   for i in $(seq 0 $((n - 1))); do
     "$FERRY" checkpoint --store "${homes[$i]}" bench >"${ctls[$i]}/ckpt.out" 2>"${ctls[$i]}/ckpt.err" &
@@ -116,6 +122,7 @@ separate_jobs() {
   local ok=1 p
   for p in "${cpids[@]}"; do wait "$p" || ok=0; done
   local ckpt_s; ckpt_s=$(secs "$T0" "$(now_ns)")
+  local cpu_s; cpu_s=$(cpu_secs "$c0" "$(cpu_ticks "${lpids[@]}")")
   [ "$ok" = 1 ] || { fail "$tag: ferry checkpoint failed" "$base"; return 1; }
   for i in "${ctls[@]}"; do touch "$i/exit-request"; done
   for p in "${lpids[@]}"; do stop_pid "$p" 60; done
@@ -129,7 +136,7 @@ separate_jobs() {
   for i in "${ctls[@]}"; do touch "$i/exit-request"; done
   for p in "${rpids[@]}"; do stop_pid "$p" 60; done
   rm -rf "$base"
-  echo "$kind $size $n $ckpt_s $times" >>"$RES"
+  echo "$kind $size $n $ckpt_s $times $cpu_s" >>"$RES"
 }
 
 # rank_job N SIZE RUN: one `ferry launch --ntasks N` job in a private ferry home; appends
@@ -144,10 +151,17 @@ rank_job() {
   local lpid=$!; PIDS+=("$lpid")
   all_exist ready "${ctls[@]}" || { fail "$tag: the ranks never got ready" "$base"; return 1; }
   sync
+  # the rank supervisors (`ferry rank-launch`, started by the agent) do the work
+  local sups=() p
+  for p in $(pids_naming "$base/home"); do
+    case "$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline")" in *" rank-launch "*) sups+=("$p") ;; esac
+  done
+  local c0; c0=$(cpu_ticks "${sups[@]}")
   T0=$(now_ns)
   FERRY_HOME=$base/home HOME=$base "$FERRY" checkpoint 1 >"$base/ctl/ckpt.out" 2>"$base/ctl/ckpt.err" \
     || { fail "$tag: ferry checkpoint failed" "$base"; return 1; }
   local ckpt_s; ckpt_s=$(secs "$T0" "$(now_ns)")
+  local cpu_s; cpu_s=$(cpu_secs "$c0" "$(cpu_ticks "${sups[@]}")")
   for r in "${ctls[@]}"; do touch "$r/exit-request"; done
   stop_pid "$lpid" 60
   for r in "${ctls[@]}"; do rm -f "$r/verified"; touch "$r/verify-request"; done
@@ -158,9 +172,9 @@ rank_job() {
   for r in "${ctls[@]}"; do touch "$r/exit-request"; done
   stop_pid "$rpid" 60
   # the job's coordinator and agent exit by themselves when idle; do not leave them to it
-  local p; for p in $(pids_naming "$base/home"); do kill -KILL "$p" 2>/dev/null || true; done
+  for p in $(pids_naming "$base/home"); do kill -KILL "$p" 2>/dev/null || true; done
   rm -rf "$base"
-  echo "ntasks $size $n $ckpt_s $times" >>"$RES"
+  echo "ntasks $size $n $ckpt_s $times $cpu_s" >>"$RES"
 }
 
 echo "ferry multi-rank benchmark: $(date -u '+%Y-%m-%d %H:%M UTC'), $CORES CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -193,13 +207,18 @@ done
 
 # col KIND SIZE N COLUMN: median of that column over the runs
 col() { awk -v k="$1" -v s="$2" -v n="$3" -v c="$4" '$1 == k && $2 == s && $3 == n { printf "%s ", $c }' "$RES" | median; }
+per_gib() { awk -v c="$1" -v m="$2" 'BEGIN { if (c != "-" && m > 0) printf "%.2f", c * 1024 / m; else print "-" }'; }
 count() { awk -v k="$1" -v s="$2" -v n="$3" '$1 == k && $2 == s && $3 == n' "$RES" | wc -l; }
 
 echo "checkpoint (rates: N*MiB over the wall time until every checkpoint is committed)"
-echo "   MiB  N mode     |  ckpt s  GB/s | single s  GB/s |  dd s  GB/s | target GB/s limit |  ratio | runs ok"
-echo "-------------------+---------------+----------------+-------------+-------------------+--------+--------"
+echo "   MiB  N mode     |  ckpt s  GB/s | single s  GB/s |  dd s  GB/s | target GB/s limit |  ratio | cpu s/GiB  cores | runs ok"
+echo "-------------------+---------------+----------------+-------------+-------------------+--------+-----------------+--------"
 for size in ${SIZES//,/ }; do
   s_ckpt=$(col single "$size" 1 4); s_rate=$(gbps "$size" "$s_ckpt")
+  s_cpu=$(col single "$size" 1 7)
+  printf '%6s %2s %-8s | %7s %5s | %8s %5s | %5s %5s | %6s %-5s      | %6s | %9s %6s | %s/%s\n' \
+    "$size" 1 single "$s_ckpt" "$s_rate" "" "" "" "" "" "" "" "$(per_gib "$s_cpu" "$size")" "$(ratio "$s_cpu" "$s_ckpt")" \
+    "$(count single "$size" 1)" "$RUNS"
   for n in ${NTASKS//,/ }; do
     total=$((n * size)); dd_s=$(col dd "$size" "$n" 4); dd_rate=$(gbps "$total" "$dd_s")
     cores_target=$(awk -v r="$s_rate" -v n="$n" -v c="$CORES" 'BEGIN { printf "%.2f", r * (n < c ? n : c) }')
@@ -208,9 +227,10 @@ for size in ${SIZES//,/ }; do
       c=$(col "$mode" "$size" "$n" 4)
       if [ "$c" = - ]; then printf '%6s %2s %-8s | FAILED (see messages above)\n' "$size" "$n" "$mode"; continue; fi
       rate=$(gbps "$total" "$c")
-      printf '%6s %2s %-8s | %7s %5s | %8s %5s | %5s %5s | %6s %-5s      | %6s | %s/%s\n' \
+      cpu=$(col "$mode" "$size" "$n" 7)
+      printf '%6s %2s %-8s | %7s %5s | %8s %5s | %5s %5s | %6s %-5s      | %6s | %9s %6s | %s/%s\n' \
         "$size" "$n" "$mode" "$c" "$rate" "$s_ckpt" "$s_rate" "$dd_s" "$dd_rate" "$target" "$limit" \
-        "$(ratio "$rate" "$target")" "$(count "$mode" "$size" "$n")" "$RUNS"
+        "$(ratio "$rate" "$target")" "$(per_gib "$cpu" "$total")" "$(ratio "$cpu" "$c")" "$(count "$mode" "$size" "$n")" "$RUNS"
     done
   done
 done
@@ -236,3 +256,6 @@ done
 echo
 echo "load average at the start of each run:$loads; now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "target = single GB/s x min(N, $CORES cores), or the dd rate of the same bytes if lower (limit: disk)"
+echo "cpu s/GiB: CPU time (user + system, all threads) of the processes that write the images (the"
+echo "  jobs' supervisors) during the checkpoint, per GiB; cores: that CPU time / the wall time. The"
+echo "  kernel's background writeback and the other helpers' load are not in it."
