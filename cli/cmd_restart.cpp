@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// `ferry restart JOB [--generation N]`: validate the image completely (nothing is created when
-// a check fails), then restore the process (or the process tree: every image of the manifest)
+// `ferry restart JOB [--generation N] [--lazy]`: validate the image completely (nothing is created when
+// a check fails; with --lazy the chunk checksums are checked as the pages are read), then restore the process (or the process tree: every image of the manifest)
 // with its old pids and tids in a fresh PID namespace below this command and supervise it like
 // `ferry launch` does, exiting with its status. An MPI job (mpi.json in its directory) is
 // restarted by `ferry mpirun`'s front end instead (mpi_job.hpp: --nodes/--host/--hostfile
 // replace the saved placement), exiting as `ferry wait` would on that run's record.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "launch/user_namespace.hpp"
 #include "mpi_job.hpp"
 #include "options.hpp"
+#include "restore/lazy_pages.hpp"
 #include "restore/restore.hpp"
 #include "restore/time_namespace.hpp"
 #include "supervisor.hpp"
@@ -66,6 +68,7 @@ int cmd_restart(const Args& args) {
       "host", po::value<std::string>(), "MPI job: mpirun --host list (h1:slots,h2:slots)")(
       "hostfile", po::value<std::string>(), "MPI job: mpirun --hostfile")(
       "detach", "cluster job: print the restart id and return once the restart is under way")(
+      "lazy", "resume the program at once; its memory is streamed in behind (FERRY_RESTORE_LAZY=1 too)")(
       "json", "cluster job: print the final record as JSON (as ferry wait --json)")(
       "coordinator", po::value<std::string>(), "coordinator HOST:PORT (default: the job's, or $FERRY_COORDINATOR)");
   po::positional_options_description pos;
@@ -221,6 +224,23 @@ int cmd_restart(const Args& args) {
     ropts.spawner = ns->get();
     ropts.same_tids = true;
   }
+  // Lazy restore (docs/user-guide.md): one process, in its own PID namespace (whose init is
+  // killed if this command dies while pages are still missing).
+  restore::LazyPages lazy;
+  const char* lazy_env = std::getenv("FERRY_RESTORE_LAZY");
+  const bool want_lazy = vm.count("lazy") > 0 || (lazy_env && std::string(lazy_env) == "1");
+  if (want_lazy) {
+    if (!tree.empty()) {
+      complain("warning: job " + job->id + " is a process tree: lazy restore is for one process, restoring eagerly");
+    } else if (!ns) {
+      complain("warning: job " + job->id + " restarts without a PID namespace: restoring eagerly, not lazily");
+    } else if (auto k = lazy.kill_on_failure((*ns)->init_pid()); !k) {
+      complain("warning: lazy restore not possible (" + k.error().message() + "): restoring eagerly");
+    } else {
+      lazy.set_report([](const std::string& line) { std::cerr << "ferry: " + line + "\n"; });
+      ropts.lazy = &lazy;
+    }
+  }
   auto pid = tree.empty() ? restore::restore_process(**reader, ropts) : restore::restore_tree(tree, ropts);
   if (!pid) {
     complain("restart job " + job->id + " from generation " + std::to_string(gen->generation) +
@@ -230,11 +250,14 @@ int cmd_restart(const Args& args) {
   }
   tree.clear();
   others.clear();
-  reader->reset();  // release the image files while the job runs
+  if (want_lazy && !lazy.lazy() && ropts.lazy)
+    complain("warning: job " + job->id + " was restored eagerly, not lazily: " + lazy.why_not());
+  if (!lazy.lazy()) reader->reset();  // release the image files while the job runs (lazy: after the fill)
   std::cerr << "ferry: job " << job->id << " restarted from generation " << gen->generation << " (pid " << *pid
             << ")\n";
   if (!ns) return sup.run(*pid);
   (*ns)->release();  // the supervisor waits for init from now on
+  if (lazy.lazy()) sup.set_lazy(&lazy);
   return sup.run((*ns)->init_pid(), *pid);
 }
 

@@ -37,6 +37,7 @@
 #include "exit_status.hpp"
 #include "ferry/common/fs.hpp"
 #include "ferry/proto/status.hpp"
+#include "restore/lazy_pages.hpp"
 #include "take_checkpoint.hpp"
 
 namespace ferry::cli {
@@ -78,6 +79,7 @@ struct Supervisor::Impl {
   int exit_code = kExitInternal;
   bool busy = false;
   int lock_fd = -1;  // flock on supervisor.lock, held for the supervisor's life
+  restore::LazyPages* lazy = nullptr;  // ferry restart --lazy
 
   Impl(const store::JobStore& s, store::JobRecord j, std::optional<RankOptions> r)
       : store(s), job(std::move(j)), rank(std::move(r)) {}
@@ -226,6 +228,7 @@ struct Supervisor::Impl {
     if (pid <= 0) return "error " + std::to_string(kExitNotFound) + " job " + job.id + " has no running process";
     if (busy || frozen) return "error " + std::to_string(kExitBusy) + " a checkpoint of job " + job.id + " is in progress";
     busy = true;
+    if (lazy && lazy->active()) (void)lazy->wait();  // every page placed before the snapshot forks
     auto out = take_checkpoint(store, job, pid, req);
     busy = false;
     if (!out) {
@@ -254,6 +257,14 @@ struct Supervisor::Impl {
         exit_code = 128 + WTERMSIG(status);
       }
       if (stopped_after_checkpoint) exit_code = kExitStopped;
+      if (lazy) {
+        if (lazy->active()) (void)lazy->wait();  // the fill ends with the program (ESRCH)
+        if (auto f = lazy->failure()) {
+          std::cerr << "ferry: restart of " << who() << " failed after the point of no return (lazy restore, "
+                    << "the program was killed): " << f->message() << "\n";
+          exit_code = kExitInternal;
+        }
+      }
       io.stop();
     });
   }
@@ -339,6 +350,8 @@ Result<void> Supervisor::listen() {
   impl_->sigfd.assign(sfd);
   return {};
 }
+
+void Supervisor::set_lazy(restore::LazyPages* lazy) { impl_->lazy = lazy; }
 
 int Supervisor::run(pid_t pid, pid_t program) {
   auto& s = *impl_;

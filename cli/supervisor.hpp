@@ -19,6 +19,10 @@
 #include "ferry/common/result.hpp"
 #include "job_store.hpp"
 
+namespace ferry::restore {
+class LazyPages;
+}
+
 namespace ferry::cli {
 
 struct RankOptions {
@@ -49,6 +53,12 @@ public:
   // with a PID namespace, pid is ferry init (which relays the program's status) and program
   // the job's main process (its pid in our namespace).
   int run(pid_t pid, pid_t program = -1);
+
+  // `ferry restart --lazy`: pages are still being placed by `lazy`'s server thread. A
+  // checkpoint waits until they are all placed (its snapshot forks the program and reads its
+  // memory); when the fill failed after the program resumed (a corrupt chunk: the job was
+  // killed), run() says so and returns kExitInternal (70, after the point of no return).
+  void set_lazy(restore::LazyPages* lazy);
 
 private:
   struct Impl;

@@ -21,6 +21,8 @@
 //   4. Bytes the writer could not place (a short write) are written by this thread through the
 //      tracee (process_vm_writev, else /proc/PID/mem) when the batch comes back. Then the
 //      userfaultfd ranges are unregistered and the descriptor closed, before any other step.
+//   With RestoreOptions::lazy, the private anonymous regions at their final address are
+//   registered on a userfaultfd of lazy_pages.cpp instead and their pieces left to it.
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
@@ -43,6 +45,7 @@
 #include "ferry/common/unique_fd.hpp"
 #include "restore/address_plan.hpp"
 #include "restore/child_builder.hpp"
+#include "restore/lazy_internal.hpp"
 #include "restore/steps.hpp"
 
 namespace ferry::restore {
@@ -354,9 +357,34 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
     return pos[a].store != pos[c].store ? pos[a].store < pos[c].store : pos[a].offset < pos[c].offset;
   });
 
+  // Lazy restore (lazy_pages.cpp): the pieces in regions registered on the lazy userfaultfd
+  // are left to the server thread; everything else is filled here as usual.
+  bool lazy = false;
+  if (opt.lazy) {
+    if (auto l = opt.lazy->open(b, src, plan, huge_regions, page); l) {
+      lazy = true;
+    } else {
+      opt.lazy->refuse(l.error().message());
+      if (opt.log) opt.log("restore: lazy restore not possible, filling eagerly: " + l.error().message());
+    }
+  }
+  uint64_t lazy_bytes = 0;
+  if (lazy) {
+    std::vector<size_t> eager;
+    for (size_t i : order) {
+      if (opt.lazy->covers(writes[i].child_addr)) {
+        opt.lazy->add({writes[i].image_addr, writes[i].child_addr, writes[i].len, pos[i]});
+        lazy_bytes += writes[i].len;
+      } else {
+        eager.push_back(i);
+      }
+    }
+    order.swap(eager);
+  }
+
   const char* uenv = std::getenv("FERRY_RESTORE_UFFD");
   ChildUffd uffd;
-  if (!(uenv && std::strcmp(uenv, "0") == 0)) uffd = open_child_uffd(b, img, plan, huge_regions);
+  if (!lazy && !(uenv && std::strcmp(uenv, "0") == 0)) uffd = open_child_uffd(b, img, plan, huge_regions);
   uint64_t total = 0, by_uffd = 0;
   {
     PageFiller filler(b, src, uffd);
@@ -370,6 +398,10 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
     by_uffd = filler.uffd_bytes();
   }
   uffd.close_all();
+  if (lazy) {
+    if (opt.log)
+      opt.log("restore: " + std::to_string(lazy_bytes) + " bytes of pages left to the lazy restore");
+  }
   if (opt.log)
     opt.log("restore: wrote " + std::to_string(total) + " bytes of pages in " + std::to_string(writes.size()) +
             " pieces (" + std::to_string(by_uffd) + " by UFFDIO_COPY); " + std::to_string(huge) +

@@ -68,6 +68,7 @@
 #include "restore/address_plan.hpp"
 #include "restore/child_builder.hpp"
 #include "restore/event_fds_restore.hpp"
+#include "restore/lazy_pages.hpp"
 #include "restore/restore_internal.hpp"
 #include "restore/steps.hpp"
 #include "restore/time_namespace.hpp"
@@ -201,13 +202,19 @@ Result<void> pre_ponr(ChildBuilder& b, image::ImageSource& src, const AddressPla
 
   FERRY_TRY_VOID(build_regions(b, src, plan, opt));
   FERRY_TRY_VOID(write_pages(b, src, plan, page, opt));
-  // Chunks were checked as they were read; the rest now, before any file is touched.
-  if (opt.verify_checksums && opt.checksums_while_filling) {
+  const bool lazy = opt.lazy && opt.lazy->lazy();
+  // Chunks were checked as they were read; the rest now, before any file is touched (lazy:
+  // by the server thread once every page is placed, lazy_pages.cpp).
+  if (opt.verify_checksums && opt.checksums_while_filling && !lazy) {
     if (auto r = src.verify_unread(); !r) return fail(r.error().wrap("check image checksums"));
   }
   FERRY_TRY_VOID(restore_fds(b, src, opt));
   FERRY_TRY_VOID(restore_event_fds(b, img));  // eventfd/timerfd/signalfd/epoll, after all fds
   FERRY_TRY_VOID(restore_process_attrs(b, img));
+  // Lazy: the server thread takes the image over (no other use of it on this thread from
+  // here) and serves the faults of the remote calls that follow (the kernel's accesses to
+  // registered memory wait for it too).
+  if (lazy) FERRY_TRY_VOID(opt.lazy->start());
 
   // Trial load of every thread's final CPU state into the leader: the kernel checks XSAVE
   // headers and segment/base values now, while a refusal still leaves nothing behind. The
@@ -240,6 +247,10 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
   if (!img.pipes.empty() || !img.pipe_ends.empty() || !img.zombies.empty() || !img.shared_fds.empty()) {
     RestoreOptions tree_opt = opt;
     tree_opt.validate = false;
+    if (tree_opt.lazy) {
+      tree_opt.lazy->refuse("a process with pipes, zombie children or shared descriptions is restored eagerly");
+      tree_opt.lazy = nullptr;
+    }
     return restore_tree({TreeProcess{&src, img.threads[0].tid, 0, 0, 0, {}}}, tree_opt);
   }
   uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
@@ -306,6 +317,7 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
       return abort_all("restore: detach thread " + std::to_string(tid) + ": " + r.error().message());
   }
   if (auto r = t.detach(); !r) return abort_all("restore: " + r.error().message());
+  if (opt.lazy) opt.lazy->program_resumed();
   if (opt.log) opt.log("restore: process " + std::to_string(pid) + " running");
   return pid;
 }

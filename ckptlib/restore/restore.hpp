@@ -21,6 +21,8 @@ namespace ferry::restore {
 // Where the restore child comes from when it must not simply be a fork of the caller, e.g.
 // inside a fresh PID namespace with a given pid (launch::PidNamespace implements it). The
 // child must run bootstrap_restore_child() and be traceable by the caller.
+class LazyPages;  // lazy_pages.hpp
+
 class Spawner {
 public:
   virtual ~Spawner() = default;
@@ -52,6 +54,10 @@ struct RestoreOptions {
   // Fill dense anonymous regions in transparent huge pages (README.md, "Huge pages"); also
   // turned on by FERRY_RESTORE_HUGE_PAGES=1 in the environment.
   bool huge_pages = false;
+  // Lazy restore (README.md, "Lazy restore"; restore_process of one process only, not
+  // restore_tree): private anonymous memory is filled by this object's server thread after the
+  // program resumed. It must outlive the program's lazy period. nullptr: eager.
+  LazyPages* lazy = nullptr;
   // restore_process runs validate_for_restore first unless the caller already did.
   bool validate = true;
   // Upper bound on the whole restore; the child is killed when it is exceeded (no hang).
