@@ -71,7 +71,7 @@ void CoordinatorLink::send_register() {
   reg.node = cfg_.node;
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
-  reg.hostname = host;
+  reg.hostname = cfg_.mpi_host.empty() ? std::string(host) : cfg_.mpi_host;
   reg.cpus = std::thread::hardware_concurrency();
   reg.agent_pid = ::getpid();
   reg.build = FERRY_VERSION;
@@ -141,14 +141,17 @@ void CoordinatorLink::on_frame(const proto::Frame& f) {
     }
     if (auto it = in_flight_.find(id); it != in_flight_.end()) {
       if (a->code != 0)
-        log(Severity::warning, "agent.link", {it->second.job, it->second.rank, {}},
-            "coordinator refused RANK_EXITED: " + proto::error_from_wire(a->code, a->message).message());
+        std::visit([&](const auto& n) {
+          log(Severity::warning, "agent.link", {n.job, {}, {}},
+              "coordinator refused " + std::string(proto::name(n.kType)) + ": " +
+                  proto::error_from_wire(a->code, a->message).message());
+        }, it->second);
       in_flight_.erase(it);
     }
     return;
   }
   if (std::holds_alternative<proto::LaunchRanks>(*msg) || std::holds_alternative<proto::RoundStep>(*msg) ||
-      std::holds_alternative<proto::RestoreRanks>(*msg)) {
+      std::holds_alternative<proto::RestoreRanks>(*msg) || std::holds_alternative<proto::LaunchMpi>(*msg)) {
     on_request_(epoch_, id, std::move(*msg));
     return;
   }
@@ -170,8 +173,8 @@ void CoordinatorLink::send_heartbeat() {
   });
 }
 
-void CoordinatorLink::notify(const proto::RankExited& msg) {
-  pending_.push_back(msg);
+void CoordinatorLink::notify(Notice msg) {
+  pending_.push_back(std::move(msg));
   send_pending();
 }
 
@@ -179,7 +182,7 @@ void CoordinatorLink::send_pending() {
   if (!connected_ || !registered_) return;
   while (!pending_.empty()) {
     std::uint64_t id = next_id_++;
-    send(proto::encode_signed(pending_.front(), id, 0, cfg_.secret));
+    std::visit([&](const auto& n) { send(proto::encode_signed(n, id, 0, cfg_.secret)); }, pending_.front());
     in_flight_.emplace(id, std::move(pending_.front()));
     pending_.pop_front();
   }

@@ -24,6 +24,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <variant>
 
 #include "ferry/proto/auth.hpp"
 #include "ferry/proto/codec.hpp"
@@ -34,7 +35,11 @@ struct LinkConfig {
   std::string host, port;
   std::string node;
   std::string secret;
+  std::string mpi_host;  // AGENT_REGISTER hostname: how mpirun's --host names this node (default: hostname)
 };
+
+// An unsolicited report kept until the coordinator acknowledges it.
+using Notice = std::variant<proto::RankExited, proto::MpiRunEnded>;
 
 class CoordinatorLink {
 public:
@@ -55,8 +60,9 @@ public:
     if (epoch != epoch_ || !connected_) return;
     send(proto::encode_signed(msg, request_id, 0, cfg_.secret));
   }
-  // Sends RANK_EXITED now (if registered) and again after each registration until acked.
-  void notify(const proto::RankExited& msg);
+  // Sends RANK_EXITED (or MPI_RUN_ENDED) now (if registered) and again after each
+  // registration until acked.
+  void notify(Notice msg);
 
 private:
   void connect();
@@ -95,8 +101,8 @@ private:
   std::uint8_t header_[4] = {};
   proto::Bytes body_;
   // request id on the current connection -> notification awaiting its ACK
-  std::map<std::uint64_t, proto::RankExited> in_flight_;
-  std::deque<proto::RankExited> pending_;  // not yet sent on the current registration
+  std::map<std::uint64_t, Notice> in_flight_;
+  std::deque<Notice> pending_;  // not yet sent on the current registration
 };
 
 }  // namespace ferry::agent

@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
       "root-only file holding the secret shared with the coordinator")(
       "log-dir", po::value<std::string>(), "directory of agent-NODE.log (default: STORE/logs)")(
       "ferry", po::value<std::string>()->default_value(""), "the ferry command (default: $FERRY_CLI_PATH, else beside ferry-agent)")(
+      "mpi-host", po::value<std::string>()->default_value(""),
+      "MPI jobs: this node's name or address in mpirun's --host list (default: the hostname)")(
       "debug", "log debug lines to the log file");
   po::variables_map vm;
   try {
@@ -99,7 +101,8 @@ int main(int argc, char** argv) {
   cfg.node = node;
   cfg.store = store;
   cfg.ferry = find_ferry(vm["ferry"].as<std::string>());
-  agent::LinkConfig link{coord.substr(0, colon), coord.substr(colon + 1), node, *secret};
+  agent::LinkConfig link{coord.substr(0, colon), coord.substr(colon + 1), node, *secret,
+                         vm["mpi-host"].as<std::string>()};
   if (link.host.size() > 2 && link.host.front() == '[' && link.host.back() == ']')
     link.host = link.host.substr(1, link.host.size() - 2);  // [::1]:7000
   agent::Session session(io, cfg, link);

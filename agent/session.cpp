@@ -54,7 +54,8 @@ Session::Session(asio::io_context& io, SessionConfig cfg, LinkConfig link)
       paths_{cfg_.store},
       link_(io, std::move(link),
             [this](std::uint64_t epoch, std::uint64_t id, proto::AnyMessage m) { on_request(epoch, id, std::move(m)); },
-            [this] { return state_.live_ranks(); }) {
+            [this] { return state_.live_ranks(); }),
+      mpi_(io, link_, cfg_.node, paths_) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) == 0) {
     alive_r_.reset(p[0]);
@@ -68,6 +69,7 @@ void Session::start() { link_.start(); }
 
 void Session::stop() {
   link_.stop();
+  mpi_.stop();
   for (auto& [pid, w] : watches_) {
     boost::system::error_code ec;
     w->status.close(ec);
@@ -78,7 +80,11 @@ void Session::stop() {
 
 void Session::on_request(std::uint64_t epoch, std::uint64_t id, proto::AnyMessage msg) {
   if (auto* l = std::get_if<proto::LaunchRanks>(&msg)) return on_launch(epoch, id, *l);
-  if (auto* s = std::get_if<proto::RoundStep>(&msg)) return on_round_step(epoch, id, *s);
+  if (auto* l = std::get_if<proto::LaunchMpi>(&msg)) return mpi_.launch(epoch, id, *l);
+  if (auto* s = std::get_if<proto::RoundStep>(&msg)) {
+    if (mpi_.owns(s->job)) return mpi_.round_step(epoch, id, *s);
+    return on_round_step(epoch, id, *s);
+  }
   if (auto* r = std::get_if<proto::RestoreRanks>(&msg)) return on_restore(epoch, id, *r);
 }
 

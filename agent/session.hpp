@@ -9,6 +9,8 @@
 //                    (validate, restore) and result -> RESTORE_RESULT; if any rank of the
 //                    restart failed on this node, the ones restored here are stopped
 //   a supervisor's exit (its pidfd) -> RANK_EXITED (exit status or signal)
+//   LAUNCH_MPI, and ROUND_STEP of such a job -> MpiLaunchers (mpi_launcher.hpp: the head node
+//                    of an MPI job runs mpirun and speaks to rank 0's proxy)
 // Nothing here waits: a dump runs in the rank's own supervisor process while this loop keeps
 // heartbeating. Ownership: Session owns the NodeState and one Watch per live supervisor.
 #pragma once
@@ -21,6 +23,7 @@
 #include <string>
 
 #include "coordinator_link.hpp"
+#include "mpi_launcher.hpp"
 #include "node_state.hpp"
 #include "rank_control.hpp"
 #include "rank_spawn.hpp"
@@ -61,6 +64,7 @@ private:
   StorePaths paths_;
   NodeState state_;
   CoordinatorLink link_;
+  MpiLaunchers mpi_;  // MPI jobs whose launcher runs here (LAUNCH_MPI)
   std::map<pid_t, std::shared_ptr<Watch>> watches_;  // by supervisor pid
   // Liveness pipe: every rank supervisor holds the read end (fd 5), only this process the
   // write end; when the agent dies they see EOF and resume a rank they hold frozen.

@@ -24,6 +24,12 @@
 // ("cancel ROUND") and never commits that round. Either way the partial directory is removed
 // and the reply names the phase and the ranks (and nodes) that did not answer. Lines of a round
 // that is over are dropped.
+// With a coordinator configured (--coordinator, $FERRY_COORDINATOR, the store's config, as
+// `ferry launch` decides) a launch goes there instead (LAUNCH_MPI_JOB): the coordinator places
+// the ranks on its agents' nodes (--nodes n1,n2 or n1:1,n2:3; default every node), the head
+// agent runs mpirun and drives the checkpoints, and this command waits for the job's record
+// like `ferry wait`, copying STORE/jobs/ID/mpirun.out/.err (the launcher's output, written on
+// the head node into the shared store) to its stdout/stderr meanwhile.
 // A restart reads STORE/jobs/ID/mpi.json (the program and the mpirun options it was started
 // with; options given to --restart replace them, e.g. another placement) and the newest (or
 // given) committed generation, whose job manifest fixes -np.
@@ -47,8 +53,12 @@
 #include <iostream>
 #include <random>
 #include <sstream>
+#include <thread>
+#include <atomic>
 
+#include "cluster_commands.hpp"
 #include "commands.hpp"
+#include "coordinator_client.hpp"
 #include "exit_status.hpp"
 #include "ferry/common/fs.hpp"
 #include "ferry/common/hash.hpp"
@@ -519,12 +529,94 @@ Result<int> listen_control(const std::string& path) {
   return fd;
 }
 
+// Copies what is appended to `path` to `out` until *done (then once more), every 100 ms.
+void follow(const std::string& path, std::FILE* out, const std::atomic<bool>* done) {
+  long long at = 0;
+  for (bool last = false; !last;) {
+    last = done->load();
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      char buf[65536];
+      ssize_t n;
+      while ((n = ::pread(fd, buf, sizeof buf, at)) > 0) {
+        std::fwrite(buf, 1, static_cast<size_t>(n), out);
+        at += n;
+      }
+      std::fflush(out);
+      ::close(fd);
+    }
+    if (!last) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+int mpirun_through_coordinator(const std::string& address, const mpi_job::MpiRun& run, const std::vector<std::string>& nodes,
+                               bool detach) {
+  std::string proxy = find_proxy();
+  if (proxy.empty()) {
+    complain("mpirun: ferry-mpi-proxy not found beside ferry (set FERRY_MPI_PROXY)");
+    return kExitUnsupported;
+  }
+  proto::LaunchMpiJob req;
+  req.name = run.name.value_or("");
+  req.program = run.program;
+  req.mpirun_options = run.mpirun_opts;
+  req.proxy = proxy;
+  req.nodes = nodes;
+  req.ntasks = 0;
+  for (size_t i = 0; i + 1 < run.mpirun_opts.size(); ++i)
+    if (run.mpirun_opts[i] == "-np" || run.mpirun_opts[i] == "-n" || run.mpirun_opts[i] == "--np" ||
+        run.mpirun_opts[i] == "-c")
+      req.ntasks = static_cast<std::uint32_t>(std::strtoul(run.mpirun_opts[i + 1].c_str(), nullptr, 10));
+  if (req.ntasks == 0) {
+    complain("mpirun: through a coordinator, give the number of ranks with -np N");
+    return kExitUsage;
+  }
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd)) req.cwd = cwd;
+  for (char** e = environ; *e; ++e) {
+    std::string_view kv(*e);
+    if (kv.rfind("FERRY_MPI_", 0) != 0 && kv.rfind("FERRY_CLI_PATH=", 0) != 0) req.env.emplace_back(kv);
+  }
+  req.env.push_back("FERRY_CLI_PATH=" + self_path());
+  auto client = CoordinatorClient::connect(address);
+  if (!client) return unreachable(address, client.error());
+  auto r = client->call<proto::LaunchMpiJob, proto::LaunchJobReply>(req);
+  if (!r) return unreachable(address, r.error());
+  if (r->code != proto::kWireOk) {
+    complain("mpirun: " + r->message);
+    return exit_for_reply(r->code, r->message);
+  }
+  if (detach) {
+    std::cout << r->job << std::endl;
+    return 0;
+  }
+  auto st = client->call<proto::Status, proto::StatusReply>(proto::Status{r->job});
+  if (!st) return unreachable(address, st.error());
+  if (st->code != proto::kWireOk || st->jobs.empty() || st->jobs.front().restarts.empty()) {
+    complain("mpirun: job " + r->job + " has no launch record (" + st->message + ")");
+    return kExitInternal;
+  }
+  std::uint64_t record = st->jobs.front().restarts.front().restart_id;
+  std::string dir = store::default_root(run.store) + "/jobs/" + r->job;
+  std::cerr << "ferry: job " << r->job << " launched through the coordinator at " << address << ": " << req.ntasks
+            << " ranks (record " << record << "); mpirun's output: " << dir << "/mpirun.out\n";
+  std::atomic<bool> done{false};
+  std::thread out(follow, dir + "/mpirun.out", stdout, &done), err(follow, dir + "/mpirun.err", stderr, &done);
+  int status = wait_for_record(*client, record, run.json, 0);
+  done = true;
+  out.join();
+  err.join();
+  return status;
+}
+
 }  // namespace
 
 int cmd_mpirun(const Args& args) {
   auto [before, program] = split_at_dashdash(args);
   mpi_job::MpiRun run;
   run.program = program;
+  std::optional<std::string> coordinator, nodes;
+  bool detach = false;
   for (size_t i = 0; i < before.size(); ++i) {
     const std::string& a = before[i];
     auto value = [&](std::optional<std::string>& into) {
@@ -534,6 +626,8 @@ int cmd_mpirun(const Args& args) {
     };
     if (a == "-h" || a == "--help") {
       std::cout << "usage: ferry mpirun [--store DIR] [--name NAME] [mpirun options] -- PROGRAM [ARGS...]\n"
+                   "       ferry mpirun [--coordinator HOST:PORT] [--nodes n1,n2|n1:1,n2:3] [--detach] [--json] --name NAME\n"
+                   "                    -np N [mpirun options] -- PROGRAM   (through a coordinator; default $FERRY_COORDINATOR)\n"
                    "       ferry mpirun [--store DIR] --restart JOB [--generation N] [mpirun options]\n";
       return 0;
     }
@@ -541,6 +635,10 @@ int cmd_mpirun(const Args& args) {
     if (a == "--store") ok = value(run.store);
     else if (a == "--name") ok = value(run.name);
     else if (a == "--restart") ok = value(run.restart);
+    else if (a == "--coordinator") ok = value(coordinator);
+    else if (a == "--nodes") ok = value(nodes);
+    else if (a == "--detach") detach = true;
+    else if (a == "--json") run.json = true;
     else if (a == "--generation") {
       std::optional<std::string> g;
       ok = value(g);
@@ -550,6 +648,20 @@ int cmd_mpirun(const Args& args) {
       complain("mpirun: " + a + " needs a value");
       return kExitUsage;
     }
+  }
+  if (!run.restart) {
+    auto address = coordinator_for(coordinator, store::default_root(run.store), "");
+    if (address) {
+      if (run.program.empty()) {
+        complain("mpirun: no program given (ferry mpirun [mpirun options] -- PROGRAM [ARGS...])");
+        return kExitUsage;
+      }
+      return mpirun_through_coordinator(*address, run, nodes ? split_nodes(*nodes) : std::vector<std::string>{}, detach);
+    }
+  }
+  if (nodes || detach || coordinator) {
+    complain("mpirun: --nodes, --detach and --coordinator need a coordinator (set FERRY_COORDINATOR)");
+    return kExitUsage;
   }
   return mpi_job::run_mpi_job(std::move(run));
 }

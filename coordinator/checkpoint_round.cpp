@@ -180,6 +180,10 @@ Actions CheckpointRound::on_reply(std::string_view node, const proto::RoundReply
 
   // Check the reply covers exactly this node's ranks; take the first failure in rank order.
   std::optional<RoundFailure> failure;
+  auto node_of = [&](std::uint32_t rank) {
+    auto it = cfg_.rank_nodes.find(rank);
+    return it != cfg_.rank_nodes.end() ? it->second : n->node;
+  };
   for (std::uint32_t rank : n->ranks) {
     auto it = std::find_if(reply.results.begin(), reply.results.end(),
                            [&](const proto::RankResult& r) { return r.rank == rank; });
@@ -189,12 +193,12 @@ Actions CheckpointRound::on_reply(std::string_view node, const proto::RoundReply
       break;
     }
     if (it->code != proto::kWireOk) {
-      failure = RoundFailure{phase_, n->node, rank, proto::from_wire(it->code),
+      failure = RoundFailure{phase_, node_of(rank), rank, proto::from_wire(it->code),
                              it->message.empty() ? proto::from_wire(it->code).message() : it->message};
       break;
     }
     if (phase_ == RoundPhase::dump) {
-      outcome_.ranks.push_back(RankStats{rank, n->node, it->bytes, it->duration_ns});
+      outcome_.ranks.push_back(RankStats{rank, node_of(rank), it->bytes, it->duration_ns});
       outcome_.bytes += it->bytes;
     }
   }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -33,6 +34,9 @@ struct RoundConfig {
   std::uint64_t round_id = 0;
   std::string generation_dir;   // gen-NNNNNN.partial in the shared store
   std::vector<RoundNode> nodes; // order decides which node a timeout names first
+  // Where each rank runs when that is not the node its steps go to (an MPI job's steps all go
+  // to its head node): the manifest and failures name these nodes.
+  std::map<std::uint32_t, std::string> rank_nodes;
   RoundMode mode = RoundMode::resume;
   // Per-phase deadlines. Dump is long: it writes every image. The rest are control steps.
   std::chrono::milliseconds prepare_timeout{10'000};

@@ -24,6 +24,7 @@ bool is_agent_type(MsgType t) {
     case MsgType::agent_register:
     case MsgType::heartbeat:
     case MsgType::rank_exited:
+    case MsgType::mpi_run_ended:
     case MsgType::launch_result:
     case MsgType::round_reply:
     case MsgType::restore_result:
@@ -79,6 +80,7 @@ void Coordinator::on_frame(const std::shared_ptr<Session>& s, const proto::Frame
   if (is_agent_type(f.env.type)) return on_agent_message(s, f, msg);
   switch (f.env.type) {
     case MsgType::launch_job:
+    case MsgType::launch_mpi_job:
     case MsgType::checkpoint:
     case MsgType::restart:
     case MsgType::wait:
@@ -123,6 +125,7 @@ void Coordinator::on_agent_message(const std::shared_ptr<Session>& s, const prot
       return s->close("bad node name");
     }
     std::uint64_t sid = agents_.on_register(reg->node, s);
+    mpi_hosts_[reg->node] = reg->hostname;
     (void)db_.node_heartbeat(reg->node, proto::realtime_ns());
     log(Severity::info, "coord.agent", {"", reg->node, {}, {}},
         "agent joined from " + s->peer() + " (pid " + std::to_string(reg->agent_pid) + ", " + reg->build + ")");
@@ -150,6 +153,9 @@ void Coordinator::on_agent_message(const std::shared_ptr<Session>& s, const prot
   } else if (auto* ex = std::get_if<proto::RankExited>(&msg)) {
     s->send(signed_for_agent(proto::Ack{}, f.env.request_id));
     on_rank_exited(node, *ex);
+  } else if (auto* me = std::get_if<proto::MpiRunEnded>(&msg)) {
+    s->send(signed_for_agent(proto::Ack{}, f.env.request_id));
+    on_mpi_run_ended(node, *me);
   } else if (auto* rp = std::get_if<proto::RoundReply>(&msg)) {
     on_round_reply(node, *rp);
   }
@@ -276,7 +282,7 @@ void Coordinator::on_round_reply(const std::string& node, const proto::RoundRepl
 }
 
 void Coordinator::stop_ranks(const Job& job, const std::string& why) {
-  for (const auto& node : job.inc->nodes()) {
+  for (const auto& node : job.mpi ? std::set<std::string>{job.head} : job.inc->nodes()) {
     proto::RoundStep stop{.job = job.row.id, .generation = job.inc->generation(), .round_id = 0,
                           .phase = proto::RoundPhase::stop, .ranks = job.inc->ranks_on(node),
                           .generation_dir = "", .deadline_ms = static_cast<std::uint32_t>(cfg_.finish_timeout.count())};

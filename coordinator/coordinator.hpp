@@ -18,6 +18,7 @@
 #include "ferry/proto/auth.hpp"
 #include "generation_store.hpp"
 #include "incarnation.hpp"
+#include "mpi_jobs.hpp"
 #include "round_driver.hpp"
 #include "session.hpp"
 #include "state_db.hpp"
@@ -71,6 +72,11 @@ private:
     // An agent of the running job was lost: its ranks count as killed (SIGKILL) and the
     // surviving ranks are stopped so the job ends (once a round in flight has aborted).
     std::optional<std::string> ending;
+    // An MPI job (mpi_jobs.cpp): its launcher runs on `head` (rank 0's node), which takes
+    // every step of its rounds; `stopped_generation` is the generation of a committed stop.
+    bool mpi = false;
+    std::string head;
+    std::optional<std::uint64_t> stopped_generation;
   };
 
   // ---- coordinator.cpp: agents
@@ -80,6 +86,7 @@ private:
   void on_launch_result(const std::string& node, const proto::LaunchResult& m);
   void on_restore_result(const std::string& node, const proto::RestoreResult& m);
   void on_rank_exited(const std::string& node, const proto::RankExited& m);
+  void on_mpi_run_ended(const std::string& node, const proto::MpiRunEnded& m);
   void on_round_reply(const std::string& node, const proto::RoundReply& m);
   void on_incarnation_final(Job& job);
   void stop_ranks(const Job& job, const std::string& why);
@@ -97,6 +104,14 @@ private:
   // ---- user_requests.cpp: the CLI
   void on_user_request(const std::shared_ptr<Session>& s, const proto::Frame& f, proto::AnyMessage& msg);
   void on_launch_job(const ReplyTo& to, std::uint32_t uid, const proto::LaunchJob& m);
+  // ---- mpi_requests.cpp: MPI jobs (launch, restart through the head agent)
+  void on_launch_mpi_job(const ReplyTo& to, std::uint32_t uid, const proto::LaunchMpiJob& m);
+  // RESTART of an MPI job (job.row and the restart record already set up by on_restart).
+  void restart_mpi_job(const ReplyTo& to, Job& job, const proto::Restart& m, std::uint64_t gen);
+  Result<MpiLaunch> load_mpi_launch(const std::string& job) const;
+  // LAUNCH_MPI to the head node of the job's current incarnation.
+  void send_mpi_launch(Job& job, const MpiLaunch& l, const std::vector<std::pair<std::string, std::uint32_t>>& blocks,
+                       const std::string& restore_dir);
   void on_checkpoint(const ReplyTo& to, std::uint32_t uid, const proto::Checkpoint& m);
   void on_restart(const ReplyTo& to, std::uint32_t uid, const proto::Restart& m);
   void on_wait(const ReplyTo& to, std::uint32_t uid, const proto::Wait& m);
@@ -129,6 +144,7 @@ private:
   std::map<std::uint64_t, ReplyTo> restart_replies_;  // restart id -> RESTART without --detach
   std::map<std::string, std::vector<proto::RoundStep>> pending_aborts_;  // node -> ABORTs
   std::uint64_t next_request_id_ = 1;
+  std::map<std::string, std::string> mpi_hosts_;  // node -> its name in mpirun's --host (AGENT_REGISTER hostname)
 };
 
 }  // namespace ferry::coord

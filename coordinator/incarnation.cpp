@@ -110,6 +110,12 @@ bool Incarnation::on_agent_lost(const std::string& node) {
   return persist_if_final(was);
 }
 
+bool Incarnation::on_mpi_run_ended(const proto::RestartRecordWire& record) {
+  bool was = final();
+  outcome_.finish_with(record);
+  return persist_if_final(was);
+}
+
 bool Incarnation::replay_exits(const std::vector<RankExitRow>& exits) {
   for (const auto& [rank, node] : placement_) outcome_.on_rank_running(rank);
   for (const auto& e : exits) outcome_.on_rank_exited(e.rank, e.exit_status, e.signal);

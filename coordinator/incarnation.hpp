@@ -47,6 +47,8 @@ public:
   bool on_rank_exited(std::uint32_t rank, std::optional<std::int32_t> exit_status,
                       std::optional<std::int32_t> signal, std::int64_t time_ns);
   bool on_agent_lost(const std::string& node);
+  // An MPI incarnation's launcher ended: `record` (mpi_jobs.hpp fold_mpi_run) is the outcome.
+  bool on_mpi_run_ended(const proto::RestartRecordWire& record);
   // Replays the rank exits stored before a coordinator restart (every rank had started).
   bool replay_exits(const std::vector<RankExitRow>& exits);
 

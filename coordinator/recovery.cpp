@@ -12,6 +12,8 @@
 //     it becomes restart_failed and its ranks are stopped once their agents are back.
 //     Nodes of running jobs are expected to re-register within lost_after, else they are
 //     declared lost (and their ranks with them).
+#include <unistd.h>
+
 #include "coordinator.hpp"
 #include "log.hpp"
 
@@ -53,6 +55,10 @@ Result<void> Coordinator::recover() {
       if (rec.outcome == proto::Outcome::running) current = &rec;
     Job& job = jobs_[row.id];
     job.row = row;
+    if (::access((store_.job_dir(row.id) + "/mpi-launch.json").c_str(), F_OK) == 0) {
+      job.mpi = true;  // its launcher runs on rank 0's node (mpi_requests.cpp)
+      job.head = row.nodes.empty() ? "" : row.nodes.front();
+    }
     if (!current) continue;
     std::map<std::uint32_t, std::string> placement;
     for (std::uint32_t rank = 0; rank < row.nodes.size(); ++rank) placement[rank] = row.nodes[rank];

@@ -56,6 +56,15 @@ void RestartOutcome::on_rank_exited(std::uint32_t rank, std::optional<std::int32
   maybe_finish();
 }
 
+void RestartOutcome::finish_with(const proto::RestartRecordWire& record) {
+  if (final() || record.outcome == proto::Outcome::running) return;
+  auto id = record_.restart_id;
+  record_ = record;
+  record_.restart_id = id;
+  for (auto& [rank, running] : running_) running = false;
+  ended_ = placement_.size();
+}
+
 void RestartOutcome::on_agent_lost(const std::string& node) {
   if (final()) return;
   if (!all_running()) {

@@ -37,6 +37,9 @@ public:
   void on_rank_exited(std::uint32_t rank, std::optional<std::int32_t> exit_status,
                       std::optional<std::int32_t> signal);
   void on_agent_lost(const std::string& node);
+  // An MPI incarnation ends all at once (its launcher's end): the record folded from the
+  // proxies' events (mpi_jobs.hpp) becomes final, unless the outcome already was.
+  void finish_with(const proto::RestartRecordWire& record);
 
   bool final() const noexcept { return record_.outcome != proto::Outcome::running; }
   // Every rank started (some may have ended since: ranks_ended()).

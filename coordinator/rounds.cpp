@@ -24,7 +24,9 @@ Result<void> Coordinator::start_round(Job& job, RoundMode mode, std::optional<Re
   row.job = job.row.id;
   row.generation = gen;
   row.generation_dir = dir;
-  for (const auto& n : job.inc->nodes()) row.nodes.push_back(n);
+  if (job.mpi) row.nodes.push_back(job.head);
+  else
+    for (const auto& n : job.inc->nodes()) row.nodes.push_back(n);
   row.started_ns = proto::realtime_ns();
   auto begun = db_.begin_round(row);
   if (!begun) {
@@ -36,7 +38,15 @@ Result<void> Coordinator::start_round(Job& job, RoundMode mode, std::optional<Re
   cfg.generation = gen;
   cfg.round_id = begun->round_id;
   cfg.generation_dir = dir;
-  for (const auto& n : job.inc->nodes()) cfg.nodes.push_back(RoundNode{n, job.inc->ranks_on(n)});
+  if (job.mpi) {
+    // The head agent drives the proxies' collective checkpoint: every step goes there.
+    std::vector<std::uint32_t> all;
+    for (const auto& [rank, node] : job.inc->placement()) all.push_back(rank);
+    cfg.nodes.push_back(RoundNode{job.head, all});
+    cfg.rank_nodes = job.inc->placement();
+  } else {
+    for (const auto& n : job.inc->nodes()) cfg.nodes.push_back(RoundNode{n, job.inc->ranks_on(n)});
+  }
   cfg.mode = mode;
   cfg.prepare_timeout = cfg_.prepare_timeout;
   cfg.quiesce_timeout = cfg_.quiesce_timeout;
@@ -64,6 +74,7 @@ void Coordinator::on_round_finished(const std::string& job_id, RoundOutcome o) {
   job.round.reset();
   if (o.committed && stop) {
     job.stop_committed = true;
+    job.stopped_generation = o.generation;
     // Ranks that already ended before the stop step arrived leave the job "exited".
     if (job.inc && job.inc->final() && job.row.state == "exited") {
       job.row.state = "stopped";

@@ -25,7 +25,8 @@ std::uint16_t wire(const Error& e) { return proto::to_wire(e.code()); }
 template <class F>
 void with_error_reply(MsgType t, F&& f) {
   switch (t) {
-    case MsgType::launch_job: return f(proto::LaunchJobReply{});
+    case MsgType::launch_job:
+    case MsgType::launch_mpi_job: return f(proto::LaunchJobReply{});
     case MsgType::checkpoint: return f(proto::CheckpointReply{});
     case MsgType::restart: return f(proto::RestartReply{});
     case MsgType::wait: return f(proto::WaitReply{});
@@ -61,6 +62,7 @@ void Coordinator::on_user_request(const std::shared_ptr<Session>& s, const proto
     return s->close("authentication failed");
   }
   if (auto* m = std::get_if<proto::LaunchJob>(&msg)) on_launch_job(to, uid, *m);
+  else if (auto* m = std::get_if<proto::LaunchMpiJob>(&msg)) on_launch_mpi_job(to, uid, *m);
   else if (auto* m = std::get_if<proto::Checkpoint>(&msg)) on_checkpoint(to, uid, *m);
   else if (auto* m = std::get_if<proto::Restart>(&msg)) on_restart(to, uid, *m);
   else if (auto* m = std::get_if<proto::Wait>(&msg)) on_wait(to, uid, *m);
@@ -185,6 +187,10 @@ void Coordinator::on_restart(const ReplyTo& to, std::uint32_t uid, const proto::
                   gen == 0 ? "job " + job.row.id + " has no committed generation"
                            : "job " + job.row.id + " has no committed generation " + std::to_string(gen));
 
+  if (job.mpi || ::access((store_.job_dir(job.row.id) + "/mpi-launch.json").c_str(), F_OK) == 0) {
+    job.mpi = true;
+    return restart_mpi_job(to, job, m, gen);
+  }
   // Placement: explicit entries, else rank r on nodes[r % n] (the job's nodes by default).
   std::vector<std::string> nodes = m.nodes;
   if (nodes.empty())

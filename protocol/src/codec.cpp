@@ -21,6 +21,9 @@ std::string_view name(MsgType t) {
     case MsgType::restore_ranks: return "RESTORE_RANKS";
     case MsgType::restore_result: return "RESTORE_RESULT";
     case MsgType::rank_exited: return "RANK_EXITED";
+    case MsgType::launch_mpi: return "LAUNCH_MPI";
+    case MsgType::mpi_run_ended: return "MPI_RUN_ENDED";
+    case MsgType::launch_mpi_job: return "LAUNCH_MPI_JOB";
     case MsgType::launch_job: return "LAUNCH_JOB";
     case MsgType::launch_job_reply: return "LAUNCH_JOB_REPLY";
     case MsgType::checkpoint: return "CHECKPOINT";
@@ -160,6 +163,9 @@ Result<AnyMessage> decode_message(const Frame& f) {
     case MsgType::restore_ranks: return as_any<RestoreRanks>(f);
     case MsgType::restore_result: return as_any<RestoreResult>(f);
     case MsgType::rank_exited: return as_any<RankExited>(f);
+    case MsgType::launch_mpi: return as_any<LaunchMpi>(f);
+    case MsgType::mpi_run_ended: return as_any<MpiRunEnded>(f);
+    case MsgType::launch_mpi_job: return as_any<LaunchMpiJob>(f);
     case MsgType::launch_job: return as_any<LaunchJob>(f);
     case MsgType::launch_job_reply: return as_any<LaunchJobReply>(f);
     case MsgType::checkpoint: return as_any<Checkpoint>(f);

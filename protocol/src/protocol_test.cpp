@@ -118,6 +118,14 @@ TEST(RoundTrip, EveryMessage) {
   round_trip(LaunchJob{.name = "sim", .argv = {"a"}, .cwd = "/", .env = {}, .nodes = {"n1", "n2"},
                        .ntasks = 4, .interval_s = 600, .keep = 3});
   round_trip(LaunchJobReply{.code = 0, .message = "", .job = "3"});
+  round_trip(LaunchMpi{.job = "3", .restart_id = 2, .generation = 1, .uid = 1, .gid = 2, .ntasks = 4,
+                       .argv = {"mpirun", "-np", "4"}, .cwd = "/", .env = {"A=1"}, .run_dir = "/s/r/2"});
+  round_trip(MpiRunEnded{.job = "3", .restart_id = 2, .launcher_status = 137,
+                         .ranks = {{2, "h2", MpiEnd::aborted, 5, std::nullopt, "", 9},
+                                   {1, "h1", MpiEnd::restart_failed, 0, RestartPhase::validate, "corrupt", 10}}});
+  round_trip(LaunchMpiJob{.name = "sim", .program = {"./a"}, .mpirun_options = {"--oversubscribe"},
+                          .proxy = "/p", .cwd = "/", .env = {}, .nodes = {"n1"}, .ntasks = 4,
+                          .interval_s = 0, .keep = 0});
   round_trip(Checkpoint{.job = "sim", .stop = 1});
   round_trip(CheckpointReply{.code = 103, .message = "agent n2 lost during dump", .generation = 0,
                              .bytes = 0, .duration_ns = 0, .failed_phase = RoundPhase::dump,

@@ -213,7 +213,7 @@ Result<M> decode_payload(const Frame& f) {
 
 using AnyMessage =
     std::variant<Ack, AgentRegister, AgentRegisterReply, Heartbeat, LaunchRanks, LaunchResult,
-                 RoundStep, RoundReply, RestoreRanks, RestoreResult, RankExited, LaunchJob,
+                 RoundStep, RoundReply, RestoreRanks, RestoreResult, RankExited, LaunchMpi, MpiRunEnded, LaunchMpiJob, LaunchJob,
                  LaunchJobReply, Checkpoint, CheckpointReply, Restart, RestartReply, Wait,
                  WaitReply, Status, StatusReply, DeleteJob>;
 

@@ -38,6 +38,8 @@ enum class MsgType : std::uint16_t {
   restore_ranks        = 0x0130,
   restore_result       = 0x0131,
   rank_exited          = 0x0140,
+  launch_mpi           = 0x0112,  // MPI job: the head agent runs the launcher (mpirun)
+  mpi_run_ended        = 0x0141,  // MPI job: the launcher ended; every rank's end
   // CLI <-> coordinator
   launch_job           = 0x0201,
   launch_job_reply     = 0x0202,
@@ -50,6 +52,7 @@ enum class MsgType : std::uint16_t {
   status               = 0x0209,
   status_reply         = 0x020A,
   delete_job           = 0x020B,
+  launch_mpi_job       = 0x020D,  // reply: launch_job_reply
 };
 
 // Phases of a checkpoint round, in order (abort may follow any phase before commit).
@@ -228,7 +231,72 @@ struct RankExited {  // agent -> coordinator, unsolicited; reply: Ack
   bool operator==(const RankExited&) const = default;
 };
 
+// An MPI job (docs/mpi.md "Through the coordinator"): the head agent (the node of rank 0) runs
+// the launcher, `argv` (mpirun ... ferry-mpi-proxy [--restore DIR] -- PROGRAM), adding the
+// address and token of its link to rank 0's proxy (FERRY_MPI_FRONT, FERRY_MPI_TOKEN) and
+// FERRY_MPI_RUN_DIR = run_dir. Reply: LaunchResult (restart_id 0) or RestoreResult, every rank
+// ok once rank 0's proxy connected (every proxy passed MPI_Init) or the launcher ended.
+struct LaunchMpi {  // coordinator -> head agent
+  static constexpr MsgType kType = MsgType::launch_mpi;
+  std::string job;
+  std::uint64_t restart_id = 0;     // 0: the launch
+  std::uint64_t generation = 0;     // restored generation (0: the launch)
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::uint32_t ntasks = 0;
+  std::vector<std::string> argv;    // the launcher's command line
+  std::string cwd;
+  std::vector<std::string> env;
+  std::string run_dir;              // where the proxies write rank-R.host / rank-R.event
+  FERRY_PROTO_FIELDS(job, restart_id, generation, uid, gid, ntasks, argv, cwd, env, run_dir)
+  bool operator==(const LaunchMpi&) const = default;
+};
+
+enum class MpiEnd : std::uint8_t { exited = 1, signaled = 2, aborted = 3, restart_failed = 4 };
+constexpr bool wire_valid(MpiEnd e) { return e >= MpiEnd::exited && e <= MpiEnd::restart_failed; }
+
+struct MpiRankEnd {  // one rank's event (mpi/proxy/main.cpp rank-R.event)
+  std::uint32_t rank = 0;
+  std::string node;                 // where the proxy ran (its hostname)
+  MpiEnd kind = MpiEnd::exited;
+  std::int32_t value = 0;           // exit status, signal, MPI_Abort code
+  std::optional<RestartPhase> phase;  // restart_failed: validate or restore
+  std::string reason;
+  std::int64_t time_ns = 0;
+  FERRY_PROTO_FIELDS(rank, node, kind, value, phase, reason, time_ns)
+  bool operator==(const MpiRankEnd&) const = default;
+};
+
+struct MpiRunEnded {  // head agent -> coordinator, unsolicited; reply: Ack
+  static constexpr MsgType kType = MsgType::mpi_run_ended;
+  std::string job;
+  std::uint64_t restart_id = 0;
+  std::int32_t launcher_status = 0;  // mpirun's exit status (128+N: killed by signal N)
+  std::vector<MpiRankEnd> ranks;     // the ranks that reported an end, earliest first
+  FERRY_PROTO_FIELDS(job, restart_id, launcher_status, ranks)
+  bool operator==(const MpiRunEnded&) const = default;
+};
+
 // ---- CLI <-> coordinator ---------------------------------------------------------------
+
+// `ferry mpirun` with a coordinator: the job's ranks are placed block-wise on `nodes` (empty:
+// every registered node), `mpirun_options` are the user's (host options are replaced by the
+// placement, -np by ntasks), `proxy` is ferry-mpi-proxy's path (same on every node).
+struct LaunchMpiJob {  // reply: LaunchJobReply
+  static constexpr MsgType kType = MsgType::launch_mpi_job;
+  std::string name;
+  std::vector<std::string> program;
+  std::vector<std::string> mpirun_options;
+  std::string proxy;
+  std::string cwd;
+  std::vector<std::string> env;
+  std::vector<std::string> nodes;
+  std::uint32_t ntasks = 1;
+  std::uint32_t interval_s = 0;
+  std::uint32_t keep = 0;
+  FERRY_PROTO_FIELDS(name, program, mpirun_options, proxy, cwd, env, nodes, ntasks, interval_s, keep)
+  bool operator==(const LaunchMpiJob&) const = default;
+};
 
 struct LaunchJob {  // reply: LaunchJobReply
   static constexpr MsgType kType = MsgType::launch_job;

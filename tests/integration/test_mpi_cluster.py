@@ -1,0 +1,358 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""MPI jobs driven by the coordinator and the per-node agents (issue 5 section 4, docs/mpi.md
+"Through the coordinator").
+
+Two simulated hosts h1, h2 (network namespaces, tests/hosts/netns-hosts.sh), a ferry-agent in
+each (node h1 / h2, --mpi-host 10.77.0.1 / .2) and a ferry-coordinator in the head namespace
+(10.77.0.254); every `ferry` command runs in the head namespace with FERRY_COORDINATOR set, so
+`ferry mpirun` submits the job to the coordinator, whose head agent (rank 0's node) runs
+mpirun. The program is mpi/tests/programs/ckpt_mix.c.
+
+  1. reference: ckpt_mix under plain mpirun (4 ranks, this host);
+  2. `ferry mpirun --nodes h1,h2 -np 4` (2+2), checkpointed --checkpoints times at random moments
+     (each must commit), then every process of the job killed with SIGKILL;
+  3. `ferry restart JOB --nodes h1:1,h2:3` (1+3), killed again after a random time;
+  4. `ferry restart JOB --nodes h1` (4+0) runs to the end: exit 0, record exited 0.
+  Pass: ranks ran where asked (the hostname each proxy recorded in the run's directory), every rank printed PASS, and the
+  lines of all runs (mpirun.out in the job directory) are exactly the reference's.
+  5. crash.c with 3 ranks on h1,h2: rank 2 (on h2) dies of SIGSEGV: `ferry mpirun` exits 139 and
+     its record is signaled 11, rank 2, node h2; abort.c: exited 3, reason MPI_Abort, rank 2.
+  6. a restart whose rank 3 image is corrupt: restart_failed (86) naming rank 3 and its node.
+The namespaces and every process in them are removed at the end (by PID), also on failure.
+Exit 0 pass, 1 fail, 77 skip (not root, no `ip netns`, no mpirun)."""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "harness"))
+from process_tree import descendants  # noqa: E402
+
+HOSTS = os.path.join(HERE, "..", "hosts")
+NETNS = os.path.abspath(os.path.join(HOSTS, "netns-hosts.sh"))
+RSH = os.path.abspath(os.path.join(HOSTS, "rsh-agent.sh"))
+TIMEOUT = 300
+
+
+def skip_reason():
+    if os.geteuid() != 0:
+        return "needs root (ip netns)"
+    if not shutil.which("ip") or subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
+        return "'ip netns' is not available"
+    if not shutil.which(os.environ.get("MPIRUN", "mpirun")):
+        return "mpirun not found (install openmpi-bin)"
+    if not shutil.which("unshare"):
+        return "unshare not found"
+    return None
+
+
+class Cluster:
+    def __init__(self, a, prefix, root):
+        self.a, self.prefix, self.root = a, prefix, root
+        self.store = os.path.join(root, "store")
+        self.procs = []
+        secret = os.path.join(root, "cluster.secret")
+        with open(secret, "w") as f:
+            f.write(os.urandom(32).hex())
+        os.chmod(secret, 0o600)
+        users = os.path.join(root, "usersecrets")
+        os.makedirs(users, 0o711)
+        with open(os.path.join(users, "0"), "w") as f:
+            f.write(os.urandom(32).hex())
+        os.chmod(os.path.join(users, "0"), 0o600)
+        coord = self.spawn("head", "head", [a.coordinator, "--listen", "10.77.0.254:0", "--state",
+                                            os.path.join(root, "state"), "--store", self.store, "--cluster-secret",
+                                            secret, "--user-secrets", users, "--heartbeat-ms", "300",
+                                            "--lost-after-ms", "3000", "--step-timeout-s", "30"],
+                           "coord", stdout=subprocess.PIPE)
+        line = coord.stdout.readline()
+        assert line.startswith("listening"), f"coordinator printed {line!r}"
+        self.address = line.split()[-1]
+        self.agents = {}
+        for i in (1, 2):
+            self.agents[f"h{i}"] = self.spawn(
+                f"h{i}", f"h{i}", [a.agent, "--coordinator", self.address, "--node", f"h{i}", "--store", self.store,
+                                   "--cluster-secret", secret, "--ferry", a.ferry, "--mpi-host", f"10.77.0.{i}"],
+                f"agent-h{i}")
+        self.env = dict(os.environ, FERRY_COORDINATOR=self.address, FERRY_SECRET_FILE=os.path.join(users, "0"),
+                        FERRY_HOME=self.store, FERRY_AUTH="hmac", OMPI_ALLOW_RUN_AS_ROOT="1",
+                        OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", FERRY_HOSTS_PREFIX=prefix)
+        self.env.pop("LD_LIBRARY_PATH", None)
+        self.mca = ["--mca", "plm_rsh_agent", RSH, "--mca", "oob_tcp_if_include", "10.77.0.0/24",
+                    "--mca", "btl_tcp_if_include", "10.77.0.0/24"]
+        end = time.time() + 20
+        while time.time() < end:
+            st = self.status()
+            if isinstance(st, dict) and sorted(n["node"] for n in st["nodes"] if n["alive"]) == ["h1", "h2"]:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"agents did not register: {st}")
+
+    def spawn(self, ns, host, cmd, log, stdout=None):
+        err = open(os.path.join(self.root, log + ".err"), "w")
+        p = subprocess.Popen([NETNS, "exec", self.prefix, ns, host, "--"] + cmd, stdout=stdout or subprocess.DEVNULL,
+                             stderr=err, text=True)
+        self.procs.append(p)
+        return p
+
+    def ferry_cmd(self, *args):
+        return [NETNS, "exec", self.prefix, "head", "head", "--", self.a.ferry, *args]
+
+    def ferry(self, *args, timeout=TIMEOUT):
+        return subprocess.run(self.ferry_cmd(*args), env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def start(self, args, name):
+        err = open(os.path.join(self.root, name + ".err"), "w+")
+        p = subprocess.Popen(self.ferry_cmd(*args), env=self.env, stdout=subprocess.PIPE, stderr=err, text=True)
+        self.procs.append(p)
+        return p, err.name
+
+    def status(self, job=None):
+        r = self.ferry("status", "--json", *([job] if job else []), timeout=60)
+        try:
+            return json.loads(r.stdout)
+        except ValueError:
+            return f"no status ({r.returncode}: {r.stderr.strip()})"
+
+    def job_info(self, job):
+        st = self.status(job)
+        return st["jobs"][0] if isinstance(st, dict) and st.get("jobs") else {}
+
+    def launcher_pid(self):
+        """The mpirun the head agent runs (its child)."""
+        for agent in self.agents.values():
+            for pid in descendants(agent.pid):
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        argv0 = f.read().split(b"\0")[0].decode()
+                except OSError:
+                    continue
+                if os.path.basename(argv0) in ("mpirun", "orterun", "mpiexec"):
+                    return pid
+        return None
+
+    def kill_job(self):
+        """SIGKILL of mpirun and everything below it (the proxies, orted on h2, the ranks)."""
+        pid = self.launcher_pid()
+        if pid is None:
+            return False
+        victims = descendants(pid) + [pid]
+        for v in victims:
+            try:
+                os.kill(v, 9)
+            except ProcessLookupError:
+                pass
+        return True
+
+    def close(self):
+        for p in self.procs:
+            if p.poll() is None:
+                for v in descendants(p.pid) + [p.pid]:
+                    try:
+                        os.kill(v, 9)
+                    except ProcessLookupError:
+                        pass
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+
+
+def record_of(stdout):
+    recs = [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
+    return recs[-1] if recs else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ferry", required=True)
+    ap.add_argument("--coordinator", required=True)
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--programs", required=True, help="directory of the mpi/tests programs (ckpt_mix, crash, abort)")
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--step-us", type=int, default=10000)
+    ap.add_argument("--checkpoints", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=None)
+    a = ap.parse_args()
+    why = skip_reason()
+    if why:
+        print(f"SKIP: {why}")
+        return 77
+    for k in ("ferry", "coordinator", "agent", "programs"):
+        setattr(a, k, os.path.abspath(getattr(a, k)))
+    seed = a.seed if a.seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    prefix = f"fmc{os.getpid()}{rng.randrange(1000):03d}"
+    root = tempfile.mkdtemp(prefix="ferry-mpi-cluster-")
+    log = [f"seed {seed}", f"dir {root}"]
+    c = None
+
+    def fail(why, *texts):
+        print(f"FAIL: {why} ({', '.join(log)})")
+        for t in texts:
+            print(t)
+        for name in ("coord.err", "agent-h1.err", "agent-h2.err"):
+            p = os.path.join(root, name)
+            if os.path.exists(p):
+                print(f"--- {name}\n" + open(p).read()[-3000:])
+        return 1
+
+    try:
+        up = subprocess.run([NETNS, "up", prefix, "2"], capture_output=True, text=True, timeout=60)
+        if up.returncode != 0:
+            return fail(f"cannot create the simulated hosts: {up.stderr.strip()}")
+        try:
+            c = Cluster(a, prefix, root)
+        except AssertionError as e:
+            return fail(f"the daemons did not start: {e!r}")
+        prog = [os.path.join(a.programs, "ckpt_mix"), str(a.steps), str(a.step_us)]
+        mpirun = shutil.which(os.environ.get("MPIRUN", "mpirun"))
+        ref = subprocess.run([mpirun, "--oversubscribe", "-np", "4"] + prog, capture_output=True, text=True,
+                             env=c.env, timeout=TIMEOUT)
+        if ref.returncode != 0:
+            return fail(f"the reference run exited with {ref.returncode}", ref.stdout, ref.stderr)
+        want = sorted(ref.stdout.splitlines())
+        t0 = time.time()
+
+        def rank_hosts():
+            """Where each rank's proxy ran in the newest run (its rank-R.host: the host's name)."""
+            info = c.job_info("t")
+            if not info.get("restarts"):
+                return None
+            d = os.path.join(c.store, "jobs", info["job"], "mpi-runs", str(info["restarts"][-1]["restart_id"]))
+            out = []
+            for r in range(4):
+                try:
+                    out.append(open(os.path.join(d, f"rank-{r}.host")).read().strip())
+                except OSError:
+                    out.append(None)
+            return out
+
+        def out_path():
+            return os.path.join(c.store, "jobs", c.job_info("t")["job"], "mpirun.out")
+
+        def continued(since, what):
+            """A restarted run continues from its checkpoint: no rank starts again at step 0."""
+            with open(out_path()) as f:
+                f.seek(since)
+                seg = f.read().splitlines()
+            zero = [l for l in seg if " step 0 " in l]
+            if not seg or zero:
+                return f"{what}: the restarted run printed {len(seg)} lines, {len(zero)} of step 0 (not restored?)"
+            return None
+
+        def run_until_killed(args, name, checkpoints, want_nodes, what):
+            job, err = c.start(args, name)
+            deadline = time.time() + TIMEOUT
+            while time.time() < deadline and job.poll() is None:
+                restarts = c.job_info("t").get("restarts", [])
+                if restarts and restarts[-1]["outcome"] == "running" and all(rank_hosts()):
+                    break
+                time.sleep(0.2)
+            # The ranks print (a restored one once its restore is done), then run a little more.
+            path = out_path()
+            start = os.path.getsize(path) if os.path.exists(path) else 0
+            while time.time() < deadline and job.poll() is None:
+                if os.path.exists(path) and os.path.getsize(path) - start > 400:
+                    break
+                time.sleep(0.1)
+            if job.poll() is not None:
+                return f"{what}: the job ended early ({job.returncode})", open(err).read()
+            time.sleep(rng.uniform(0.5, 1.5))
+            for i in range(checkpoints):
+                time.sleep(rng.uniform(0.2, 1.5))
+                ck = c.ferry("checkpoint", "t")
+                log.append(f"{what} checkpoint {i + 1}: {ck.returncode}")
+                if ck.returncode != 0:
+                    return f"{what}: checkpoint {i + 1} failed with {ck.returncode}", ck.stderr + open(err).read()
+            if rank_hosts() != want_nodes:
+                return f"{what}: ranks ran on {rank_hosts()}, want {want_nodes}", open(err).read()
+            if job.poll() is not None:
+                return f"{what}: the job ended ({job.returncode}) before the kill; lengthen --steps", open(err).read()
+            if not c.kill_job():
+                return f"{what}: mpirun of the job not found", open(err).read()
+            try:
+                job.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                return f"{what}: the ferry command did not end after the job was killed", open(err).read()
+            rec = c.job_info("t").get("restarts", [{}])[-1]
+            if rec.get("outcome") != "signaled" or rec.get("signal") != 9:
+                return f"{what}: after kill -9 the record is {rec}, want signaled 9", open(err).read()
+            return None, None
+
+        bad, text = run_until_killed(["mpirun", "--name", "t", "--nodes", "h1,h2", "--oversubscribe"] + c.mca +
+                                     ["-np", "4", "--"] + prog, "run1", a.checkpoints, ["h1", "h1", "h2", "h2"], "2+2")
+        if bad:
+            return fail(bad, text)
+        since = os.path.getsize(out_path())
+        bad, text = run_until_killed(["restart", "t", "--nodes", "h1:1,h2:3"], "run2", 0, ["h1", "h2", "h2", "h2"],
+                                     "1+3")
+        bad = bad or continued(since, "1+3")
+        if bad:
+            return fail(bad, text)
+        since = os.path.getsize(out_path())
+        last = c.ferry("restart", "t", "--nodes", "h1", "--json")
+        rec = record_of(last.stdout)
+        if last.returncode != 0 or not rec or rec["outcome"] != "exited" or rec["exit_status"] != 0:
+            return fail(f"the 4+0 restart exited {last.returncode} with record {rec}, want exited 0", last.stderr)
+        bad = continued(since, "4+0")
+        if bad:
+            return fail(bad)
+        if rank_hosts() != ["h1"] * 4:
+            return fail(f"4+0: ranks ran on {rank_hosts()}, want h1 x4")
+        jobdir = os.path.join(c.store, "jobs", rec["job"])
+        got = open(os.path.join(jobdir, "mpirun.out")).read().splitlines()
+        passes = sum(1 for l in got if l.endswith(" PASS"))
+        if passes != 4:
+            return fail(f"{passes} ranks printed PASS, want 4 (after the last restart)")
+        if sorted(set(got)) != sorted(set(want)):
+            return fail(f"output differs: missing {sorted(set(want) - set(got))[:5]}, "
+                        f"unexpected {sorted(set(got) - set(want))[:5]}")
+        print(f"2+2 -> 1+3 -> 4+0 through the coordinator: {len(want)} lines equal to the uninterrupted run "
+              f"({len(got)} printed), {time.time() - t0:.1f} s")
+
+        # A rank crash and an MPI_Abort are the application's outcome, naming rank and node.
+        for prog_name, want_rc, want_rec in (
+                ("crash", 139, {"outcome": "signaled", "signal": 11, "rank": 2, "node": "h2", "exit_status": None}),
+                ("abort", 3, {"outcome": "exited", "exit_status": 3, "rank": 2, "node": "h2", "reason": "MPI_Abort"})):
+            r = c.ferry("mpirun", "--name", prog_name, "--nodes", "h1,h2", "--json", "--oversubscribe", *c.mca,
+                        "-np", "3", "--", os.path.join(a.programs, prog_name))
+            rec = record_of(r.stdout)
+            if r.returncode != want_rc or not rec or any(rec.get(k) != v for k, v in want_rec.items()):
+                return fail(f"{prog_name}: ferry mpirun exited {r.returncode} with record {rec}, want {want_rc} "
+                            f"and {want_rec}", r.stderr)
+            w = c.ferry("wait", str(rec["restart_id"]), "--json")
+            if w.returncode != want_rc or json.loads(w.stdout or "{}") != rec:
+                return fail(f"{prog_name}: ferry wait exited {w.returncode}: {w.stdout}, want {want_rc} {rec}", w.stderr)
+        print("crash: signaled 11 rank 2 node h2 (139); MPI_Abort: exited 3 rank 2 node h2 (3)")
+
+        # A corrupt image: the restart fails in the rank's restore, naming rank and node.
+        img = os.path.join(jobdir, sorted(g for g in os.listdir(jobdir) if g.startswith("gen-"))[-1], "rank-3",
+                           "rank-3.h5")
+        with open(img, "r+b") as f:
+            f.seek(os.path.getsize(img) // 2)
+            f.write(os.urandom(4096))
+        r = c.ferry("restart", "t", "--nodes", "h1:2,h2:2", "--json")
+        rec = record_of(r.stdout)
+        if r.returncode != 86 or not rec or rec["outcome"] != "restart_failed" or rec["rank"] != 3 or \
+                rec["node"] != "h2" or "failed in" not in r.stderr:
+            return fail(f"corrupt image: restart exited {r.returncode} with {rec}, want 86 restart_failed rank 3 "
+                        f"node h2", r.stderr)
+        print(f"corrupt rank 3 image: restart_failed in {rec['phase']} on node h2 rank 3: {rec['reason'][:80]}")
+        print(f"PASS ({', '.join(log)})")
+        return 0
+    finally:
+        if c:
+            c.close()
+        subprocess.run([NETNS, "down", prefix, "2"], capture_output=True, timeout=60)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
