@@ -18,7 +18,9 @@ mpirun. The program is mpi/tests/programs/ckpt_mix.c.
   lines of all runs (mpirun.out in the job directory) are exactly the reference's.
   5. crash.c with 3 ranks on h1,h2: rank 2 (on h2) dies of SIGSEGV: `ferry mpirun` exits 139 and
      its record is signaled 11, rank 2, node h2; abort.c: exited 3, reason MPI_Abort, rank 2.
-  6. a restart whose rank 3 image is corrupt: restart_failed (86) naming rank 3 and its node.
+  6. rank 2's proxy stopped (SIGSTOP): a checkpoint fails naming rank 2 and node h2, commits
+     nothing; after SIGCONT a checkpoint commits and the job's output == the uninterrupted run's;
+  7. a restart whose rank 3 image is corrupt: restart_failed (86) naming rank 3 and its node.
 The namespaces and every process in them are removed at the end (by PID), also on failure.
 Exit 0 pass, 1 fail, 77 skip (not root, no `ip netns`, no mpirun)."""
 import argparse
@@ -136,6 +138,21 @@ class Cluster:
                     continue
                 if os.path.basename(argv0) in ("mpirun", "orterun", "mpiexec"):
                     return pid
+        return None
+
+    def proxy_of(self, rank):
+        """The ferry-mpi-proxy of MPI_COMM_WORLD rank `rank` (a descendant of mpirun)."""
+        pid = self.launcher_pid()
+        for p in descendants(pid) if pid else []:
+            try:
+                if os.path.basename(os.readlink(f"/proc/{p}/exe")) != "ferry-mpi-proxy":
+                    continue
+                with open(f"/proc/{p}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+            except OSError:
+                continue
+            if f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+                return p
         return None
 
     def kill_job(self):
@@ -332,6 +349,49 @@ def main():
             if w.returncode != want_rc or json.loads(w.stdout or "{}") != rec:
                 return fail(f"{prog_name}: ferry wait exited {w.returncode}: {w.stdout}, want {want_rc} {rec}", w.stderr)
         print("crash: signaled 11 rank 2 node h2 (139); MPI_Abort: exited 3 rank 2 node h2 (3)")
+
+        # A hung proxy: the checkpoint is given up naming the rank and its node, no generation is
+        # committed, the job continues; after SIGCONT a checkpoint commits and the job ends as
+        # the uninterrupted run.
+        prog_h = [os.path.join(a.programs, "ckpt_mix"), "700", str(a.step_us)]
+        ref_h = subprocess.run([mpirun, "--oversubscribe", "-np", "4"] + prog_h, capture_output=True, text=True,
+                               env=c.env, timeout=TIMEOUT)
+        job, err = c.start(["mpirun", "--name", "hung", "--nodes", "h1,h2", "--oversubscribe"] + c.mca +
+                           ["-np", "4", "--"] + prog_h, "hung")
+        deadline = time.time() + TIMEOUT
+        while time.time() < deadline and job.poll() is None:
+            info = c.job_info("hung")
+            if info.get("restarts") and info["restarts"][-1]["phase"] == "resume" and c.proxy_of(2):
+                break
+            time.sleep(0.2)
+        hung_dir = os.path.join(c.store, "jobs", c.job_info("hung").get("job", "?"))
+        ck = c.ferry("checkpoint", "hung")
+        if ck.returncode != 0:
+            return fail(f"hung: the first checkpoint failed ({ck.returncode})", ck.stderr, open(err).read())
+        # Every proxy has applied the first round's decision (rank 0 confirms only its own).
+        time.sleep(1.0)
+        proxy = c.proxy_of(2)
+        os.kill(proxy, 19)  # SIGSTOP
+        t1 = time.time()
+        ck = c.ferry("checkpoint", "hung")
+        took = time.time() - t1
+        gens = sorted(g for g in os.listdir(hung_dir) if g.startswith("gen-"))
+        os.kill(proxy, 18)  # SIGCONT
+        if ck.returncode == 0 or "rank 2" not in ck.stderr or "node h2" not in ck.stderr or took > 45:
+            return fail(f"hung: the checkpoint with rank 2's proxy stopped exited {ck.returncode} after {took:.1f} s",
+                        ck.stdout + ck.stderr)
+        if gens != ["gen-000001"]:
+            return fail(f"hung: generations after the given-up checkpoint: {gens}, want gen-000001 only")
+        ck = c.ferry("checkpoint", "hung")
+        if ck.returncode != 0:
+            return fail(f"hung: the checkpoint after SIGCONT failed ({ck.returncode})", ck.stderr)
+        out, _ = job.communicate(timeout=TIMEOUT)
+        got_h = open(os.path.join(hung_dir, "mpirun.out")).read().splitlines()
+        if job.returncode != 0 or sorted(got_h) != sorted(ref_h.stdout.splitlines()):
+            return fail(f"hung: the job exited {job.returncode}; output equal: "
+                        f"{sorted(got_h) == sorted(ref_h.stdout.splitlines())}", open(err).read())
+        print(f"hung proxy: checkpoint given up after {took:.1f} s ({ck.stderr.strip()[:0]}no generation), "
+              f"then a checkpoint commits and the job ends with the uninterrupted output")
 
         # A corrupt image: the restart fails in the rank's restore, naming rank and node.
         img = os.path.join(jobdir, sorted(g for g in os.listdir(jobdir) if g.startswith("gen-"))[-1], "rank-3",
