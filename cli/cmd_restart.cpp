@@ -7,6 +7,7 @@
 // replace the saved placement), exiting as `ferry wait` would on that run's record.
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -32,6 +33,16 @@
 namespace ferry::cli {
 
 namespace {
+
+// True when job_arg names an MPI job of the local store.
+bool mpi_job_named(const po::variables_map& vm, const std::string& job_arg) {
+  auto root = store::default_root(opt<std::string>(vm, "store"));
+  if (::access((root + "/jobs").c_str(), F_OK) != 0) return false;
+  auto store = store::JobStore::open(root);
+  if (!store) return false;
+  auto job = store->find(job_arg);
+  return job && mpi_job::is_mpi_job(*store, job->id);
+}
 
 // An MPI job of the local store: restarted through `ferry mpirun`'s front end.
 std::optional<int> restart_if_mpi_job(const po::variables_map& vm, const std::string& job_arg) {
@@ -84,6 +95,10 @@ int cmd_restart(const Args& args) {
     complain("restart: no job given");
     return kExitUsage;
   }
+  if (vm.count("lazy") && (mpi_job_named(vm, *job_arg) ||
+                           coordinator_for(opt<std::string>(vm, "coordinator"),
+                                           store::default_root(opt<std::string>(vm, "store")), *job_arg)))
+    complain("warning: --lazy is for local single-process jobs: the ranks of job " + *job_arg + " restart eagerly");
   if (auto mpi = restart_if_mpi_job(vm, *job_arg)) return *mpi;
   if (vm.count("host") || vm.count("hostfile")) {
     complain("restart: --host/--hostfile are for MPI jobs (job " + *job_arg + " was not started by 'ferry mpirun')");
@@ -143,10 +158,19 @@ int cmd_restart(const Args& args) {
   auto reader = image::open_image_chain(gen->image_path);  // an incremental image: with its bases
   if (!reader) return refuse_invalid(reader.error());
   restore::RestoreOptions ropts;
+  // FERRY_RESTORE_TRACE=1: the restore's steps on stderr, with the time since the command started.
+  if (const char* tr = std::getenv("FERRY_RESTORE_TRACE"); tr && std::string(tr) == "1") {
+    auto start = std::chrono::steady_clock::now();
+    ropts.log = [start](const std::string& line) {
+      std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
+      std::cerr << "ferry: [" + std::to_string(d.count()) + " s] " + line + "\n";
+    };
+  }
   // One image: its chunks are checked while the child is filled (read once, still before the
   // point of no return and before any file is touched); a tree's images are checked here.
   ropts.checksums_while_filling = gen->manifest.images.size() <= 1;
   if (auto v = restore::validate_for_restore(**reader, ropts); !v) return refuse_invalid(v.error());
+  if (ropts.log) ropts.log("restart: image validated");
   // A process tree: every other process's image (manifest order: parents before children).
   std::vector<std::unique_ptr<image::ImageReader>> others;
   std::vector<restore::TreeProcess> tree;

@@ -10,7 +10,9 @@
 //      is registered MISSING; its page pieces go to the lazy list (storage order), the rest
 //      is filled eagerly as usual.
 //   2. pre_ponr calls start() after the last use of the image on the restoring thread (the
-//      fds): a guard process (fork, raw syscalls) holds a pipe and a pidfd of the process
+//      fds); until restore_process has let the program go (program_resumed), the server only
+//      serves faults (the remaining remote calls may touch registered memory), so it does not
+//      take the CPU from the restore. A guard process (fork, raw syscalls) holds a pipe and a pidfd of the process
 //      to kill (the job's init): EOF without the "done" byte (we died) -> SIGKILL, so the
 //      program never runs on with missing pages (closing the userfaultfd would turn them
 //      into zero pages). Then the server thread starts; the program runs once the restore
@@ -93,7 +95,7 @@ struct LazyState {
   std::atomic<bool> stop{false};
   std::function<void(const std::string&)> report;
   Clock::time_point resumed = Clock::now();
-  bool resumed_set = false;
+  std::atomic<bool> resumed_set{false};  // the program runs: start streaming
   std::byte* batch = nullptr;
   std::byte* fault_buf = nullptr;
   std::deque<std::pair<size_t, uint64_t>> faults;  // {target, page address}
@@ -328,6 +330,15 @@ struct LazyState {
     std::vector<Piece> pieces;
     size_t wi = 0;
     uint64_t w_off = 0;
+    // Until the program runs, only serve faults (the restore's remote calls): on a small
+    // machine the stream would take the CPU from the restore itself.
+    while (!resumed_set.load() && !stop.load() && !all_dead()) {
+      std::vector<pollfd> fds;
+      for (const auto& t : targets)
+        if (!t.dead) fds.push_back({t.fd.get(), POLLIN, 0});
+      (void)::poll(fds.data(), fds.size(), 2);
+      FERRY_TRY_VOID(handle_events());
+    }
     while (wi < writes.size()) {
       if (stop.load() || all_dead()) return {};
       FERRY_TRY_VOID(handle_events());
@@ -489,7 +500,7 @@ Result<void> LazyPages::start() {
             [&](size_t a, size_t c) { return s.writes[a].image < s.writes[c].image; });
   for (std::byte** p : {&s.batch, &s.fault_buf}) {
     size_t len = p == &s.batch ? kLazyBatch : kFaultBuffer;
-    void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return fail_errno("allocate lazy restore buffers");
     *p = static_cast<std::byte*>(m);
   }

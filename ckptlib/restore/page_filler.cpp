@@ -141,10 +141,13 @@ public:
       if (bt.data) ::munmap(bt.data, kCopyBatch);
   }
 
-  Result<void> start() {
+  // populate=false for a small fill (a lazy restore's few eager pages): populating 24 MiB of
+  // buffers costs more than it saves then.
+  Result<void> start(bool populate = true) {
     for (auto& bt : batches_) {
       // Populated once and reused: a fresh buffer per batch would cost a page fault per page.
-      void* p = ::mmap(nullptr, kCopyBatch, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+      void* p = ::mmap(nullptr, kCopyBatch, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
       if (p == MAP_FAILED) return fail_errno("allocate a page batch");
       bt.data = static_cast<std::byte*>(p);
       free_.push_back(&bt);
@@ -389,7 +392,9 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
   {
     PageFiller filler(b, src, uffd);
     auto filled = [&]() -> Result<void> {
-      FERRY_TRY_VOID(filler.start());
+      uint64_t eager_bytes = 0;
+      for (size_t i : order) eager_bytes += writes[i].len;
+      FERRY_TRY_VOID(filler.start(eager_bytes >= kCopyBatch));
       for (size_t i : order) FERRY_TRY_VOID(filler.add(writes[i].image_addr, writes[i].child_addr, writes[i].len, pos[i]));
       return filler.finish();
     }();

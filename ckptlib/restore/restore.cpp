@@ -287,6 +287,7 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
     kill_and_reap(pid);
     return fail(timed_out(r.error().wrap("restore")));
   }
+  if (opt.log) opt.log("restore: pre-PONR steps done");
   std::vector<ptrace::Tracee> others;  // threads 1..n-1, once created
   auto post = [&]() -> Result<void> {
     FERRY_TRY_VOID(tear_down_and_place(b, img, plan, page, opt));

@@ -46,7 +46,8 @@ class LazyTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="ferry-lazy-")
         self.store = os.path.join(self.dir, "store")
-        self.env = dict(os.environ, FERRY_HOME=self.store, SCENARIO_READY=os.path.join(self.dir, "ready"))
+        self.env = dict(os.environ, FERRY_HOME=self.store, SCENARIO_READY=os.path.join(self.dir, "ready"),
+                        SCENARIO_MARKER=os.path.join(self.dir, "marker"))
         self.procs, self.pids = [], []
 
     def tearDown(self):
@@ -105,8 +106,9 @@ class LazyTest(unittest.TestCase):
         self.assertEqual(r.returncode, 65, r.stderr)
 
     def test_server_death_kills_program(self):
-        # The program idles 60 s untouched: its pages arrive only by the streamer.
-        self.checkpointed("512", "10", "2", "0", "60")
+        # The program idles 60 s (restart or not) touching only its stack: the rest of its
+        # pages arrive only by the streamer.
+        self.checkpointed("512", "10", "2", "0", "-60")
         p = subprocess.Popen([FERRY, "restart", "lz", "--lazy"], env=self.env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)
         self.procs.append(p)
@@ -117,6 +119,11 @@ class LazyTest(unittest.TestCase):
         self.assertTrue(wait_for(lambda: self.job().get("state") == "running", 10))
         pid = self.job()["pid"]
         self.pids.append(pid)
+        # Once it ticks, the pages its idle loop needs (stack, TLS) are back: with the rest
+        # turned into zero pages it would idle on for a minute, not crash.
+        marker = self.env["SCENARIO_MARKER"]
+        ticks = os.path.getsize(marker)
+        self.assertTrue(wait_for(lambda: os.path.getsize(marker) >= ticks + 2, 10), "the restored program does not run")
         os.kill(p.pid, signal.SIGKILL)  # pages are still streaming in (512 MiB)
         p.wait(timeout=10)
         self.assertTrue(wait_for(lambda: not alive(pid), 10),

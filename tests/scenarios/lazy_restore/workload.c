@@ -7,7 +7,8 @@
  * With WAIT_S > 0 the program first idles (no output, memory untouched) until it sees it was
  * restarted (CLOCK_REALTIME jumped ahead of CLOCK_MONOTONIC by the downtime: a restart does not
  * offset the real-time clock) or WAIT_S seconds passed, so its steps (and forks) start right
- * after a restart, while a lazy restore still streams pages in.
+ * after a restart, while a lazy restore still streams pages in. WAIT_S < 0: idle -WAIT_S
+ * seconds in any case (tests/integration/test_lazy.py).
  * SPDX-License-Identifier: Apache-2.0
  * Usage: workload [MIB=256] [STEPS=200] [THREADS=4] [FORK_EVERY=1] [WAIT_S=0] */
 #include "scenario.h"
@@ -69,9 +70,9 @@ int main(int argc, char **argv)
     printf("filled %zu MiB: hash %016llx\n", mib, (unsigned long long)scn_hash_words(SCN_FNV_INIT, mem, bytes));
     fflush(stdout);
     scn_ready();
-    if (wait_s > 0) {
+    if (wait_s != 0) {  /* < 0: idle -WAIT_S seconds whether restarted or not */
         double base = real_minus_mono(), start = mono();
-        while (mono() - start < wait_s && real_minus_mono() - base < 0.5) {
+        while (mono() - start < (wait_s < 0 ? -wait_s : wait_s) && (wait_s < 0 || real_minus_mono() - base < 0.5)) {
             scn_tick();
             scn_sleep_us(10000);
         }
