@@ -179,7 +179,7 @@ for size in ${SIZES//,/ }; do
     col() { awk -v c="$1" '{ printf "%s ", $c }' "$res" | median; }
     firstpass() { awk '{ printf "%.3f ", $4 - $3 }' "$res" | median; }
     ckpt_s=$(col 1); verify_s=$(col 2); run_s=$(col 3); restart_s=$(col 4); img=$(col 5); read_s=$(col 6)
-    pause_s=$(col 7); full_s=$(cat "$WORK/fullpause-$size-$wl" 2>/dev/null | head -1); full_s=${full_s:--}
+    pause_s=$(col 7); full_s=$(head -1 "$WORK/fullpause-$size-$wl" 2>/dev/null || true); full_s=${full_s:--}
     fp_s=$(firstpass)
     rows+=("$(printf '%6s %-6s | %7s %6s %5s | %6s %6s %5s | %5s | %6s %6s %6s %6s | %6s %5s | %6s %6s %5s | %7s | %s/%s' \
       "$size" "$wl" "$ckpt_s" "$(gbps "$size" "$ckpt_s")" "$(ratio "$ckpt_s" "$dd_s")" \

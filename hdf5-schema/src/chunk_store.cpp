@@ -5,14 +5,22 @@
 // caller's buffer (H5Dread_chunk: one pread for a raw chunk), decodes it there if it is encoded
 // and checks its XXH3; a partial read loads the chunk into a one-chunk cache first (one per
 // thread, shared by all readers). So a caller
-// reading chunk-aligned ranges (the restore's page filler) copies each byte once.
+// reading chunk-aligned ranges (the restore's page filler) copies each byte once. A read of
+// several whole chunks decodes them in parallel (fetch_many): the calling thread reads each
+// chunk as stored (all HDF5 calls stay on it) while decode workers (one per CPU but one)
+// decompress, unshuffle and hash the ones already read; then it joins them on the rest.
 #include "chunk_store.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "ferry/common/hash.hpp"
 #include "tables.hpp"
@@ -131,41 +139,144 @@ Result<std::unique_ptr<ChunkReader>> ChunkReader::open(hid_t file, std::string d
   return r;
 }
 
-// Reads chunk `index` into dst (room for chunk_ bytes), decodes it and checks its checksum. A
-// raw chunk (the usual case) is read straight into dst; an encoded one through the scratch.
-Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
-  std::string label = chunk_label(data_path_, index, chunk_, size_);
+// Reads chunk `index` as stored: a raw chunk straight into dst (room for chunk_ bytes), an
+// encoded one into `stored`. HDF5 calls: the calling thread only.
+Result<ChunkReader::Stored> ChunkReader::read_stored(uint64_t index, std::byte* dst, ChunkBuffer& stored) {
   hsize_t offset[1] = {index * chunk_};
   hsize_t stored_size = 0;
   if (H5Dget_chunk_storage_size(dset_.get(), offset, &stored_size) < 0 || stored_size == 0)
-    return fail(h5::corrupt(fname_, "missing " + label));
+    return fail(h5::corrupt(fname_, "missing " + chunk_label(data_path_, index, chunk_, size_)));
   if (stored_size > kMaxChunkBytes)
-    return fail(errc::image_corrupt, "image " + fname_ + ": oversized " + label);
-  ChunkBuffer& stored = scratch().stored;
+    return fail(errc::image_corrupt, "image " + fname_ + ": oversized " + chunk_label(data_path_, index, chunk_, size_));
   const bool chunk_sized = stored_size == chunk_;
   if (!chunk_sized && stored.size < stored_size) stored.allocate(std::max<size_t>(chunk_, stored_size));
   std::byte* into = chunk_sized ? dst : stored.data.get();
   uint32_t mask = 0;
   if (H5Dread_chunk(dset_.get(), H5P_DEFAULT, offset, &mask, into) < 0)
-    return fail(h5::corrupt(fname_, "cannot read " + label));
+    return fail(h5::corrupt(fname_, "cannot read " + chunk_label(data_path_, index, chunk_, size_)));
   auto coding = coding_of(mask);
-  if (!coding) return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label + " (filter mask " +
-                                                    std::to_string(mask) + ")");
+  if (!coding)
+    return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + chunk_label(data_path_, index, chunk_, size_) +
+                                         " (filter mask " + std::to_string(mask) + ")");
   if (*coding == ChunkCoding::raw) {
-    if (!chunk_sized) return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
-  } else {
-    if (chunk_sized) {  // a frame exactly one chunk long: the writer stores such chunks raw
-      if (stored.size < chunk_) stored.allocate(chunk_);
-      std::memcpy(stored.data.get(), dst, chunk_);
-    }
-    if (!decode_chunk(*coding, {stored.data.get(), static_cast<size_t>(stored_size)}, {dst, chunk_},
-                      scratch().planes))
-      return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + label);
+    if (!chunk_sized)
+      return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + chunk_label(data_path_, index, chunk_, size_));
+  } else if (chunk_sized) {  // a frame exactly one chunk long: the writer stores such chunks raw
+    if (stored.size < chunk_) stored.allocate(chunk_);
+    std::memcpy(stored.data.get(), dst, chunk_);
   }
+  return Stored{*coding, static_cast<size_t>(stored_size)};
+}
+
+// Decodes a chunk read by read_stored into dst and checks its checksum. No HDF5 call: any
+// thread (the reader's decode workers run it).
+Result<void> ChunkReader::finish_chunk(uint64_t index, const Stored& st, const ChunkBuffer& stored, std::byte* dst,
+                                       std::vector<std::byte>& planes) const {
+  if (st.coding != ChunkCoding::raw &&
+      !decode_chunk(st.coding, {stored.data.get(), st.size}, {dst, chunk_}, planes))
+    return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + chunk_label(data_path_, index, chunk_, size_));
   size_t used = static_cast<size_t>(std::min<uint64_t>(chunk_, size_ - index * chunk_));
   if (hash::xxh3_64({dst, used}) != sums_[index])
-    return fail(errc::image_corrupt, "image " + fname_ + ": checksum mismatch in " + label);
+    return fail(errc::image_corrupt,
+                "image " + fname_ + ": checksum mismatch in " + chunk_label(data_path_, index, chunk_, size_));
+  return {};
+}
+
+// Reads chunk `index` into dst (room for chunk_ bytes), decodes it and checks its checksum. A
+// raw chunk (the usual case) is read straight into dst; an encoded one through the scratch.
+Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
+  ReadScratch& s = scratch();
+  FERRY_TRY(st, read_stored(index, dst, s.stored));
+  FERRY_TRY_VOID(finish_chunk(index, st, s.stored, dst, s.planes));
   checked_[index] = true;
+  return {};
+}
+
+namespace {
+
+// Decode workers of the reader: one per CPU but one, at most 4; none on one CPU.
+// FERRY_DECODERS=N overrides it (0: decode on the reading thread only).
+WorkerPool* decode_pool() {
+  static const unsigned n = [] {
+    if (const char* e = std::getenv("FERRY_DECODERS"); e && *e) return static_cast<unsigned>(std::clamp(std::atoi(e), 0, 8));
+    unsigned c = std::thread::hardware_concurrency();
+    return std::min(c > 1 ? c - 1 : 0u, 4u);
+  }();
+  if (n == 0) return nullptr;
+  static WorkerPool* pool = new WorkerPool(n);  // never destroyed: workers may outlive statics
+  return pool;
+}
+
+}  // namespace
+
+// `n` whole chunks from `first` into dst: this thread reads each as stored (HDF5) and, from
+// the first encoded one on, the decode workers decode and check the ones already read while it
+// reads the next; when all are read this thread finishes the rest with them (all of them when
+// every chunk is raw: hashing needs no help). Errors are reported in chunk order.
+Result<void> ChunkReader::fetch_many(uint64_t first, size_t n, std::byte* dst) {
+  struct Piece {
+    Stored st;
+    Result<void> result;
+  };
+  struct Batch {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<Piece> pieces;
+    size_t readable = 0, limit = 0, next = 0, done = 0;
+  };
+  auto b = std::make_shared<Batch>();
+  b->pieces.resize(n);
+  b->limit = n;
+  thread_local std::vector<ChunkBuffer> stored;
+  if (stored.size() < n) stored.resize(n);
+  ChunkBuffer* bufs = stored.data();
+  const size_t chunk = chunk_;
+  // Takes the next readable chunk and finishes it, until none is left to take.
+  auto work = [this, b, first, dst, bufs, chunk] {
+    thread_local std::vector<std::byte> planes;
+    for (;;) {
+      std::unique_lock<std::mutex> lock(b->mu);
+      b->cv.wait(lock, [&] { return b->next >= b->limit || b->next < b->readable; });
+      if (b->next >= b->limit) return;
+      size_t j = b->next++;
+      lock.unlock();
+      Result<void> r = finish_chunk(first + j, b->pieces[j].st, bufs[j], dst + j * chunk, planes);
+      lock.lock();
+      b->pieces[j].result = std::move(r);
+      ++b->done;
+      b->cv.notify_all();
+    }
+  };
+  WorkerPool* pool = decode_pool();
+  bool helped = false;  // workers are asked only once an encoded chunk shows up (raw: hash only)
+  std::optional<Error> read_error;
+  for (size_t j = 0; j < n; ++j) {
+    auto st = read_stored(first + j, dst + j * chunk, bufs[j]);
+    if (st && st->coding != ChunkCoding::raw && !helped) {
+      helped = true;
+      for (unsigned w = 0; w < std::min<size_t>(pool->size(), n - 1); ++w) pool->submit(work);
+    }
+    std::lock_guard<std::mutex> lock(b->mu);
+    if (!st) {
+      read_error = st.error();
+      b->limit = j;
+    } else {
+      b->pieces[j].st = *st;
+      b->readable = j + 1;
+    }
+    b->cv.notify_all();
+    if (read_error) break;
+  }
+  work();
+  {
+    std::unique_lock<std::mutex> lock(b->mu);
+    b->cv.wait(lock, [&] { return b->done == b->limit; });
+  }
+  for (size_t j = 0; j < b->limit; ++j) {
+    if (!b->pieces[j].result) return fail(b->pieces[j].result.error());
+    checked_[first + j] = true;
+  }
+  if (read_error) return fail(*read_error);
   return {};
 }
 
@@ -221,10 +332,17 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
     uint64_t index = offset / chunk_;
     size_t in = static_cast<size_t>(offset - index * chunk_);
     if (in == 0 && out.size() >= chunk_ && !cached(index)) {
-      // A whole chunk: read, decode and check it in the caller's buffer (no copy via the cache).
-      FERRY_TRY_VOID(fetch(index, out.data()));
-      out = out.subspan(chunk_);
-      offset += chunk_;
+      // Whole chunks: read, decode and check them in the caller's buffer (no copy via the
+      // cache); several at once on the decode workers.
+      size_t whole = out.size() / chunk_;
+      if (whole >= 2 && decode_pool()) {
+        FERRY_TRY_VOID(fetch_many(index, whole, out.data()));
+      } else {
+        whole = 1;
+        FERRY_TRY_VOID(fetch(index, out.data()));
+      }
+      out = out.subspan(whole * chunk_);
+      offset += whole * chunk_;
       continue;
     }
     FERRY_TRY_VOID(load(index));

@@ -53,8 +53,10 @@ struct FileRange {
 };
 
 // Random and sequential reads; every chunk is checked on load. A read that covers a whole chunk
-// from its start gets it straight in the caller's buffer (read, decoded and checked there);
-// other reads go through a one-chunk cache, one per thread shared by all readers.
+// from its start gets it straight in the caller's buffer (read, decoded and checked there;
+// several whole chunks are decoded in parallel by a small pool of decode workers, HDF5 calls
+// staying on the caller's thread; FERRY_DECODERS=N sets the pool size, 0 = none); other reads
+// go through a one-chunk cache, one per thread shared by all readers.
 class ChunkReader {
 public:
   // Opens both datasets, checks shapes: the extent must equal `expected_size` and the
@@ -74,7 +76,15 @@ public:
 
 private:
   ChunkReader() = default;
+  struct Stored {
+    ChunkCoding coding = ChunkCoding::raw;
+    size_t size = 0;
+  };
+  Result<Stored> read_stored(uint64_t index, std::byte* dst, ChunkBuffer& stored);
+  Result<void> finish_chunk(uint64_t index, const Stored& st, const ChunkBuffer& stored, std::byte* dst,
+                            std::vector<std::byte>& planes) const;
   Result<void> fetch(uint64_t index, std::byte* dst);
+  Result<void> fetch_many(uint64_t first, size_t n, std::byte* dst);
   Result<void> load(uint64_t index);
   bool cached(uint64_t index) const;
   void forget();  // drop our chunk from the thread's cache

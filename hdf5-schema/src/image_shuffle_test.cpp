@@ -227,6 +227,12 @@ TEST(ImageShuffle, DamageInAShuffledChunkIsFound) {
     std::vector<std::byte> back(kChunkBytes);
     EXPECT_FALSE((*reader)->read_pages(kAddr + kChunkBytes, back));
     EXPECT_TRUE((*reader)->read_pages(kAddr, back));  // chunk 0 is fine
+    // Both chunks in one read (decoded in parallel): the damage is still reported.
+    std::vector<std::byte> two(2 * kChunkBytes);
+    auto r2 = (*reader)->read_pages(kAddr, two);
+    ASSERT_FALSE(r2);
+    EXPECT_NE(r2.error().message().find("checksum mismatch in /memory/pages chunk 1"), std::string::npos)
+        << r2.error().message();
   }
   // A flipped byte in the stored frame itself: undecodable or a checksum mismatch, never read.
   store_chunk_as(tmp.path, 1, ChunkCoding::shuffle_zstd, {bytes.data() + kChunkBytes, kChunkBytes});
