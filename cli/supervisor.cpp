@@ -228,7 +228,10 @@ struct Supervisor::Impl {
     if (pid <= 0) return "error " + std::to_string(kExitNotFound) + " job " + job.id + " has no running process";
     if (busy || frozen) return "error " + std::to_string(kExitBusy) + " a checkpoint of job " + job.id + " is in progress";
     busy = true;
-    if (lazy && lazy->active()) (void)lazy->wait();  // every page placed before the snapshot forks
+    if (lazy && lazy->active()) {  // every page placed before the snapshot forks
+      std::cerr << "ferry: the checkpoint of " << who() << " waits until the lazy restore has placed every page\n";
+      (void)lazy->wait();
+    }
     auto out = take_checkpoint(store, job, pid, req);
     busy = false;
     if (!out) {
