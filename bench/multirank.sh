@@ -95,7 +95,9 @@ timed_verify() {
   echo "$(secs "$T0" "$t_run") $(secs "$T0" "$t_ver")"
 }
 
-# separate_jobs KIND N SIZE RUN: N `ferry launch` jobs (KIND single, N=1: the baseline; or
+# separate_jobs KIND N SIZE RUN: N `ferry launch` jobs, each in its own session (setsid) as
+# the ranks of an --ntasks job are: with autogroup scheduling the kernel shares CPU time by
+# session, so N jobs started from this shell would otherwise share one process's share (KIND single, N=1: the baseline; or
 # launches), checkpointed at once, then restarted at once; appends "KIND SIZE N CKPT_S RUN_S
 # VERIFIED_S" to $RES
 separate_jobs() {
@@ -103,7 +105,7 @@ separate_jobs() {
   local ctls=() homes=() lpids=() cpids=() rpids=()
   for i in $(seq 1 "$n"); do
     ctls+=("$base/ctl-$i"); homes+=("$base/store-$i"); mkdir -p "$base/ctl-$i"
-    "$FERRY" launch --store "$base/store-$i" --name bench -- "$MEMHOG" "$size" "$base/ctl-$i" random \
+    setsid "$FERRY" launch --store "$base/store-$i" --name bench -- "$MEMHOG" "$size" "$base/ctl-$i" random \
       >"$base/ctl-$i/launch.out" 2>"$base/ctl-$i/launch.err" &
     lpids+=($!); PIDS+=($!)
   done
@@ -129,7 +131,7 @@ separate_jobs() {
   for i in "${ctls[@]}"; do rm -f "$i/verified"; touch "$i/verify-request"; done
   T0=$(now_ns)
   for i in $(seq 0 $((n - 1))); do
-    "$FERRY" restart --store "${homes[$i]}" bench >"${ctls[$i]}/restart.out" 2>"${ctls[$i]}/restart.err" &
+    setsid "$FERRY" restart --store "${homes[$i]}" bench >"${ctls[$i]}/restart.out" 2>"${ctls[$i]}/restart.err" &
     rpids+=($!); PIDS+=($!)
   done
   local times; times=$(timed_verify "${ctls[@]}") || { fail "$tag: restart failed" "$base"; return 1; }
