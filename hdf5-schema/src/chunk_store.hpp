@@ -55,7 +55,7 @@ struct FileRange {
 // Random and sequential reads; every chunk is checked on load. A read that covers a whole chunk
 // from its start gets it straight in the caller's buffer (read, decoded and checked there;
 // several whole chunks are decoded in parallel by a small pool of decode workers, HDF5 calls
-// staying on the caller's thread; FERRY_DECODERS=N sets the pool size, 0 = none); other reads
+// staying on the caller's thread; FERRY_DECODERS=N sets the pool size, 0 = none, the default below 4 CPUs); other reads
 // go through a one-chunk cache, one per thread shared by all readers.
 class ChunkReader {
 public:

@@ -5,6 +5,7 @@
 // by the checksum of the logical bytes, stock h5dump reading the values, and a 1.4 image
 // (pipeline [zstd]) written by the previous writer still reading.
 #include <hdf5.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,6 +31,10 @@ using testing::kPage;
 using testing::TempFile;
 
 constexpr uint64_t kAddr = 0x7f0000000000;
+
+// Reads of several whole chunks go through the parallel decode (fetch_many) in this test
+// binary whatever the CPU count (the default is none below 4 CPUs). Set before main().
+[[maybe_unused]] const bool kParallelDecode = ::setenv("FERRY_DECODERS", "1", 0) == 0;
 
 // bench/memhog.c's "hpc" array: smooth doubles with full 52-bit mantissas.
 void smooth_doubles(std::span<std::byte> out, uint64_t first) {
