@@ -337,7 +337,9 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
     if (in == 0 && out.size() >= chunk_ && !cached(index)) {
       // Whole chunks: read, decode and check them in the caller's buffer (no copy via the
       // cache); several at once on the decode workers.
-      size_t whole = out.size() / chunk_;
+      // At most kParallelChunks at once: each encoded one needs a stored-bytes buffer.
+      constexpr size_t kParallelChunks = 8;
+      size_t whole = std::min(out.size() / chunk_, kParallelChunks);
       if (whole >= 2 && decode_pool()) {
         FERRY_TRY_VOID(fetch_many(index, whole, out.data()));
       } else {
