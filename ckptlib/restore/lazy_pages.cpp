@@ -10,7 +10,9 @@
 //      is registered MISSING; its page pieces go to the lazy list (storage order), the rest
 //      is filled eagerly as usual.
 //   2. pre_ponr calls start() after the last use of the image on the restoring thread (the
-//      fds); until restore_process has let the program go (program_resumed), the server only
+//      fds); it first fetches the pages at each thread's stack pointer and TLS base (the
+//      program faults on them at once) while the restore finishes; until restore_process has
+//      let the program go (program_resumed), the server then only
 //      serves faults (the remaining remote calls may touch registered memory), so it does not
 //      take the CPU from the restore. A guard process (fork, raw syscalls) holds a pipe and a pidfd of the process
 //      to kill (the job's init): EOF without the "done" byte (we died) -> SIGKILL, so the
@@ -54,6 +56,7 @@
 #include <thread>
 #include <vector>
 
+#include "arch/x86_64/regs.hpp"
 #include "ferry/common/unique_fd.hpp"
 #include "restore/address_plan.hpp"
 #include "restore/child_builder.hpp"
@@ -99,6 +102,7 @@ struct LazyState {
   std::byte* batch = nullptr;
   std::byte* fault_buf = nullptr;
   std::deque<std::pair<size_t, uint64_t>> faults;  // {target, page address}
+  std::vector<uint64_t> hot;  // pages every thread touches first (stack top, TLS): fetched at once
   bool serving = false;
   uint64_t bytes = 0, fault_bytes = 0, faults_served = 0, zero_pages = 0, forks = 0;
 
@@ -330,8 +334,11 @@ struct LazyState {
     std::vector<Piece> pieces;
     size_t wi = 0;
     uint64_t w_off = 0;
-    // Until the program runs, only serve faults (the restore's remote calls): on a small
-    // machine the stream would take the CPU from the restore itself.
+    // The threads' stack tops and TLS first, while the restore still runs: the program
+    // would fault on them at once. Then, until the program runs, only serve faults (the
+    // restore's remote calls): the stream would take the CPU from the restore itself.
+    for (uint64_t a : hot) faults.push_back({0, a});
+    FERRY_TRY_VOID(handle_events());
     while (!resumed_set.load() && !stop.load() && !all_dead()) {
       std::vector<pollfd> fds;
       for (const auto& t : targets)
@@ -434,6 +441,12 @@ Result<void> LazyPages::open(ChildBuilder& b, image::ImageSource& src, const Add
   }
   if (t.segs.empty()) return fail(errc::unsupported, "no private anonymous region can be filled lazily");
   std::sort(t.segs.begin(), t.segs.end(), [](const LazySeg& a, const LazySeg& c) { return a.child < c.child; });
+  for (const auto& th : img.threads) {
+    const user_regs_struct r = arch::from_array(th.regs);
+    for (uint64_t a : {r.rsp, r.rsp - page, r.fs_base})
+      for (const auto& g : t.segs)
+        if (a >= g.child && a < g.child + g.len) st->hot.push_back(a & ~(page - 1));
+  }
   t.fd = std::move(fd);
   st->targets.push_back(std::move(t));
   opened_ = true;
