@@ -104,7 +104,8 @@ class Cluster:
         raise AssertionError("nodes %s not alive=%s" % (nodes, alive))
 
     def rank_pids(self, job):
-        """Host pids of the job's application processes (the workload binary, FERRY_JOB=job)."""
+        """Host pids of the job's application processes (the workload binary, FERRY_JOB=job,
+        FERRY_HOME=this cluster's store)."""
         out, candidates = {}, {}
         for d in os.listdir("/proc"):
             if not d.isdigit():
@@ -117,7 +118,8 @@ class Cluster:
             except OSError:
                 continue
             kv = dict(e.decode(errors="replace").split("=", 1) for e in env if b"=" in e)
-            if kv.get("FERRY_JOB") == job:
+            # Only this cluster's ranks: other tests run the same workload with the same job ids.
+            if kv.get("FERRY_JOB") == job and kv.get("FERRY_HOME") == self.store:
                 candidates[int(d)] = int(kv["FERRY_RANK"])
         # A checkpoint's copy-on-write snapshot is a child of its rank with the same program and
         # environment while it is torn down: a rank is the one whose parent is not such a process.
