@@ -58,3 +58,30 @@ def kill_tree(proc):
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def job_ranks(exe, environ_matches):
+    """{rank: pid} of the running ranks of one job: processes whose executable is `exe` and
+    whose environment (a dict) satisfies `environ_matches` (e.g. FERRY_JOB and FERRY_HOME of the
+    caller's own store: other tests run the same workload with the same job ids, and must not be
+    touched). A checkpoint's copy-on-write snapshot is a child of its rank with the same program
+    and environment while it is torn down: a rank is a candidate whose parent is not another."""
+    exe = os.path.realpath(exe)
+    candidates = {}
+    for pid in all_pids():
+        try:
+            if os.readlink(f"/proc/{pid}/exe") != exe:
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                raw = f.read().split(b"\0")
+        except OSError:
+            continue
+        env = dict(e.decode(errors="replace").split("=", 1) for e in raw if b"=" in e)
+        if "FERRY_RANK" in env and environ_matches(env):
+            candidates[pid] = int(env["FERRY_RANK"])
+    out = {}
+    for pid, rank in candidates.items():
+        st = read_stat(pid)
+        if st and st[1] not in candidates:
+            out[rank] = pid
+    return out

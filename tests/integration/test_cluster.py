@@ -23,6 +23,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from process_tree import descendants, job_ranks  # noqa: E402
+
 FERRY = COORD = AGENT = WORKLOAD = None
 TIMEOUT = 90
 
@@ -106,33 +109,7 @@ class Cluster:
     def rank_pids(self, job):
         """Host pids of the job's application processes (the workload binary, FERRY_JOB=job,
         FERRY_HOME=this cluster's store)."""
-        out, candidates = {}, {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                if os.readlink("/proc/%s/exe" % d) != os.path.realpath(WORKLOAD):
-                    continue
-                with open("/proc/%s/environ" % d, "rb") as f:
-                    env = f.read().split(b"\0")
-            except OSError:
-                continue
-            kv = dict(e.decode(errors="replace").split("=", 1) for e in env if b"=" in e)
-            # Only this cluster's ranks: other tests run the same workload with the same job ids.
-            if kv.get("FERRY_JOB") == job and kv.get("FERRY_HOME") == self.store:
-                candidates[int(d)] = int(kv["FERRY_RANK"])
-        # A checkpoint's copy-on-write snapshot is a child of its rank with the same program and
-        # environment while it is torn down: a rank is the one whose parent is not such a process.
-        for pid, rank in candidates.items():
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    stat = f.read()
-                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError):
-                continue
-            if ppid not in candidates:
-                out[rank] = pid
-        return out
+        return job_ranks(WORKLOAD, lambda env: env.get("FERRY_JOB") == job and env.get("FERRY_HOME") == self.store)
 
     def kill_node(self, node):
         """A node failure: kill -9 its agent and every process below it (rank supervisors, ranks)."""
@@ -164,26 +141,6 @@ class Cluster:
                 p.stdout.close()
         for f in self.logs:
             f.close()
-
-
-def descendants(root):
-    """Every process below root (by ppid), children before their own children."""
-    children = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(d))
-    out, todo = [], [root]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
 
 
 def reference_output(rank, args):

@@ -18,6 +18,9 @@ import tempfile
 import time
 import unittest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "harness"))
+from process_tree import job_ranks  # noqa: E402
+
 FERRY = WORKLOAD = None
 TIMEOUT = 90
 IDLE_S = 2
@@ -59,32 +62,7 @@ class LocalClusterTest(unittest.TestCase):
         return sorted(out)
 
     def rank_pids(self):
-        out, candidates = {}, {}
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                if os.readlink("/proc/%s/exe" % d) != os.path.realpath(WORKLOAD):
-                    continue
-                with open("/proc/%s/environ" % d, "rb") as f:
-                    env = dict(e.decode(errors="replace").split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
-            except OSError:
-                continue
-            if env.get("FERRY_JOB") == "1" and self.home in env.get("FERRY_HOME", ""):
-                candidates[int(d)] = int(env["FERRY_RANK"])
-        # A checkpoint's copy-on-write snapshot is a child of its rank with the same program and
-        # environment, for as long as it is being torn down: a rank is the one whose parent is not
-        # another such process.
-        for pid, rank in candidates.items():
-            try:
-                with open("/proc/%d/stat" % pid) as f:
-                    stat = f.read()
-                ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            except (OSError, ValueError):
-                continue
-            if ppid not in candidates:
-                out[rank] = pid
-        return out
+        return job_ranks(WORKLOAD, lambda env: env.get("FERRY_JOB") == "1" and self.home in env.get("FERRY_HOME", ""))
 
     def reference(self, rank, args):
         env = dict(os.environ, FERRY_RANK=str(rank), FERRY_NTASKS="3")
