@@ -12,7 +12,12 @@
 // counted when it is drained, not again when delivered).
 #include "server.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "mpi/abi/predefined.def"
@@ -468,6 +473,34 @@ bool Server::start(std::uint32_t seq, const Call& call, Reply& reply) {
   return false;
 }
 
+// FERRY_TEST_STOP_IN_COLLECTIVE="R:N" or "R:PATH" (tests): the proxy of world rank R stops
+// itself (SIGSTOP) once, when the barrier of its N-th collective (or of its first collective
+// after the file PATH appeared) has completed and before the real collective starts: every other
+// member is then inside that collective, waiting for R.
+void Server::test_stop_in_collective() {
+  static long count = 0;
+  static int want_rank = -2;
+  static long want_n = 0;
+  static char path[512] = {};
+  if (want_rank == -2) {
+    want_rank = -1;
+    if (const char* spec = std::getenv("FERRY_TEST_STOP_IN_COLLECTIVE")) {
+      if (std::sscanf(spec, "%d:%ld", &want_rank, &want_n) != 2 && std::sscanf(spec, "%d:%511s", &want_rank, path) != 2)
+        want_rank = -1;
+      int rank = 0;
+      MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+      if (rank != want_rank) want_rank = -1;
+    }
+  }
+  if (want_rank < 0) return;
+  ++count;
+  if (path[0] != '\0' ? access(path, F_OK) != 0 : count != want_n) return;
+  std::fprintf(stderr, "ferry-mpi-proxy: rank %d stops itself in its collective %ld (FERRY_TEST_STOP_IN_COLLECTIVE)\n",
+               want_rank, count);
+  want_rank = -1;  // once
+  raise(SIGSTOP);
+}
+
 // Every collective begins with a barrier on its communicator (see server.hpp).
 bool Server::start_collective(const Call& call) {
   std::uint32_t id = call.op == Op::finalize ? 0 : call.h[1];
@@ -488,9 +521,23 @@ bool Server::progress(Reply& reply) {
     case Active::Stage::barrier:
       MPI_Test(&a.req[0], &flag, MPI_STATUS_IGNORE);
       if (!flag) return false;
+      test_stop_in_collective();
       reply = Reply{};
       reply.rc = run_collective(call, reply);
+      if (reply.rc == kPending) {
+        a.stage = Active::Stage::collective;
+        return false;
+      }
       break;
+    case Active::Stage::collective: {
+      int rc = MPI_Test(&a.req[1], &flag, MPI_STATUS_IGNORE);
+      if (!flag && rc == MPI_SUCCESS) return false;
+      reply = Reply{};
+      reply.rc = rc != MPI_SUCCESS ? rc : a.finish ? a.finish() : MPI_SUCCESS;
+      a.finish = nullptr;
+      a.req[1] = MPI_REQUEST_NULL;
+      break;
+    }
     case Active::Stage::send:
       MPI_Test(&a.req[0], &flag, MPI_STATUS_IGNORE);
       if (!flag) return false;
@@ -745,6 +792,7 @@ bool Server::settled(const std::vector<EnteredCount>& targets) const {
   if (!active_.busy) return true;
   switch (active_.stage) {
     case Active::Stage::send:
+    case Active::Stage::collective:  // every member entered it: it must finish
       return false;
     case Active::Stage::sendrecv:
       return active_.send_done;
@@ -761,7 +809,17 @@ bool Server::settled(const std::vector<EnteredCount>& targets) const {
   }
 }
 
-// Runs the collective whose barrier completed: every member is committed to it.
+int Server::begin_collective(int rc, std::function<int()> finish) {
+  if (rc != MPI_SUCCESS) {
+    active_.req[1] = MPI_REQUEST_NULL;
+    return rc;
+  }
+  active_.finish = std::move(finish);
+  return kPending;
+}
+
+// Starts the collective whose barrier completed: every member is committed to it. Returns its
+// rc, or kPending when its real operation is in flight (progress() completes it).
 int Server::run_collective(const Call& call, Reply& reply) {
   MPI_Comm c = comm(call.h[1]);
   // Earlier nonblocking collectives of this communicator start their real operation first.
@@ -776,9 +834,9 @@ int Server::run_collective(const Call& call, Reply& reply) {
     case Op::bcast: {
       void* data = memory_.read(call.buf[0], scratch_[0]);
       if (data == nullptr && call.buf[0].bytes != 0) return MPI_ERR_BUFFER;
-      int rc = MPI_Bcast(data, call.i[0], type(call.h[0]), call.i[1], c);
-      if (!memory_.write_back(call.buf[0], data, call.buf[0].bytes)) return MPI_ERR_BUFFER;
-      return rc;
+      BufRef ref = call.buf[0];
+      return begin_collective(MPI_Ibcast(data, call.i[0], type(call.h[0]), call.i[1], c, &active_.req[1]),
+                              [this, ref, data] { return memory_.write_back(ref, data, ref.bytes) ? MPI_SUCCESS : MPI_ERR_BUFFER; });
     }
     case Op::reduce:
     case Op::allreduce: {
@@ -793,10 +851,12 @@ int Server::run_collective(const Call& call, Reply& reply) {
         return MPI_ERR_BUFFER;
       }
       int rc = call.op == Op::allreduce
-                   ? MPI_Allreduce(in, out, call.i[0], type(call.h[0]), op(call.h[2]), c)
-                   : MPI_Reduce(in, out, call.i[0], type(call.h[0]), op(call.h[2]), call.i[1], c);
-      if (has_out && !memory_.write_back(call.buf[1], out, call.buf[1].bytes)) return MPI_ERR_BUFFER;
-      return rc;
+                   ? MPI_Iallreduce(in, out, call.i[0], type(call.h[0]), op(call.h[2]), c, &active_.req[1])
+                   : MPI_Ireduce(in, out, call.i[0], type(call.h[0]), op(call.h[2]), call.i[1], c, &active_.req[1]);
+      BufRef ref = call.buf[1];
+      return begin_collective(rc, [this, ref, out, has_out] {
+        return !has_out || memory_.write_back(ref, out, ref.bytes) ? MPI_SUCCESS : MPI_ERR_BUFFER;
+      });
     }
     case Op::comm_dup:
     case Op::comm_split:
@@ -857,22 +917,24 @@ int Server::gather_like(const Call& call) {
   int rc = MPI_ERR_INTERN;
   switch (call.op) {
     case Op::gather:
-      rc = MPI_Gather(send, sc, st, recv, rc_count, rt, root, c);
+      rc = MPI_Igather(send, sc, st, recv, rc_count, rt, root, c, &active_.req[1]);
       break;
     case Op::scatter:
-      rc = MPI_Scatter(send, sc, st, recv, rc_count, rt, root, c);
+      rc = MPI_Iscatter(send, sc, st, recv, rc_count, rt, root, c, &active_.req[1]);
       break;
     case Op::allgather:
-      rc = MPI_Allgather(send, sc, st, recv, rc_count, rt, c);
+      rc = MPI_Iallgather(send, sc, st, recv, rc_count, rt, c, &active_.req[1]);
       break;
     case Op::alltoall:
-      rc = MPI_Alltoall(send, sc, st, recv, rc_count, rt, c);
+      rc = MPI_Ialltoall(send, sc, st, recv, rc_count, rt, c, &active_.req[1]);
       break;
     default:
       break;
   }
-  if (has_recv && !memory_.write_back(call.buf[1], recv, call.buf[1].bytes)) return MPI_ERR_BUFFER;
-  return rc;
+  BufRef ref = call.buf[1];
+  return begin_collective(rc, [this, ref, recv, has_recv] {
+    return !has_recv || memory_.write_back(ref, recv, ref.bytes) ? MPI_SUCCESS : MPI_ERR_BUFFER;
+  });
 }
 
 // gatherv, scatterv, allgatherv, alltoallv: see the slot table in channel.hpp.
@@ -895,22 +957,24 @@ int Server::v_collective(const Call& call) {
   int rc = MPI_ERR_INTERN;
   switch (call.op) {
     case Op::gatherv:
-      rc = MPI_Gatherv(send, call.i[0], st, recv, rcounts, rd, rt, root, c);
+      rc = MPI_Igatherv(send, call.i[0], st, recv, rcounts, rd, rt, root, c, &active_.req[1]);
       break;
     case Op::scatterv:
-      rc = MPI_Scatterv(send, sc, sd, st, recv, call.i[3], rt, root, c);
+      rc = MPI_Iscatterv(send, sc, sd, st, recv, call.i[3], rt, root, c, &active_.req[1]);
       break;
     case Op::allgatherv:
-      rc = MPI_Allgatherv(send, call.i[0], st, recv, rcounts, rd, rt, c);
+      rc = MPI_Iallgatherv(send, call.i[0], st, recv, rcounts, rd, rt, c, &active_.req[1]);
       break;
     case Op::alltoallv:
-      rc = MPI_Alltoallv(send, sc, sd, st, recv, rcounts, rd, rt, c);
+      rc = MPI_Ialltoallv(send, sc, sd, st, recv, rcounts, rd, rt, c, &active_.req[1]);
       break;
     default:
       break;
   }
-  if (has_recv && !memory_.write_back(call.buf[1], recv, call.buf[1].bytes)) return MPI_ERR_BUFFER;
-  return rc;
+  BufRef ref = call.buf[1];
+  return begin_collective(rc, [this, ref, recv, has_recv] {
+    return !has_recv || memory_.write_back(ref, recv, ref.bytes) ? MPI_SUCCESS : MPI_ERR_BUFFER;
+  });
 }
 
 // reduce_scatter, reduce_scatter_block, scan, exscan: the output buffer is always in-out.
@@ -928,23 +992,25 @@ int Server::reduce_more(const Call& call) {
       auto* counts = static_cast<int*>(memory_.read(call.buf[2], scratch_[2]));
       if (counts == nullptr || call.buf[2].bytes < sizeof(int) * static_cast<std::size_t>(call.i[7]))
         return MPI_ERR_BUFFER;
-      rc = MPI_Reduce_scatter(in, out, counts, t, o, c);
+      rc = MPI_Ireduce_scatter(in, out, counts, t, o, c, &active_.req[1]);
       break;
     }
     case Op::reduce_scatter_block:
-      rc = MPI_Reduce_scatter_block(in, out, call.i[0], t, o, c);
+      rc = MPI_Ireduce_scatter_block(in, out, call.i[0], t, o, c, &active_.req[1]);
       break;
     case Op::scan:
-      rc = MPI_Scan(in, out, call.i[0], t, o, c);
+      rc = MPI_Iscan(in, out, call.i[0], t, o, c, &active_.req[1]);
       break;
     case Op::exscan:
-      rc = MPI_Exscan(in, out, call.i[0], t, o, c);
+      rc = MPI_Iexscan(in, out, call.i[0], t, o, c, &active_.req[1]);
       break;
     default:
       break;
   }
-  if (!memory_.write_back(call.buf[1], out, call.buf[1].bytes)) return MPI_ERR_BUFFER;
-  return rc;
+  BufRef ref = call.buf[1];
+  return begin_collective(rc, [this, ref, out] {
+    return memory_.write_back(ref, out, ref.bytes) ? MPI_SUCCESS : MPI_ERR_BUFFER;
+  });
 }
 
 int Server::comms(const Call& call, Reply& reply) {

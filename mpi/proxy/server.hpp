@@ -10,8 +10,12 @@
 // checkpoint requests while the application waits. Blocking point-to-point calls are their
 // nonblocking forms. Every collective (and communicator creation/free, and MPI_Finalize) starts
 // with an MPI_Ibarrier on its communicator; only once that barrier completes (every member has
-// called the collective, so every member is committed to it) does the proxy run the real
-// blocking collective, which then cannot wait for a rank that is still computing. A checkpoint
+// called the collective, so every member is committed to it) does the proxy start the real
+// collective, which then cannot wait for a rank that is still computing. The real collective is
+// its nonblocking form (MPI_Iallreduce...), advanced by MPI_Test like the rest: a member whose
+// proxy is stopped inside it (SIGSTOP, a hung node) cannot hold the other proxies inside the
+// library, so rank 0 still answers its front end and names the rank that does not answer.
+// Only communicator creation (MPI_Comm_dup/split) stays a blocking call. A checkpoint
 // therefore finds each communicator's collective either not started by some member (the barrier
 // is pending everywhere it was entered, and is simply re-issued after a restart) or entered by
 // every member (the proxies finish it before the dump) - never half done (checkpoint.cpp).
@@ -24,6 +28,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -120,7 +125,9 @@ class Server {
 
  private:
   struct Active {
-    enum class Stage { barrier, send, recv, sendrecv, probe, wait, wait_some };
+    // collective: the barrier completed and the real collective runs as its nonblocking form
+    // (req[1]); `finish` writes its result back into the application once it completes.
+    enum class Stage { barrier, collective, send, recv, sendrecv, probe, wait, wait_some };
     bool busy = false;
     std::uint32_t seq = 0;
     channel::Call call{};
@@ -133,7 +140,13 @@ class Server {
     channel::Reply prepared{};  // sendrecv: the receive's result while the send finishes
     std::vector<std::uint32_t> ids;  // wait_some: the request ids
     int mode = 0;
+    std::function<int()> finish;     // collective: write-back, returns the call's rc
   };
+  // run_collective()'s result when the real collective was started and is now in flight.
+  static constexpr int kPending = -1;
+  // Starts the nonblocking form `start` of a collective (it fills active_.req[1]); on success
+  // the active call waits for it (kPending) and `finish` runs at its completion.
+  int begin_collective(int rc, std::function<int()> finish);
 
   MPI_Comm comm(std::uint32_t id) const;
   MPI_Datatype type(std::uint32_t id) const;
@@ -167,6 +180,7 @@ class Server {
                    std::uint32_t type_id, channel::Reply& reply);
 
   bool start_collective(const channel::Call& call);
+  static void test_stop_in_collective();
   int run_collective(const channel::Call& call, channel::Reply& reply);
   int hello(channel::Reply& reply);
   int gather_like(const channel::Call& call);
