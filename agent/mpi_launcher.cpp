@@ -392,8 +392,10 @@ void MpiLaunchers::round_step(std::uint64_t epoch, std::uint64_t id, const proto
       run->round = std::to_string(++run->rounds);
       run->dumped = false;
       run->bytes = 0;
-      // The proxies give the round up at their own deadline, before ours.
-      auto proxy_ms = std::max<long long>(1000, deadline.count() * 8 / 10);
+      // The proxies give the round up at their own deadline, before ours: the user's
+      // `ferry checkpoint --timeout` when the coordinator sent one, else 80 % of ours.
+      auto proxy_ms = m.round_timeout_ms ? static_cast<long long>(m.round_timeout_ms)
+                                         : std::max<long long>(1000, deadline.count() * 8 / 10);
       send_line(run, "checkpoint " + std::to_string(m.generation) + " " + m.generation_dir + " " +
                          std::to_string(proxy_ms) + " " + run->round);
       return await_line(run, deadline, [this, run, answer, m](const std::string& line) {

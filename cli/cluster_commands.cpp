@@ -78,10 +78,11 @@ int cluster_launch(const ClusterLaunch& l) {
   return wait_for_record(*client, record, l.json, 0);
 }
 
-int cluster_checkpoint(const std::string& address, const std::string& job, bool stop) {
+int cluster_checkpoint(const std::string& address, const std::string& job, bool stop, std::uint32_t timeout_ms) {
   auto client = CoordinatorClient::connect(address);
   if (!client) return unreachable(address, client.error());
-  auto r = client->call<proto::Checkpoint, proto::CheckpointReply>(proto::Checkpoint{job, stop ? std::uint8_t{1} : std::uint8_t{0}});
+  auto r = client->call<proto::Checkpoint, proto::CheckpointReply>(
+      proto::Checkpoint{job, stop ? std::uint8_t{1} : std::uint8_t{0}, timeout_ms});
   if (!r) return unreachable(address, r.error());
   if (r->code != proto::kWireOk) {
     std::string where;

@@ -27,7 +27,8 @@ struct ClusterLaunch {
 // launch's record and exits like `ferry wait`.
 int cluster_launch(const ClusterLaunch& l);
 
-int cluster_checkpoint(const std::string& address, const std::string& job, bool stop);
+// timeout_ms: `--timeout` (MPI jobs: the round's bound; 0: the coordinator's step timeouts).
+int cluster_checkpoint(const std::string& address, const std::string& job, bool stop, std::uint32_t timeout_ms = 0);
 
 struct ClusterRestart {
   std::string address;

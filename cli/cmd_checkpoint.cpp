@@ -3,6 +3,8 @@
 // it. Exit 0 only when the generation is committed and durable. An MPI job's round is bounded
 // (`--timeout S`, else $FERRY_MPI_CHECKPOINT_TIMEOUT_S, else ferry mpirun's default of 120 s):
 // a round that does not complete in time is given up and the job continues (docs/mpi.md).
+// Through a coordinator, --timeout goes with the CHECKPOINT (without it: the coordinator's step
+// timeouts bound the round).
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -91,7 +93,8 @@ int cmd_checkpoint(const Args& args) {
   }
   if (auto address = coordinator_for(opt<std::string>(vm, "coordinator"),
                                      store::default_root(opt<std::string>(vm, "store")), *job_arg))
-    return cluster_checkpoint(*address, *job_arg, vm.count("stop") > 0);
+    return cluster_checkpoint(*address, *job_arg, vm.count("stop") > 0,
+                              timeout ? static_cast<std::uint32_t>(std::min(*timeout, 4.0e6) * 1000) : 0);
   auto store = store::JobStore::open(store::default_root(opt<std::string>(vm, "store")));
   if (!store) {
     complain("checkpoint: " + store.error().message());

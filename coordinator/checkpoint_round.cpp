@@ -83,7 +83,8 @@ void CheckpointRound::send_phase(RoundPhase p, Actions& out) {
                           .phase = p,
                           .ranks = n.ranks,
                           .generation_dir = cfg_.generation_dir,
-                          .deadline_ms = static_cast<std::uint32_t>(deadline.count())};
+                          .deadline_ms = static_cast<std::uint32_t>(deadline.count()),
+                          .round_timeout_ms = p == RoundPhase::quiesce ? cfg_.round_timeout_ms : 0};
     out.push_back(SendStep{n.node, std::move(step)});
   }
   out.push_back(StartTimer{++timer_id_, deadline});

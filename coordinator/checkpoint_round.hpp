@@ -43,6 +43,9 @@ struct RoundConfig {
   std::chrono::milliseconds quiesce_timeout{30'000};
   std::chrono::milliseconds dump_timeout{30 * 60'000};
   std::chrono::milliseconds finish_timeout{30'000};  // commit, resume, stop and abort
+  // MPI jobs: the user's bound for the proxies' round (`ferry checkpoint --timeout`), sent with
+  // the quiesce step (RoundStep::round_timeout_ms); 0: the head agent derives it.
+  std::uint32_t round_timeout_ms = 0;
 };
 
 // Why a round failed: the phase, the node and (where one is to blame) the rank.

@@ -91,6 +91,35 @@ TEST(CheckpointRound, SuccessResumes) {
   EXPECT_EQ(o.ranks[2].rank, 2u);
 }
 
+// `ferry checkpoint --timeout` of an MPI job: the quiesce step carries the user's bound for the
+// proxies' round (the head agent hands it to rank 0's proxy) and its own deadline beyond it; the
+// other steps carry none.
+TEST(CheckpointRound, UserTimeoutGoesWithTheQuiesceStepOnly) {
+  CheckpointRound round(RoundConfig{.job = "8", .generation = 2, .round_id = 3, .generation_dir = "/s/gen-2.partial",
+                                    .nodes = {{"h1", {0, 1, 2, 3}}}, .rank_nodes = {}, .mode = RoundMode::resume,
+                                    .quiesce_timeout = std::chrono::milliseconds(7000), .round_timeout_ms = 5000});
+  std::map<RoundPhase, proto::RoundStep> steps;
+  auto take = [&](const Actions& actions) {
+    for (const auto& a : actions)
+      if (auto* s = std::get_if<SendStep>(&a)) steps[s->step.phase] = s->step;
+  };
+  auto ok = [&](RoundPhase p) {
+    const auto& st = steps.at(p);
+    proto::RoundReply r{.job = st.job, .generation = st.generation, .round_id = st.round_id, .phase = p, .results = {}};
+    for (auto rank : st.ranks) r.results.push_back({rank, 0, "", 10, 1});
+    take(round.on_reply("h1", r));
+  };
+  take(round.start());
+  ok(RoundPhase::prepare);
+  ASSERT_TRUE(steps.count(RoundPhase::quiesce));
+  EXPECT_EQ(steps[RoundPhase::quiesce].round_timeout_ms, 5000u);
+  EXPECT_EQ(steps[RoundPhase::quiesce].deadline_ms, 7000u);
+  EXPECT_EQ(steps[RoundPhase::prepare].round_timeout_ms, 0u);
+  ok(RoundPhase::quiesce);
+  ASSERT_TRUE(steps.count(RoundPhase::dump));
+  EXPECT_EQ(steps[RoundPhase::dump].round_timeout_ms, 0u);
+}
+
 TEST(CheckpointRound, SuccessStopsForMigration) {
   Harness h(RoundMode::stop);
   h.apply(h.round.start());

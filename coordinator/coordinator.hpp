@@ -122,7 +122,7 @@ private:
   void answer_waiters(std::uint64_t restart_id, const proto::RestartRecordWire& rec);
 
   // ---- rounds.cpp: checkpoints, retention, periodic timer
-  Result<void> start_round(Job& job, RoundMode mode, std::optional<ReplyTo> reply_to);
+  Result<void> start_round(Job& job, RoundMode mode, std::optional<ReplyTo> reply_to, std::uint32_t timeout_ms = 0);
   void on_round_finished(const std::string& job_id, RoundOutcome outcome);
   void apply_retention(Job& job);
   void arm_interval(Job& job);

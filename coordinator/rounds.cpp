@@ -4,9 +4,11 @@
 //
 // A round: allocate generation N (after every generation the DB or the store knows), mkdir
 // gen-N.partial, record the round in the StateDb (so a coordinator crash can abort it), then
-// hand it to a RoundDriver. When it ends: answer the CHECKPOINT, and if N was committed
+// hand it to a RoundDriver (an MPI job's round bounded by the user's --timeout, if given: the
+// proxies' own bound, with the quiesce step's deadline a little beyond it). When it ends: answer the CHECKPOINT, and if N was committed
 // delete the generations older than the newest K (only ever after a newer commit, so a
 // failed round never costs a generation).
+#include <algorithm>
 #include <filesystem>
 
 #include "coordinator.hpp"
@@ -15,7 +17,8 @@
 
 namespace ferry::coord {
 
-Result<void> Coordinator::start_round(Job& job, RoundMode mode, std::optional<ReplyTo> reply_to) {
+Result<void> Coordinator::start_round(Job& job, RoundMode mode, std::optional<ReplyTo> reply_to,
+                                       std::uint32_t timeout_ms) {
   FERRY_TRY(gen, db_.next_generation(job.row.id));
   std::error_code ec;
   while (std::filesystem::exists(store_.generation_dir(job.row.id, gen), ec)) ++gen;
@@ -52,6 +55,12 @@ Result<void> Coordinator::start_round(Job& job, RoundMode mode, std::optional<Re
   cfg.quiesce_timeout = cfg_.quiesce_timeout;
   cfg.dump_timeout = cfg_.dump_timeout;
   cfg.finish_timeout = cfg_.finish_timeout;
+  if (job.mpi && timeout_ms > 0) {
+    // `ferry checkpoint --timeout`: the proxies give the round up after it (rank 0 names the
+    // ranks that did not answer); the quiesce step waits a little longer for that report.
+    cfg.round_timeout_ms = timeout_ms;
+    cfg.quiesce_timeout = std::chrono::milliseconds(timeout_ms + std::max<std::uint32_t>(2000, timeout_ms / 4));
+  }
   RoundServices svc{io_, agents_, store_, db_, [this](const proto::RoundStep& step) {
                       return proto::encode_signed(step, next_request_id(), 0, cfg_.cluster_secret);
                     }};

@@ -167,7 +167,10 @@ void Coordinator::on_checkpoint(const ReplyTo& to, std::uint32_t uid, const prot
   if (auto n = j.inc->ranks_ended())
     return refuse(static_cast<std::uint16_t>(errc::not_found), "job " + j.row.id + " is ending: " + std::to_string(n) +
                                                                    " of its ranks already ended");
-  if (auto r = start_round(j, m.stop ? RoundMode::stop : RoundMode::resume, to); !r)
+  if (m.timeout_ms > 0 && !j.mpi)
+    return refuse(static_cast<std::uint16_t>(errc::unsupported),
+                  "--timeout applies to MPI jobs (ferry mpirun); job " + j.row.id + " is not one (it continues)");
+  if (auto r = start_round(j, m.stop ? RoundMode::stop : RoundMode::resume, to, m.timeout_ms); !r)
     return refuse(wire(r.error()), r.error().message());
 }
 

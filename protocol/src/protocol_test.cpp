@@ -27,7 +27,7 @@ const std::string kNoAuth = "00 | 00000000 | 0000000000000000 | 0000000000000000
 
 TEST(Golden, Heartbeat) {
   Heartbeat hb{.session_id = 0x0102030405060708, .seq = 9, .live_ranks = 4};
-  Bytes want = hex("3d000000 | 46525259 | 0100 | 0301 | 0700000000000000 | " + kNoAuth +
+  Bytes want = hex("3d000000 | 46525259 | 0200 | 0301 | 0700000000000000 | " + kNoAuth +
                    " | 0807060504030201 | 0900000000000000 | 04000000");
   EXPECT_EQ(encode(hb, 7), want);
   auto back = decode(want);
@@ -40,7 +40,7 @@ TEST(Golden, AckWithHmacCredential) {
   Ack ack{.code = 102, .message = "late"};
   Auth auth{.scheme = AuthScheme::hmac_sha256, .uid = 1000, .issued_ns = 1, .nonce = 0xAABB,
             .credential = "xy"};
-  Bytes want = hex("35000000 | 46525259 | 0100 | 0100 | 2a00000000000000 | "
+  Bytes want = hex("35000000 | 46525259 | 0200 | 0100 | 2a00000000000000 | "
                    "02 | e8030000 | 0100000000000000 | bbaa000000000000 | 02000000 7879 | "
                    "6600 | 04000000 6c617465");
   EXPECT_EQ(encode(ack, 0x2a, auth), want);
@@ -52,10 +52,10 @@ TEST(Golden, AckWithHmacCredential) {
 
 TEST(Golden, RoundStepDump) {
   RoundStep s{.job = "j1", .generation = 3, .round_id = 5, .phase = RoundPhase::dump,
-              .ranks = {0, 2}, .generation_dir = "/s", .deadline_ms = 1000};
-  Bytes want = hex("56000000 | 46525259 | 0100 | 2001 | 0100000000000000 | " + kNoAuth +
+              .ranks = {0, 2}, .generation_dir = "/s", .deadline_ms = 1000, .round_timeout_ms = 5000};
+  Bytes want = hex("5a000000 | 46525259 | 0200 | 2001 | 0100000000000000 | " + kNoAuth +
                    " | 02000000 6a31 | 0300000000000000 | 0500000000000000 | 03 | "
-                   "02000000 00000000 02000000 | 02000000 2f73 | e8030000");
+                   "02000000 00000000 02000000 | 02000000 2f73 | e8030000 | 88130000");
   EXPECT_EQ(encode(s, 1), want);
   auto back = decode(want);
   ASSERT_TRUE(back) << back.error().message();
@@ -65,7 +65,7 @@ TEST(Golden, RoundStepDump) {
 TEST(Golden, RankExitedWithOptionals) {
   RankExited e{.job = "j", .restart_id = 1, .rank = 3, .pid = 100, .exit_status = std::nullopt,
                .signal = 9, .time_ns = -1};
-  Bytes want = hex("4c000000 | 46525259 | 0100 | 4001 | 0000000000000000 | " + kNoAuth +
+  Bytes want = hex("4c000000 | 46525259 | 0200 | 4001 | 0000000000000000 | " + kNoAuth +
                    " | 01000000 6a | 0100000000000000 | 03000000 | 64000000 | 00 | 01 09000000 |"
                    " ffffffffffffffff");
   EXPECT_EQ(encode(e, 0), want);
@@ -106,6 +106,9 @@ TEST(RoundTrip, EveryMessage) {
   round_trip(LaunchResult{.job = "3", .ranks = {{1, 100, 0, ""}, {3, 0, 1002, "ENOENT"}}});
   round_trip(RoundStep{.job = "3", .generation = 2, .round_id = 9, .phase = RoundPhase::abort,
                        .ranks = {}, .generation_dir = "", .deadline_ms = 0});
+  round_trip(RoundStep{.job = "4", .generation = 3, .round_id = 10, .phase = RoundPhase::quiesce,
+                       .ranks = {0, 1, 2, 3}, .generation_dir = "/s/gen-3.partial", .deadline_ms = 7000,
+                       .round_timeout_ms = 5000});
   round_trip(RoundReply{.job = "3", .generation = 2, .round_id = 9, .phase = RoundPhase::dump,
                         .results = {{0, 0, "", 1 << 20, 5000}, {1, 1028, "no space", 0, 7}}});
   round_trip(RestoreRanks{.job = "3", .generation = 2, .restart_id = 4, .uid = 1, .gid = 2,
@@ -127,6 +130,7 @@ TEST(RoundTrip, EveryMessage) {
                           .proxy = "/p", .cwd = "/", .env = {}, .nodes = {"n1"}, .ntasks = 4,
                           .interval_s = 0, .keep = 0});
   round_trip(Checkpoint{.job = "sim", .stop = 1});
+  round_trip(Checkpoint{.job = "sim", .stop = 0, .timeout_ms = 5000});
   round_trip(CheckpointReply{.code = 103, .message = "agent n2 lost during dump", .generation = 0,
                              .bytes = 0, .duration_ns = 0, .failed_phase = RoundPhase::dump,
                              .failed_rank = 2, .failed_node = "n2"});
@@ -178,8 +182,8 @@ TEST(Refuse, HeaderFields) {
   bad[4] ^= 1;
   EXPECT_TRUE(refused(bad, "magic"));
   bad = b;
-  bad[8] = 2;
-  EXPECT_TRUE(refused(bad, "version 2"));
+  bad[8] = 1;
+  EXPECT_TRUE(refused(bad, "version 1"));
   bad = b;
   bad[10] = 0x77;
   EXPECT_TRUE(refused(bad, "unknown message type 0x0177"));
@@ -243,8 +247,8 @@ TEST(Signing, CoversEnvelopeAndPayloadButNotCredential) {
   auto d3 = decode_frame(f3);
   ASSERT_TRUE(d3);
   EXPECT_NE(signing_input(d1->env, d1->payload), signing_input(d3->env, d3->payload));
-  Bytes want = hex("6665727279 2d617574682d7631 | 0100 | 0302 | 0100000000000000 | 02 | "
-                   "e8030000 | 0500000000000000 | 0600000000000000 | 01000000 33 00");
+  Bytes want = hex("6665727279 2d617574682d7631 | 0200 | 0302 | 0100000000000000 | 02 | "
+                   "e8030000 | 0500000000000000 | 0600000000000000 | 01000000 33 00 | 00000000");
   EXPECT_EQ(signing_input(d1->env, d1->payload), want);
 }
 

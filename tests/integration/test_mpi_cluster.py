@@ -19,8 +19,8 @@ mpirun. The program is mpi/tests/programs/ckpt_mix.c.
   5. crash.c with 3 ranks on h1,h2: rank 2 (on h2) dies of SIGSEGV: `ferry mpirun` exits 139 and
      its record is signaled 11, rank 2, node h2; abort.c: exited 3, reason MPI_Abort, rank 2.
   6. rank 2's proxy stopped (SIGSTOP from outside, then by itself inside a collective that every
-     other proxy, rank 0's too, is in): each time a checkpoint fails naming rank 2 and node h2 and
-     commits nothing; after SIGCONT a checkpoint commits and the job's output == the uninterrupted
+     other proxy, rank 0's too, is in): each time `ferry checkpoint --timeout 5` fails in 5-9 s
+     (the coordinator's step timeout is 30 s) naming rank 2 and node h2 and commits nothing; after SIGCONT a checkpoint commits and the job's output == the uninterrupted
      run's;
   7. a restart whose rank 3 image is corrupt: restart_failed (86) naming rank 3 and its node.
 The namespaces and every process in them are removed at the end (by PID), also on failure.
@@ -71,14 +71,11 @@ class Cluster:
         with open(os.path.join(users, "0"), "w") as f:
             f.write(os.urandom(32).hex())
         os.chmod(os.path.join(users, "0"), 0o600)
-        coord = self.spawn("head", "head", [a.coordinator, "--listen", "10.77.0.254:0", "--state",
-                                            os.path.join(root, "state"), "--store", self.store, "--cluster-secret",
-                                            secret, "--user-secrets", users, "--heartbeat-ms", "300",
-                                            "--lost-after-ms", "3000", "--step-timeout-s", "30"],
-                           "coord", stdout=subprocess.PIPE)
-        line = coord.stdout.readline()
-        assert line.startswith("listening"), f"coordinator printed {line!r}"
-        self.address = line.split()[-1]
+        self.coord_args = ["--state", os.path.join(root, "state"), "--store", self.store, "--cluster-secret", secret,
+                           "--user-secrets", users, "--heartbeat-ms", "300", "--lost-after-ms", "3000",
+                           "--step-timeout-s", "30"]
+        self.coord = None
+        self.start_coordinator("10.77.0.254:0")
         self.agents = {}
         for i in (1, 2):
             self.agents[f"h{i}"] = self.spawn(
@@ -98,6 +95,34 @@ class Cluster:
                 return
             time.sleep(0.2)
         raise AssertionError(f"agents did not register: {st}")
+
+    def start_coordinator(self, listen):
+        n = sum(1 for p in os.listdir(self.root) if p.startswith("coord"))
+        self.coord = self.spawn("head", "head", [self.a.coordinator, "--listen", listen] + self.coord_args,
+                                "coord" if n == 0 else f"coord{n}", stdout=subprocess.PIPE)
+        line = self.coord.stdout.readline()
+        assert line.startswith("listening"), f"coordinator printed {line!r}"
+        self.address = line.split()[-1]
+
+    def kill_coordinator(self):
+        """kill -9 of the coordinator (and of the netns wrapper it runs under)."""
+        for v in descendants(self.coord.pid) + [self.coord.pid]:
+            try:
+                os.kill(v, 9)
+            except ProcessLookupError:
+                pass
+        self.coord.wait(timeout=10)
+        self.coord.stdout.close()
+
+    def wait_agents(self, timeout=20):
+        end = time.time() + timeout
+        st = None
+        while time.time() < end:
+            st = self.status()
+            if isinstance(st, dict) and sorted(n["node"] for n in st["nodes"] if n["alive"]) == ["h1", "h2"]:
+                return True
+            time.sleep(0.2)
+        return False
 
     def spawn(self, ns, host, cmd, log, stdout=None):
         err = open(os.path.join(self.root, log + ".err"), "w")
@@ -208,7 +233,7 @@ def main():
     ap.add_argument("--step-us", type=int, default=10000)
     ap.add_argument("--checkpoints", type=int, default=2)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--only", choices=["hung"], help="run only the hung-proxy case (repeat runs of it)")
+    ap.add_argument("--only", choices=["hung"], help="run only this case (repeat runs of it)")
     a = ap.parse_args()
     why = skip_reason()
     if why:
@@ -227,7 +252,8 @@ def main():
         print(f"FAIL: {why} ({', '.join(log)})")
         for t in texts:
             print(t)
-        for name in ("coord.err", "agent-h1.err", "agent-h2.err"):
+        for name in sorted(n for n in os.listdir(root) if n.startswith("coord") and n.endswith(".err")) + \
+                ["agent-h1.err", "agent-h2.err"]:
             p = os.path.join(root, name)
             if os.path.exists(p):
                 print(f"--- {name}\n" + open(p).read()[-3000:])
@@ -316,7 +342,7 @@ def main():
                 return f"{what}: after kill -9 the record is {rec}, want signaled 9", open(err).read()
             return None, None
 
-        if a.only != "hung":
+        if a.only is None:
             bad, text = run_until_killed(["mpirun", "--name", "t", "--nodes", "h1,h2", "--oversubscribe"] + c.mca +
                                          ["-np", "4", "--"] + prog, "run1", a.checkpoints, ["h1", "h1", "h2", "h2"], "2+2")
             if bad:
@@ -363,69 +389,74 @@ def main():
                     return fail(f"{prog_name}: ferry wait exited {w.returncode}: {w.stdout}, want {want_rc} {rec}", w.stderr)
             print("crash: signaled 11 rank 2 node h2 (139); MPI_Abort: exited 3 rank 2 node h2 (3)")
 
-        # A hung proxy: the checkpoint is given up naming the rank and its node, no generation is
-        # committed, the job continues; after SIGCONT a checkpoint commits and the job ends as
-        # the uninterrupted run. Twice: rank 2's proxy stopped from outside at a random moment,
-        # then stopped by itself inside a collective (FERRY_TEST_STOP_IN_COLLECTIVE: its barrier
-        # done, every other proxy inside the real collective waiting for rank 2, rank 0's too).
-        prog_h = [os.path.join(a.programs, "ckpt_mix"), "1000", str(a.step_us)]
-        ref_h = subprocess.run([mpirun, "--oversubscribe", "-np", "4"] + prog_h, capture_output=True, text=True,
-                               env=c.env, timeout=TIMEOUT)
-        trigger = os.path.join(root, "stop-rank-2")
-        c.env["FERRY_TEST_STOP_IN_COLLECTIVE"] = "2:" + trigger
-        job, err = c.start(["mpirun", "--name", "hung", "--nodes", "h1,h2", "--oversubscribe"] + c.mca +
-                           ["-x", "FERRY_TEST_STOP_IN_COLLECTIVE", "-np", "4", "--"] + prog_h, "hung")
-        del c.env["FERRY_TEST_STOP_IN_COLLECTIVE"]
-        deadline = time.time() + TIMEOUT
-        while time.time() < deadline and job.poll() is None:
-            info = c.job_info("hung")
-            if info.get("restarts") and info["restarts"][-1]["phase"] == "resume" and c.proxy_of(2):
-                break
-            time.sleep(0.2)
-        hung_dir = os.path.join(c.store, "jobs", c.job_info("hung").get("job", "?"))
-        ck = c.ferry("checkpoint", "hung")
-        if ck.returncode != 0:
-            return fail(f"hung: the first checkpoint failed ({ck.returncode})", ck.stderr, open(err).read())
-        # Every proxy has applied the first round's decision (rank 0 confirms only its own).
-        time.sleep(1.0)
-        proxy = c.proxy_of(2)
-        tooks = []
-        for how in ("SIGSTOP", "stopped inside a collective"):
-            if how == "SIGSTOP":
-                os.kill(proxy, 19)
-            else:
-                open(trigger, "w").close()
-                end = time.time() + 20
-                while time.time() < end and proc_state(proxy) != "T":
-                    time.sleep(0.05)
-                if proc_state(proxy) != "T":
-                    return fail("hung: rank 2's proxy did not stop itself in a collective", open(err).read())
-            t1 = time.time()
+        if a.only in (None, "hung"):
+            # A hung proxy: the checkpoint is given up naming the rank and its node, no generation is
+            # committed, the job continues; after SIGCONT a checkpoint commits and the job ends as
+            # the uninterrupted run. Twice: rank 2's proxy stopped from outside at a random moment,
+            # then stopped by itself inside a collective (FERRY_TEST_STOP_IN_COLLECTIVE: its barrier
+            # done, every other proxy inside the real collective waiting for rank 2, rank 0's too).
+            prog_h = [os.path.join(a.programs, "ckpt_mix"), "1000", str(a.step_us)]
+            ref_h = subprocess.run([mpirun, "--oversubscribe", "-np", "4"] + prog_h, capture_output=True, text=True,
+                                   env=c.env, timeout=TIMEOUT)
+            trigger = os.path.join(root, "stop-rank-2")
+            c.env["FERRY_TEST_STOP_IN_COLLECTIVE"] = "2:" + trigger
+            job, err = c.start(["mpirun", "--name", "hung", "--nodes", "h1,h2", "--oversubscribe"] + c.mca +
+                               ["-x", "FERRY_TEST_STOP_IN_COLLECTIVE", "-np", "4", "--"] + prog_h, "hung")
+            del c.env["FERRY_TEST_STOP_IN_COLLECTIVE"]
+            deadline = time.time() + TIMEOUT
+            while time.time() < deadline and job.poll() is None:
+                info = c.job_info("hung")
+                if info.get("restarts") and info["restarts"][-1]["phase"] == "resume" and c.proxy_of(2):
+                    break
+                time.sleep(0.2)
+            hung_dir = os.path.join(c.store, "jobs", c.job_info("hung").get("job", "?"))
             ck = c.ferry("checkpoint", "hung")
-            took = time.time() - t1
-            gens = sorted(g for g in os.listdir(hung_dir) if g.startswith("gen-"))
-            os.kill(proxy, 18)  # SIGCONT
-            if ck.returncode == 0 or "rank 2" not in ck.stderr or "node h2" not in ck.stderr or took > 45:
-                return fail(f"hung ({how}): the checkpoint with rank 2's proxy stopped exited {ck.returncode} after "
-                            f"{took:.1f} s, want a failure naming rank 2 on node h2", ck.stdout + ck.stderr)
-            if gens != ["gen-000001"]:
-                return fail(f"hung ({how}): generations after the given-up checkpoint: {gens}, want gen-000001 only")
-            if job.poll() is not None:
-                return fail(f"hung ({how}): the job ended ({job.returncode}) after the given-up checkpoint",
-                            open(err).read())
-            tooks.append(f"{how} {took:.1f} s")
-        ck = c.ferry("checkpoint", "hung")
-        if ck.returncode != 0:
-            return fail(f"hung: the checkpoint after SIGCONT failed ({ck.returncode})", ck.stderr)
-        out, _ = job.communicate(timeout=TIMEOUT)
-        got_h = open(os.path.join(hung_dir, "mpirun.out")).read().splitlines()
-        if job.returncode != 0 or sorted(got_h) != sorted(ref_h.stdout.splitlines()):
-            return fail(f"hung: the job exited {job.returncode}; output equal: "
-                        f"{sorted(got_h) == sorted(ref_h.stdout.splitlines())}", open(err).read())
-        print(f"hung proxy: checkpoint given up naming rank 2 on h2 ({', '.join(tooks)}), no generation; "
-              f"then a checkpoint commits and the job ends with the uninterrupted output")
+            if ck.returncode != 0:
+                return fail(f"hung: the first checkpoint failed ({ck.returncode})", ck.stderr, open(err).read())
+            # Every proxy has applied the first round's decision (rank 0 confirms only its own).
+            time.sleep(1.0)
+            proxy = c.proxy_of(2)
+            tooks = []
+            for how in ("SIGSTOP", "stopped inside a collective"):
+                if how == "SIGSTOP":
+                    os.kill(proxy, 19)
+                else:
+                    open(trigger, "w").close()
+                    end = time.time() + 20
+                    while time.time() < end and proc_state(proxy) != "T":
+                        time.sleep(0.05)
+                    if proc_state(proxy) != "T":
+                        return fail("hung: rank 2's proxy did not stop itself in a collective", open(err).read())
+                t1 = time.time()
+                ck = c.ferry("checkpoint", "hung", "--timeout", "5")
+                took = time.time() - t1
+                gens = sorted(g for g in os.listdir(hung_dir) if g.startswith("gen-"))
+                os.kill(proxy, 18)  # SIGCONT
+                # --timeout 5 goes coordinator -> head agent -> the proxies: rank 0 gives the round up
+                # after 5 s naming the rank that did not answer (the step timeout is 30 s).
+                if ck.returncode == 0 or "rank 2" not in ck.stderr or "node h2" not in ck.stderr or not 4.5 <= took <= 9:
+                    return fail(f"hung ({how}): `ferry checkpoint --timeout 5` with rank 2's proxy stopped exited "
+                                f"{ck.returncode} after {took:.1f} s, want a failure naming rank 2 on node h2 in 5-9 s",
+                                ck.stdout + ck.stderr)
+                if gens != ["gen-000001"]:
+                    return fail(f"hung ({how}): generations after the given-up checkpoint: {gens}, want gen-000001 only")
+                if job.poll() is not None:
+                    return fail(f"hung ({how}): the job ended ({job.returncode}) after the given-up checkpoint",
+                                open(err).read())
+                tooks.append(f"{how} {took:.1f} s")
+                why = ck.stderr.strip().splitlines()[-1][:200] if ck.stderr.strip() else ""
+            ck = c.ferry("checkpoint", "hung")
+            if ck.returncode != 0:
+                return fail(f"hung: the checkpoint after SIGCONT failed ({ck.returncode})", ck.stderr)
+            out, _ = job.communicate(timeout=TIMEOUT)
+            got_h = open(os.path.join(hung_dir, "mpirun.out")).read().splitlines()
+            if job.returncode != 0 or sorted(got_h) != sorted(ref_h.stdout.splitlines()):
+                return fail(f"hung: the job exited {job.returncode}; output equal: "
+                            f"{sorted(got_h) == sorted(ref_h.stdout.splitlines())}", open(err).read())
+            print(f"hung proxy: checkpoint --timeout 5 given up naming rank 2 on h2 ({', '.join(tooks)}), no "
+                  f"generation; then a checkpoint commits and the job ends with the uninterrupted output\n  {why}")
 
-        if a.only != "hung":
+        if a.only is None:
             # A corrupt image: the restart fails in the rank's restore, naming rank and node.
             img = os.path.join(jobdir, sorted(g for g in os.listdir(jobdir) if g.startswith("gen-"))[-1], "rank-3",
                                "rank-3.h5")

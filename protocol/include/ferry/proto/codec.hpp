@@ -27,7 +27,7 @@
 namespace ferry::proto {
 
 inline constexpr std::uint32_t kMagic = 0x59525246;  // bytes 'F' 'R' 'R' 'Y'
-inline constexpr std::uint16_t kVersion = 1;
+inline constexpr std::uint16_t kVersion = 2;
 inline constexpr std::size_t kHeaderBytes = 12;      // length, magic, version, type
 // request_id + the smallest auth block (empty credential).
 inline constexpr std::size_t kMinBodyBytes = 8 + 1 + 4 + 8 + 8 + 4;

@@ -160,7 +160,10 @@ struct RoundStep {  // coordinator -> agent; reply: RoundReply with the same rou
   std::vector<std::uint32_t> ranks;       // the ranks of this job on this agent
   std::string generation_dir;             // shared-store gen-NNNNNN.partial (prepare, dump)
   std::uint32_t deadline_ms = 0;          // the coordinator's timeout for this phase
-  FERRY_PROTO_FIELDS(job, generation, round_id, phase, ranks, generation_dir, deadline_ms)
+  // MPI jobs (quiesce): the user's bound for the proxies' whole round (`ferry checkpoint
+  // --timeout`), which the head agent hands to rank 0's proxy; 0: derived from deadline_ms.
+  std::uint32_t round_timeout_ms = 0;
+  FERRY_PROTO_FIELDS(job, generation, round_id, phase, ranks, generation_dir, deadline_ms, round_timeout_ms)
   bool operator==(const RoundStep&) const = default;
 };
 
@@ -325,7 +328,8 @@ struct Checkpoint {  // reply: CheckpointReply, once the round has ended
   static constexpr MsgType kType = MsgType::checkpoint;
   std::string job;
   std::uint8_t stop = 0;  // 1: stop the job after commit (migration, preemption)
-  FERRY_PROTO_FIELDS(job, stop)
+  std::uint32_t timeout_ms = 0;  // MPI jobs: give the round up after this long (0: the coordinator's step timeouts)
+  FERRY_PROTO_FIELDS(job, stop, timeout_ms)
   bool operator==(const Checkpoint&) const = default;
 };
 
