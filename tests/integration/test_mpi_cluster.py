@@ -233,7 +233,7 @@ def main():
     ap.add_argument("--step-us", type=int, default=10000)
     ap.add_argument("--checkpoints", type=int, default=2)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--only", choices=["hung"], help="run only this case (repeat runs of it)")
+    ap.add_argument("--only", choices=["hung", "coord-restart"], help="run only this case (repeat runs of it)")
     a = ap.parse_args()
     why = skip_reason()
     if why:
@@ -388,6 +388,67 @@ def main():
                 if w.returncode != want_rc or json.loads(w.stdout or "{}") != rec:
                     return fail(f"{prog_name}: ferry wait exited {w.returncode}: {w.stdout}, want {want_rc} {rec}", w.stderr)
             print("crash: signaled 11 rank 2 node h2 (139); MPI_Abort: exited 3 rank 2 node h2 (3)")
+
+        # The coordinator killed (-9) while an MPI job runs and started again on the same state:
+        # it takes the job back (the head agent re-registers with its mpirun still running);
+        # status, a checkpoint, the record of the job killed afterwards (`ferry wait`) and a
+        # restart from that checkpoint all work, and the output equals the uninterrupted run's.
+        if a.only in (None, "coord-restart"):
+            t2 = time.time()
+            r = c.ferry("mpirun", "--name", "cr", "--nodes", "h1,h2", "--detach", "--oversubscribe", *c.mca,
+                        "-np", "4", "--", *prog)
+            if r.returncode != 0:
+                return fail(f"coordinator restart: ferry mpirun --detach exited {r.returncode}", r.stderr)
+            deadline = time.time() + 120
+            info = {}
+            while time.time() < deadline:
+                info = c.job_info("cr")
+                if info.get("restarts") and info["restarts"][-1]["phase"] == "resume" and c.proxy_of(3):
+                    break
+                time.sleep(0.2)
+            cr_dir = os.path.join(c.store, "jobs", info.get("job", "?"))
+            rid = info.get("restarts", [{}])[-1].get("restart_id")
+            time.sleep(rng.uniform(0.5, 1.5))
+            mpirun_pid = c.launcher_pid()
+            c.kill_coordinator()
+            time.sleep(1.0)
+            c.start_coordinator(c.address)
+            if not c.wait_agents():
+                return fail("coordinator restart: the agents did not register again with the new coordinator")
+            info = c.job_info("cr")
+            if info.get("state") != "running" or c.launcher_pid() != mpirun_pid:
+                return fail(f"coordinator restart: after it the job is {info.get('state')} (mpirun pid "
+                            f"{c.launcher_pid()}, was {mpirun_pid}), want running, same mpirun")
+            ck = c.ferry("checkpoint", "cr")
+            if ck.returncode != 0:
+                return fail(f"coordinator restart: the checkpoint after it exited {ck.returncode}", ck.stderr)
+            if not c.kill_job():
+                return fail("coordinator restart: mpirun of the job not found")
+            w = c.ferry("wait", str(rid), "--json")
+            rec = json.loads(w.stdout or "{}")
+            if rec.get("outcome") != "signaled" or rec.get("signal") != 9:
+                return fail(f"coordinator restart: ferry wait after kill -9 gave {w.returncode} {rec}, want signaled 9",
+                            w.stderr)
+            gens = sorted(g for g in os.listdir(cr_dir) if g.startswith("gen-"))
+            if gens != ["gen-000001"]:
+                return fail(f"coordinator restart: generations {gens}, want gen-000001")
+            since = os.path.getsize(os.path.join(cr_dir, "mpirun.out"))
+            r = c.ferry("restart", "cr", "--nodes", "h1,h2", "--json")
+            rec = record_of(r.stdout)
+            with open(os.path.join(cr_dir, "mpirun.out")) as f:
+                f.seek(since)
+                seg = f.read().splitlines()
+            if not seg or any(" step 0 " in l for l in seg):
+                return fail(f"coordinator restart: the restart printed {len(seg)} lines, some of step 0 (not restored "
+                            f"from the checkpoint taken after the coordinator restart?)")
+            if r.returncode != 0 or not rec or rec["outcome"] != "exited":
+                return fail(f"coordinator restart: the restart exited {r.returncode} with {rec}", r.stderr)
+            got_cr = open(os.path.join(cr_dir, "mpirun.out")).read().splitlines()
+            if sorted(set(got_cr)) != sorted(set(want)) or sum(1 for l in got_cr if l.endswith(" PASS")) != 4:
+                return fail(f"coordinator restart: output differs: missing {sorted(set(want) - set(got_cr))[:5]}, "
+                            f"unexpected {sorted(set(got_cr) - set(want))[:5]}")
+            print(f"coordinator kill -9 + start while the MPI job ran: taken back (same mpirun), checkpoint "
+                  f"committed, kill -9 recorded signaled 9, restart == uninterrupted, {time.time() - t2:.1f} s")
 
         if a.only in (None, "hung"):
             # A hung proxy: the checkpoint is given up naming the rank and its node, no generation is
