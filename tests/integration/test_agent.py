@@ -26,7 +26,7 @@ import time
 import unittest
 
 AGENT = FERRY = WORKLOAD = None
-MAGIC, VERSION = 0x59525246, 1
+MAGIC, VERSION = 0x59525246, 2
 T = dict(ack=0x0001, agent_register=0x0101, agent_register_reply=0x0102, heartbeat=0x0103,
          launch_ranks=0x0110, launch_result=0x0111, round_step=0x0120, round_reply=0x0121,
          restore_ranks=0x0130, restore_result=0x0131, rank_exited=0x0140)
@@ -246,9 +246,9 @@ def _launch(job, ranks, ntasks, argv, cwd, env):
     return w.b
 
 
-def round_step(job, gen, round_id, phase, ranks, gen_dir, deadline_ms=60000):
+def round_step(job, gen, round_id, phase, ranks, gen_dir, deadline_ms=60000, round_timeout_ms=0):
     w = W().str(job).u64(gen).u64(round_id).u8(PHASE[phase])
-    w.list(ranks, w.u32).str(gen_dir).u32(deadline_ms)
+    w.list(ranks, w.u32).str(gen_dir).u32(deadline_ms).u32(round_timeout_ms)
     return w.b
 
 

@@ -264,7 +264,7 @@ class ClusterTest(unittest.TestCase):
         job = self.launch("1", "400", "20")
         # A STATUS frame with no credential (auth scheme none): refused, connection closed.
         payload = struct.pack("<I", len(job)) + job.encode()
-        body = struct.pack("<IHHQBIqQI", 0x59525246, 1, 0x0209, 1, 0, 0, 0, 0, 0) + payload
+        body = struct.pack("<IHHQBIqQI", 0x59525246, 2, 0x0209, 1, 0, 0, 0, 0, 0) + payload  # protocol version 2
         with socket.create_connection(("127.0.0.1", self.c.port), timeout=10) as s:
             s.sendall(struct.pack("<I", len(body)) + body)
             reply = s.recv(4096)
