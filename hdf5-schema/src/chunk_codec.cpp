@@ -147,30 +147,36 @@ void register_filters() {
   (void)done;
 }
 
-void byte_shuffle(std::span<const std::byte> in, std::span<std::byte> out, size_t elem) {
+namespace {
+
+// byte_shuffle (to_planes) and byte_unshuffle: element i's byte j <-> planes[j * n + i]; the
+// SSE2 blocks for element size 8, the rest element by element, trailing bytes copied.
+void transpose_bytes(std::span<const std::byte> in, std::span<std::byte> out, size_t elem, bool to_planes) {
   const size_t n = elem ? in.size() / elem : 0;
   size_t i = 0;
   if (elem == 8) {
-    shuffle8_blocks(in.data(), out.data(), n);
+    (to_planes ? shuffle8_blocks : unshuffle8_blocks)(in.data(), out.data(), n);
     i = n / 16 * 16;
   }
   for (; i < n; ++i)
-    for (size_t j = 0; j < elem; ++j) out[j * n + i] = in[i * elem + j];
+    for (size_t j = 0; j < elem; ++j) {
+      if (to_planes)
+        out[j * n + i] = in[i * elem + j];
+      else
+        out[i * elem + j] = in[j * n + i];
+    }
   const size_t body = n * elem;
   std::memcpy(out.data() + body, in.data() + body, in.size() - body);
 }
 
+}  // namespace
+
+void byte_shuffle(std::span<const std::byte> in, std::span<std::byte> out, size_t elem) {
+  transpose_bytes(in, out, elem, true);
+}
+
 void byte_unshuffle(std::span<const std::byte> in, std::span<std::byte> out, size_t elem) {
-  const size_t n = elem ? in.size() / elem : 0;
-  size_t i = 0;
-  if (elem == 8) {
-    unshuffle8_blocks(in.data(), out.data(), n);
-    i = n / 16 * 16;
-  }
-  for (; i < n; ++i)
-    for (size_t j = 0; j < elem; ++j) out[i * elem + j] = in[j * n + i];
-  const size_t body = n * elem;
-  std::memcpy(out.data() + body, in.data() + body, in.size() - body);
+  transpose_bytes(in, out, elem, false);
 }
 
 Encoded encode_chunk(std::span<const std::byte> in, std::vector<std::byte>& out, double min_saved_rate,
