@@ -8,10 +8,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "ferry/common/hash.hpp"
 #include "tables.hpp"
@@ -44,6 +46,42 @@ h5::Id make_dcpl() {
   return dcpl;
 }
 
+// HDF5's sec2 descriptor of `file` if raw chunks can be written to it with O_DIRECT (see
+// chunk_pipeline.hpp): sec2 driver, allocations of a chunk aligned to 4 KiB, no metadata cache
+// evictions (so no metadata write happens inside a chunk write), a file system that does direct
+// I/O at 4 KiB alignment (statx DIOALIGN). -1 otherwise or with FERRY_WRITE_DIRECT=0.
+int direct_io_fd(hid_t file) {
+  if (const char* e = std::getenv("FERRY_WRITE_DIRECT"); e && std::strcmp(e, "0") == 0) return -1;
+  constexpr uint32_t kAlign = 4096;
+  h5::Id fapl(H5Fget_access_plist(file));
+  if (!fapl || H5Pget_driver(fapl.get()) != H5FD_SEC2) return -1;
+  hsize_t threshold = 0, alignment = 0;
+  if (H5Pget_alignment(fapl.get(), &threshold, &alignment) < 0 || alignment == 0 ||
+      alignment % kAlign != 0 || threshold > kChunkBytes)
+    return -1;
+  H5AC_cache_config_t mdc{};
+  mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+  if (H5Pget_mdc_config(fapl.get(), &mdc) < 0 || mdc.evictions_enabled) return -1;
+  void* handle = nullptr;
+  if (H5Fget_vfd_handle(file, fapl.get(), &handle) < 0 || !handle) return -1;
+  const int fd = *static_cast<int*>(handle);
+  struct statx stx {};
+  if (::statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) != 0 || !(stx.stx_mask & STATX_DIOALIGN) ||
+      stx.stx_dio_offset_align == 0 || stx.stx_dio_offset_align > kAlign || stx.stx_dio_mem_align > kAlign)
+    return -1;
+  const int fl = ::fcntl(fd, F_GETFL);
+  if (fl < 0 || ::fcntl(fd, F_SETFL, fl | O_DIRECT) != 0) return -1;
+  (void)::fcntl(fd, F_SETFL, fl);
+  return fd;
+}
+
+// Held around every chunk write of every stream: O_DIRECT is set on a file's descriptor only
+// while one raw chunk is written, and no other stream's write may run meanwhile.
+std::mutex& chunk_write_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 std::string chunk_label(const std::string& path, uint64_t index, uint64_t end) {
   return path + " chunk " + std::to_string(index) + " (bytes " + std::to_string(index * kChunkBytes) +
          ".." + std::to_string(end) + ")";
@@ -65,6 +103,8 @@ Result<std::unique_ptr<ChunkPipeline>> ChunkPipeline::create(hid_t file, std::st
   w->dset_ = h5::Id(H5Dcreate2(file, w->data_path_.c_str(), H5T_STD_U8LE, space.get(),
                                H5P_DEFAULT, dcpl.get(), H5P_DEFAULT));
   if (!w->dset_) return fail(h5::write_error(w->fname_, "create dataset " + w->data_path_));
+  w->direct_fd_ = direct_io_fd(file);
+  h5::take_error();
   return w;
 }
 
@@ -78,6 +118,7 @@ void ChunkPipeline::stop_threads() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  if (flusher_.joinable()) flusher_.join();
   for (auto& t : encoders_)
     if (t.joinable()) t.join();
   encoders_.clear();
@@ -92,29 +133,35 @@ void ChunkPipeline::start_threads() {
   for (unsigned i = 0; i < n_encoders_; ++i) encoders_.emplace_back([this] { encoder_loop(); });
 }
 
+Result<void> ChunkPipeline::ensure_current() {
+  if (current_) return {};
+  // A spare buffer, a new one while fewer than kMaxBuffers exist, else wait for one.
+  auto t0 = Clock::now();
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return error_ || !spare_.empty() || buffers_ < kMaxBuffers; });
+  if (error_) return fail(*error_);
+  if (!spare_.empty()) {
+    current_ = std::move(spare_.back());
+    spare_.pop_back();
+  } else {
+    ++buffers_;
+    lock.unlock();
+    auto c = std::make_unique<Chunk>();
+    c->data.reset(static_cast<std::byte*>(std::aligned_alloc(4096, kChunkBytes)));
+    if (!c->data) return fail_errno("image " + fname_ + ": chunk buffer", ENOMEM);
+    current_ = std::move(c);
+  }
+  t_caller_wait_ += since(t0);
+  current_->used = 0;
+  return {};
+}
+
 Result<void> ChunkPipeline::append(std::span<const std::byte> data) {
   while (!data.empty()) {
-    if (!current_) {
-      // A spare buffer, a new one while fewer than kMaxBuffers exist, else wait for one.
-      auto t0 = Clock::now();
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return error_ || !spare_.empty() || buffers_ < kMaxBuffers; });
-      if (error_) return fail(*error_);
-      if (!spare_.empty()) {
-        current_ = std::move(spare_.back());
-        spare_.pop_back();
-      } else {
-        ++buffers_;
-        lock.unlock();
-        current_ = std::make_unique<Chunk>();
-        current_->data.allocate(kChunkBytes);
-      }
-      t_caller_wait_ += since(t0);
-      current_->used = 0;
-    }
+    FERRY_TRY_VOID(ensure_current());
     Chunk& c = *current_;
     size_t n = std::min(data.size(), kChunkBytes - c.used);
-    std::memcpy(c.data.data.get() + c.used, data.data(), n);
+    std::memcpy(c.data.get() + c.used, data.data(), n);
     c.used += n;
     total_ += n;
     data = data.subspan(n);
@@ -123,11 +170,28 @@ Result<void> ChunkPipeline::append(std::span<const std::byte> data) {
   return {};
 }
 
+Result<std::span<std::byte>> ChunkPipeline::fill_buffer(size_t max) {
+  FERRY_TRY_VOID(ensure_current());
+  Chunk& c = *current_;
+  return std::span<std::byte>(c.data.get() + c.used, std::min(max, kChunkBytes - c.used));
+}
+
+Result<void> ChunkPipeline::commit(size_t n) {
+  if (n == 0) return {};
+  if (!current_ || n > kChunkBytes - current_->used)
+    return fail(errc::protocol, "image " + fname_ + ": commit of " + std::to_string(n) +
+                                    " bytes beyond the chunk buffer handed out");
+  current_->used += n;
+  total_ += n;
+  if (current_->used == kChunkBytes) FERRY_TRY_VOID(queue_current());
+  return {};
+}
+
 Result<void> ChunkPipeline::queue_current() {
   if (!current_ || current_->used == 0) return {};
   if (!started_) start_threads();
   Chunk& c = *current_;
-  if (c.used < kChunkBytes) std::memset(c.data.data.get() + c.used, 0, kChunkBytes - c.used);
+  if (c.used < kChunkBytes) std::memset(c.data.get() + c.used, 0, kChunkBytes - c.used);
   c.index = next_index_++;
   c.hashed = false;
   c.packed_size = 0;
@@ -152,9 +216,9 @@ void ChunkPipeline::encoder_loop() {
       filled_.pop_back();
       ++encoding_;
     }
-    c->sum = hash::xxh3_64({c->data.data.get(), c->used});
+    c->sum = hash::xxh3_64({c->data.get(), c->used});
     c->hashed = true;
-    Encoded e = encode_chunk({c->data.data.get(), kChunkBytes}, c->packed, writer_rate_.load());
+    Encoded e = encode_chunk({c->data.get(), kChunkBytes}, c->packed, writer_rate_.load());
     c->coding = e.coding;
     c->packed_size = e.size;
     {
@@ -194,7 +258,7 @@ void ChunkPipeline::writer_loop() {
       }
     }
     if (!c->hashed) {
-      c->sum = hash::xxh3_64({c->data.data.get(), c->used});
+      c->sum = hash::xxh3_64({c->data.get(), c->used});
       c->hashed = true;
     }
     bool failed;  // an earlier write failed, or the stream is abandoned: drop the chunk
@@ -227,10 +291,31 @@ Result<void> ChunkPipeline::write_chunk(Chunk& c) {
     extent_ = extent[0];
   }
   const size_t size = raw ? kChunkBytes : c.packed_size;
-  const std::byte* bytes = raw ? c.data.data.get() : c.packed.data();
-  if (H5Dwrite_chunk(dset_.get(), H5P_DEFAULT, filter_mask(raw ? ChunkCoding::raw : c.coding), offset, size,
-                     bytes) < 0)
-    return fail(h5::write_error(fname_, "write " + chunk_label(data_path_, c.index, offset[0] + c.used)));
+  const std::byte* bytes = raw ? c.data.get() : c.packed.data();
+  const bool direct = raw && direct_fd_ >= 0;
+  bool ok = h5_write(c, offset[0], size, bytes, direct);
+  if (!ok && direct) {
+    // Buffered once more (same chunk, same place), and no direct I/O from now on.
+    h5::take_error();
+    direct_fd_ = -1;
+    ok = h5_write(c, offset[0], size, bytes, false);
+  } else if (ok && direct) {
+    ++direct_chunks_;
+    unflushed_ += size;
+    if (unflushed_ >= kSyncBytes) {
+      unflushed_ = 0;
+      if (!wb_fd_) wb_fd_ = UniqueFd(::open(fname_.c_str(), O_RDONLY | O_CLOEXEC));
+      if (wb_fd_) {
+        if (!flusher_.joinable()) flusher_ = std::thread([this] { flusher_loop(); });
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          flush_wanted_ = true;
+        }
+        cv_.notify_all();
+      }
+    }
+  }
+  if (!ok) return fail(h5::write_error(fname_, "write " + chunk_label(data_path_, c.index, offset[0] + c.used)));
   if (sums_.size() <= c.index) sums_.resize(c.index + 1);
   sums_[c.index] = c.sum;
   stored_ += size;
@@ -243,6 +328,38 @@ Result<void> ChunkPipeline::write_chunk(Chunk& c) {
   if (t_write_ > 0) writer_rate_.store(static_cast<double>(stored_.load()) / t_write_);
   if (unsynced_ >= kWritebackBytes) start_writeback();
   return {};
+}
+
+bool ChunkPipeline::h5_write(const Chunk& c, hsize_t offset, size_t size, const std::byte* bytes, bool direct) {
+  std::lock_guard<std::mutex> lock(chunk_write_mutex());
+  int flags = -1;
+  if (direct) {
+    flags = ::fcntl(direct_fd_, F_GETFL);
+    if (flags < 0 || ::fcntl(direct_fd_, F_SETFL, flags | O_DIRECT) != 0) direct = false;
+  }
+  hsize_t off[1] = {offset};
+  const bool ok = H5Dwrite_chunk(dset_.get(), H5P_DEFAULT, filter_mask(c.packed_size == 0 ? ChunkCoding::raw : c.coding),
+                                 off, size, bytes) >= 0;
+  if (direct) (void)::fcntl(direct_fd_, F_SETFL, flags);
+  return ok;
+}
+
+void ChunkPipeline::flusher_loop() {
+  // Runs fdatasync whenever the writer asks (a request arriving during one is served by the
+  // next); ends when the stream closes. A failure here is not the image's: the final fsync
+  // in ImageWriter::finish reports it.
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return flush_wanted_ || closing_ || stop_; });
+      if (!flush_wanted_) return;
+      flush_wanted_ = false;
+    }
+    auto t0 = Clock::now();
+    (void)::fdatasync(wb_fd_.get());
+    t_flush_ += since(t0);
+    ++flushes_;
+  }
 }
 
 void ChunkPipeline::start_writeback() {
@@ -296,12 +413,13 @@ Result<void> ChunkPipeline::finish() {
   if (!dset_.reset()) return fail(h5::write_error(fname_, "close dataset " + data_path_));
   if (trace_enabled())
     std::fprintf(stderr,
-                 "ferry write %s:%s: %llu chunks (%llu zstd, %llu of them shuffled), %llu -> %llu bytes; writer: write %.3f s, "
-                 "writeback %.3f s, idle %.3f s; caller waited %.3f s for buffers; drain at finish %.3f s\n",
+                 "ferry write %s:%s: %llu chunks (%llu zstd, %llu of them shuffled, %llu raw with O_DIRECT), %llu -> %llu bytes; writer: write %.3f s, "
+                 "writeback %.3f s, idle %.3f s; %u fdatasync %.3f s; caller waited %.3f s for buffers; drain at finish %.3f s\n",
                  fname_.c_str(), data_path_.c_str(), static_cast<unsigned long long>(sums_.size()),
                  static_cast<unsigned long long>(packed_chunks_), static_cast<unsigned long long>(shuffled_chunks_),
+                 static_cast<unsigned long long>(direct_chunks_),
                  static_cast<unsigned long long>(total_),
-                 static_cast<unsigned long long>(stored_), t_write_, t_writeback_, t_writer_wait_,
+                 static_cast<unsigned long long>(stored_), t_write_, t_writeback_, t_writer_wait_, flushes_, t_flush_,
                  t_caller_wait_, drain);
   spare_.clear();
   filled_.clear();

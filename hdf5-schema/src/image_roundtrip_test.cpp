@@ -331,6 +331,71 @@ TEST(ImageRoundTrip, CompressibleChunksShrinkAndReadBack) {
   EXPECT_TRUE(back == bytes);
 }
 
+// Capture's zero-copy path: page bytes written straight into the writer's chunk buffers
+// (page_buffer/commit_pages), in pieces that straddle chunks and as two runs; raw chunks are
+// written at 4 KiB aligned file offsets (O_DIRECT, chunk_pipeline.hpp) and read back exactly.
+TEST(ImageWriter, PageBufferCommitsRunsAndRawChunksAreAligned) {
+  TempFile tmp("pagebuf");
+  constexpr uint64_t kA = 0x7f0000000000, kB = 0x7f0001000000;
+  std::vector<std::byte> a(uint64_t{9} << 20), b(uint64_t{3} << 20);
+  fill_pages(kA, a);
+  fill_pages(kB, b);
+  auto writer = ImageWriter::create(tmp.path);
+  ASSERT_TRUE(writer);
+  auto put = [&](uint64_t addr, const std::vector<std::byte>& src) {
+    for (size_t off = 0; off < src.size();) {
+      auto buf = (*writer)->page_buffer(std::min<size_t>(src.size() - off, 3 << 20));
+      ASSERT_TRUE(buf);
+      ASSERT_FALSE(buf->empty());
+      ASSERT_EQ(reinterpret_cast<uintptr_t>(buf->data()) % kPage, 0u);
+      std::memcpy(buf->data(), src.data() + off, buf->size());
+      ASSERT_TRUE((*writer)->commit_pages(addr + off, buf->size()));
+      off += buf->size();
+    }
+  };
+  put(kA, a);
+  put(kB, b);
+  EXPECT_FALSE((*writer)->commit_pages(kB + b.size() + 1, kPage));  // not page aligned
+  ProcessImage im;
+  im.header.abi = "x86_64";
+  im.header.page_size = static_cast<uint32_t>(kPage);
+  ASSERT_TRUE((*writer)->finish(im));
+  {
+    hid_t f = H5Fopen(tmp.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    ASSERT_GE(f, 0);
+    hid_t d = H5Dopen2(f, "/memory/pages", H5P_DEFAULT);
+    ASSERT_GE(d, 0);
+    hid_t space = H5Dget_space(d);
+    hsize_t n = 0;
+    ASSERT_GE(H5Dget_num_chunks(d, space, &n), 0);
+    EXPECT_EQ(n, 3u);
+    for (hsize_t i = 0; i < n; ++i) {
+      hsize_t coord[1] = {0}, size = 0;
+      unsigned mask = 0;
+      haddr_t addr = 0;
+      ASSERT_GE(H5Dget_chunk_info(d, space, i, coord, &mask, &addr, &size), 0);
+      if (size == kChunkBytes) {
+        EXPECT_EQ(addr % 4096, 0u) << "raw chunk " << i;
+      }
+    }
+    H5Sclose(space);
+    H5Dclose(d);
+    H5Fclose(f);
+  }
+  auto reader = ImageReader::open(tmp.path);
+  ASSERT_TRUE(reader) << reader.error().message();
+  ASSERT_TRUE((*reader)->verify_all());
+  const auto& runs = (*reader)->image().page_runs;
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].addr, kA);
+  EXPECT_EQ(runs[1].addr, kB);
+  std::vector<std::byte> back_a(a.size()), back_b(b.size());
+  ASSERT_TRUE((*reader)->read_pages(kA, back_a));
+  ASSERT_TRUE((*reader)->read_pages(kB, back_b));
+  EXPECT_TRUE(back_a == a);
+  EXPECT_TRUE(back_b == b);
+}
+
 TEST(ImageThroughput, Write256MiB) {
   TempFile tmp("throughput");
   constexpr uint64_t kTotal = uint64_t{256} << 20, kBatch = uint64_t{4} << 20;

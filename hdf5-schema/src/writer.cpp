@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -116,6 +117,21 @@ Result<std::unique_ptr<ImageWriter>> ImageWriter::create(const std::string& path
   // 1.10 format: extensible-array chunk index for the unlimited pages dataset (O(1) appends).
   H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_V110);
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+  // Raw chunks may be written with O_DIRECT (chunk_pipeline.hpp): allocations of a whole chunk
+  // start on a 4 KiB boundary, and the metadata cache never evicts (nor writes) an entry
+  // before the flush in finish() (an image's metadata is a few hundred KiB at most).
+  H5Pset_alignment(fapl.get(), kChunkBytes, 4096);
+  {
+    H5AC_cache_config_t mdc{};
+    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Pget_mdc_config(fapl.get(), &mdc) >= 0) {
+      mdc.incr_mode = H5C_incr__off;
+      mdc.flash_incr_mode = H5C_flash_incr__off;
+      mdc.decr_mode = H5C_decr__off;
+      mdc.evictions_enabled = false;
+      H5Pset_mdc_config(fapl.get(), &mdc);
+    }
+  }
   impl->file = h5::Id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()));
   if (!impl->file) return fail(h5::write_error(path, "H5Fcreate"));
   h5::Id g(H5Gcreate2(impl->file.get(), std::string(n::kMemory).c_str(), H5P_DEFAULT,
@@ -141,6 +157,32 @@ Result<void> ImageWriter::append_pages(uint64_t addr, std::span<const std::byte>
   else
     m.runs.push_back({addr, npages, m.pages->size()});
   auto r = m.pages->append(data);
+  if (!r) m.failed = true;
+  return r;
+}
+
+Result<std::span<std::byte>> ImageWriter::page_buffer(size_t max) {
+  Impl& m = *impl_;
+  FERRY_TRY_VOID(m.check_usable("page_buffer"));
+  max = std::max<size_t>(max / m.page_size * m.page_size, m.page_size);
+  auto b = m.pages->fill_buffer(max);
+  if (!b) m.failed = true;
+  return b;
+}
+
+Result<void> ImageWriter::commit_pages(uint64_t addr, size_t n) {
+  Impl& m = *impl_;
+  FERRY_TRY_VOID(m.check_usable("commit_pages"));
+  if (addr % m.page_size != 0 || n % m.page_size != 0)
+    return fail(errc::protocol, "image " + m.path + ": commit_pages at " + std::to_string(addr) + " of " +
+                                    std::to_string(n) + " bytes is not page aligned");
+  if (n == 0) return {};
+  const uint64_t npages = n / m.page_size;
+  if (!m.runs.empty() && m.runs.back().addr + m.runs.back().npages * m.page_size == addr)
+    m.runs.back().npages += npages;
+  else
+    m.runs.push_back({addr, npages, m.pages->size()});
+  auto r = m.pages->commit(n);
   if (!r) m.failed = true;
   return r;
 }

@@ -20,6 +20,14 @@ public:
   // Appends the bytes of consecutive pages starting at addr (addr and size page aligned).
   // Successive calls may continue one run (addr == previous end); the sink merges them.
   virtual Result<void> append_pages(uint64_t addr, std::span<const std::byte> data) = 0;
+  // Optional zero-copy form of append_pages: page_buffer(max) hands out a buffer of at most
+  // max bytes that the caller fills, then commit_pages(addr, n) appends its first n bytes as
+  // the pages at addr (page aligned), as append_pages would. A sink that does not offer its
+  // buffers returns an empty span (this default); the caller then uses append_pages.
+  virtual Result<std::span<std::byte>> page_buffer(size_t /*max*/) { return std::span<std::byte>{}; }
+  virtual Result<void> commit_pages(uint64_t /*addr*/, size_t /*n*/) {
+    return fail(errc::protocol, "this image sink does not hand out page buffers");
+  }
   // Starts a new blob of the given total size; returns its id. Its bytes follow in
   // append_blob_data calls, in order, exactly `size` bytes in total.
   virtual Result<uint32_t> begin_blob(uint64_t size, const std::string& name) = 0;

@@ -27,6 +27,10 @@ public:
 
   // addr and data.size() must be multiples of the page size (errc::protocol otherwise).
   Result<void> append_pages(uint64_t addr, std::span<const std::byte> data) override;
+  // Zero-copy append_pages (image_io.hpp): the buffer is the free part of the next chunk
+  // buffer (never empty). Capture reads a snapshot's pages straight into the chunk written.
+  Result<std::span<std::byte>> page_buffer(size_t max) override;
+  Result<void> commit_pages(uint64_t addr, size_t n) override;
   // Blobs are written one after another: begin_blob refuses while the previous blob has not
   // received all its bytes, and append_blob_data accepts only the blob begun last.
   Result<uint32_t> begin_blob(uint64_t size, const std::string& name) override;
