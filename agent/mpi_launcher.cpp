@@ -16,6 +16,7 @@
 
 #include "ferry/proto/status.hpp"
 #include "log.hpp"
+#include "mpi_jobs.hpp"
 #include "node_state.hpp"
 
 namespace ferry::agent {
@@ -53,54 +54,6 @@ std::string resolve(const std::string& exe, const std::vector<std::string>& env)
 }
 
 }  // namespace
-
-std::optional<proto::MpiRankEnd> parse_mpi_event(std::uint32_t rank, const std::string& line) {
-  std::istringstream words(line);
-  proto::MpiRankEnd e;
-  e.rank = rank;
-  std::string kind, value;
-  if (!(words >> e.time_ns >> e.node >> kind >> value)) return std::nullopt;
-  std::getline(words, e.reason);
-  if (!e.reason.empty() && e.reason[0] == ' ') e.reason.erase(0, 1);
-  if (kind == "restart_failed") {
-    e.kind = proto::MpiEnd::restart_failed;
-    e.phase = value == "validate" ? proto::RestartPhase::validate : proto::RestartPhase::restore;
-    return e;
-  }
-  try {
-    e.value = std::stoi(value);
-  } catch (...) {
-    return std::nullopt;
-  }
-  if (kind == "exited") e.kind = proto::MpiEnd::exited;
-  else if (kind == "signaled") e.kind = proto::MpiEnd::signaled;
-  else if (kind == "aborted") e.kind = proto::MpiEnd::aborted;
-  else return std::nullopt;
-  return e;
-}
-
-std::vector<proto::MpiRankEnd> read_mpi_events(const std::string& run_dir) {
-  std::vector<proto::MpiRankEnd> out;
-  std::error_code ec;
-  for (const auto& f : std::filesystem::directory_iterator(run_dir, ec)) {
-    std::string n = f.path().filename().string();
-    if (n.rfind("rank-", 0) != 0 || n.size() < 12 || n.substr(n.size() - 6) != ".event") continue;
-    std::uint32_t rank = 0;
-    try {
-      rank = static_cast<std::uint32_t>(std::stoul(n.substr(5, n.size() - 11)));
-    } catch (...) {
-      continue;
-    }
-    std::ifstream in(f.path());
-    std::string line;
-    if (!std::getline(in, line)) continue;
-    if (auto e = parse_mpi_event(rank, line)) out.push_back(*e);
-  }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
-    return a.time_ns != b.time_ns ? a.time_ns < b.time_ns : a.rank < b.rank;
-  });
-  return out;
-}
 
 std::vector<std::string> launcher_argv(const std::vector<std::string>& argv) {
   std::vector<std::string> out;
@@ -331,7 +284,7 @@ void MpiLaunchers::launcher_ended(const std::shared_ptr<Run>& run, int wait_stat
   m.job = run->m.job;
   m.restart_id = run->m.restart_id;
   m.launcher_status = status;
-  m.ranks = read_mpi_events(run->m.run_dir);
+  m.ranks = coord::read_mpi_events(run->m.run_dir);
   log(Severity::info, "agent.mpi", {run->m.job, {}, {}},
       "launcher ended with status " + std::to_string(status) + "; " + std::to_string(m.ranks.size()) +
           " rank(s) reported their end");

@@ -39,10 +39,6 @@
 
 namespace ferry::agent {
 
-// "TIME_NS NODE KIND VALUE [REASON]" of rank `rank` -> its end; nullopt if malformed.
-std::optional<proto::MpiRankEnd> parse_mpi_event(std::uint32_t rank, const std::string& line);
-// Every rank-K.event of a run directory, earliest first.
-std::vector<proto::MpiRankEnd> read_mpi_events(const std::string& run_dir);
 // argv with the head agent's exports inserted after argv[0] (-x FERRY_MPI_FRONT ...).
 std::vector<std::string> launcher_argv(const std::vector<std::string>& argv);
 

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "exit_status.hpp"
+#include "mpi_jobs.hpp"
 #include "ferry/common/fs.hpp"
 #include "options.hpp"
 #include "restart_outcome.hpp"
@@ -25,47 +26,6 @@
 
 namespace ferry::cli::mpi_job {
 namespace {
-
-struct Event {
-  std::int64_t time_ns = 0;
-  std::uint32_t rank = 0;
-  std::string node, kind, value, reason;
-};
-
-std::vector<Event> read_events(const std::string& dir) {
-  std::vector<Event> out;
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    std::string n = e.path().filename().string();
-    if (n.rfind("rank-", 0) != 0 || n.size() < 12 || n.substr(n.size() - 6) != ".event") continue;
-    Event ev;
-    try {
-      ev.rank = static_cast<std::uint32_t>(std::stoul(n.substr(5, n.size() - 11)));
-    } catch (...) {
-      continue;
-    }
-    std::ifstream in(e.path());
-    std::string line;
-    if (!std::getline(in, line)) continue;
-    std::istringstream words(line);
-    if (!(words >> ev.time_ns >> ev.node >> ev.kind >> ev.value)) continue;
-    std::getline(words, ev.reason);
-    if (!ev.reason.empty() && ev.reason[0] == ' ') ev.reason.erase(0, 1);
-    out.push_back(ev);
-  }
-  std::sort(out.begin(), out.end(), [](const Event& a, const Event& b) {
-    return a.time_ns != b.time_ns ? a.time_ns < b.time_ns : a.rank < b.rank;
-  });
-  return out;
-}
-
-std::optional<int> to_int(const std::string& s) {
-  try {
-    return std::stoi(s);
-  } catch (...) {
-    return std::nullopt;
-  }
-}
 
 std::optional<proto::Outcome> outcome_named(const std::string& s) {
   for (auto o : {proto::Outcome::running, proto::Outcome::restart_failed, proto::Outcome::exited, proto::Outcome::signaled})
@@ -165,61 +125,13 @@ std::vector<std::string> rank_nodes(const std::string& dir, std::uint32_t ntasks
 
 proto::RestartRecordWire fold_run(const std::string& dir, std::uint64_t run, const std::string& job,
                                   std::optional<int> mpirun_status, std::optional<std::uint64_t> stopped_generation) {
-  proto::RestartRecordWire r;
-  r.restart_id = run;
-  r.job = job;
-  auto events = read_events(dir);
-  for (const auto& e : events) {
-    if (e.kind != "restart_failed") continue;
-    r.outcome = proto::Outcome::restart_failed;
-    r.phase = phase_named(e.value).value_or(proto::RestartPhase::restore);
-    r.rank = e.rank;
-    r.node = e.node;
-    r.reason = e.reason.empty() ? "the rank's restore failed" : e.reason;
-    return r;
-  }
-  if (stopped_generation) {
-    r.outcome = proto::Outcome::exited;
-    r.exit_status = kExitStopped;
-    r.reason = "stopped after checkpoint generation " + std::to_string(*stopped_generation);
-    return r;
-  }
-  for (const auto& e : events) {
-    auto v = to_int(e.value);
-    if (!v) continue;
-    if (e.kind == "signaled") {
-      r.outcome = proto::Outcome::signaled;
-      r.signal = *v;
-    } else if (e.kind == "aborted") {
-      r.outcome = proto::Outcome::exited;
-      r.exit_status = *v & 0xff;
-      r.reason = "MPI_Abort";
-    } else if (e.kind == "exited" && *v != 0) {
-      r.outcome = proto::Outcome::exited;
-      r.exit_status = *v;
-    } else {
-      continue;
-    }
-    r.rank = e.rank;
-    r.node = e.node;
-    return r;
-  }
-  r.outcome = proto::Outcome::exited;
-  int status = mpirun_status.value_or(0);
-  if (status == 0 || !events.empty()) {
-    // Every rank that reported exited 0 (mpirun may still fail after that: its own status).
-    r.exit_status = status;
-    if (status != 0) r.reason = "mpirun exited with " + std::to_string(status) + " after every rank ended";
-    return r;
-  }
-  if (status > 128 && status < 128 + 65) {
-    r.outcome = proto::Outcome::signaled;
-    r.signal = status - 128;
-  } else {
-    r.exit_status = status;
-  }
-  r.reason = "no rank reported its end (a rank or node was lost; mpirun exited with " + std::to_string(status) + ")";
-  return r;
+  // The same rules as a coordinator's MPI job (coordinator/mpi_jobs.hpp), on the same events.
+  proto::MpiRunEnded ended;
+  ended.job = job;
+  ended.restart_id = run;
+  ended.launcher_status = mpirun_status.value_or(0);
+  ended.ranks = coord::read_mpi_events(dir);
+  return coord::fold_mpi_run(run, job, {}, ended, stopped_generation);
 }
 
 Result<void> write_record(const std::string& dir, const proto::RestartRecordWire& record) {

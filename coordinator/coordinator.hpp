@@ -114,6 +114,11 @@ private:
                        const std::string& restore_dir);
   void on_checkpoint(const ReplyTo& to, std::uint32_t uid, const proto::Checkpoint& m);
   void on_restart(const ReplyTo& to, std::uint32_t uid, const proto::Restart& m);
+  // A restart's new incarnation of `job` from generation `gen` (MPI or not): its restart record,
+  // the job running with that placement (state db and store), Incarnation in phase place.
+  // Returns the restart id.
+  Result<std::uint64_t> begin_incarnation(Job& job, std::uint64_t gen,
+                                          const std::map<std::uint32_t, std::string>& placement);
   void on_wait(const ReplyTo& to, std::uint32_t uid, const proto::Wait& m);
   void on_status(const ReplyTo& to, std::uint32_t uid, const proto::Status& m);
   void on_delete(const ReplyTo& to, std::uint32_t uid, const proto::DeleteJob& m);

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// MPI jobs: saved launch, placement blocks, launcher command line, outcome folding
-// (mpi_jobs.hpp explains the rules).
+// MPI jobs: saved launch, placement blocks, launcher command line, the proxies' event files,
+// outcome folding (mpi_jobs.hpp explains the rules).
 #include "mpi_jobs.hpp"
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace ferry::coord {
 
@@ -166,6 +170,54 @@ proto::RestartRecordWire fold_mpi_run(std::uint64_t restart_id, const std::strin
   }
   r.reason = "no rank reported its end (a rank or node was lost; mpirun exited with " + std::to_string(status) + ")";
   return r;
+}
+
+std::optional<proto::MpiRankEnd> parse_mpi_event(std::uint32_t rank, const std::string& line) {
+  std::istringstream words(line);
+  proto::MpiRankEnd e;
+  e.rank = rank;
+  std::string kind, value;
+  if (!(words >> e.time_ns >> e.node >> kind >> value)) return std::nullopt;
+  std::getline(words, e.reason);
+  if (!e.reason.empty() && e.reason[0] == ' ') e.reason.erase(0, 1);
+  if (kind == "restart_failed") {
+    e.kind = proto::MpiEnd::restart_failed;
+    e.phase = value == "validate" ? proto::RestartPhase::validate : proto::RestartPhase::restore;
+    return e;
+  }
+  try {
+    e.value = std::stoi(value);
+  } catch (...) {
+    return std::nullopt;
+  }
+  if (kind == "exited") e.kind = proto::MpiEnd::exited;
+  else if (kind == "signaled") e.kind = proto::MpiEnd::signaled;
+  else if (kind == "aborted") e.kind = proto::MpiEnd::aborted;
+  else return std::nullopt;
+  return e;
+}
+
+std::vector<proto::MpiRankEnd> read_mpi_events(const std::string& run_dir) {
+  std::vector<proto::MpiRankEnd> out;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(run_dir, ec)) {
+    std::string n = f.path().filename().string();
+    if (n.rfind("rank-", 0) != 0 || n.size() < 12 || n.substr(n.size() - 6) != ".event") continue;
+    std::uint32_t rank = 0;
+    try {
+      rank = static_cast<std::uint32_t>(std::stoul(n.substr(5, n.size() - 11)));
+    } catch (...) {
+      continue;
+    }
+    std::ifstream in(f.path());
+    std::string line;
+    if (!std::getline(in, line)) continue;
+    if (auto e = parse_mpi_event(rank, line)) out.push_back(*e);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+    return a.time_ns != b.time_ns ? a.time_ns < b.time_ns : a.rank < b.rank;
+  });
+  return out;
 }
 
 }  // namespace ferry::coord

@@ -2,8 +2,9 @@
 // MPI jobs driven by the coordinator (docs/mpi.md "Through the coordinator"), the parts
 // without I/O: what a job was launched with (saved as STORE/jobs/<id>/mpi-launch.json, the
 // input of every restart), the placement (ranks in contiguous blocks over nodes, as mpirun's
-// --host h1:k1,h2:k2 fills them), the launcher's command line, and the folding of the
-// proxies' outcome events (MPI_RUN_ENDED) into the incarnation's record.
+// --host h1:k1,h2:k2 fills them), the launcher's command line, the proxies' outcome events
+// (rank-R.event files, sent as MPI_RUN_ENDED) and their folding into the incarnation's record,
+// shared with `ferry mpirun` alone (cli/mpi_job.cpp).
 //
 // Folding (the rules of `ferry mpirun` alone, cli/mpi_job.hpp): a rank whose restore failed
 // makes the record restart_failed (the earliest, with its phase, rank, node, reason); a
@@ -52,7 +53,15 @@ std::vector<std::string> mpi_command(const MpiLaunch& l, const std::vector<std::
                                      const std::map<std::string, std::string>& hosts, std::uint32_t ntasks,
                                      const std::string& restore_dir);
 
-// The record of a finished MPI incarnation (see the top of this file).
+// "TIME_NS NODE KIND VALUE [REASON]" (a proxy's rank-R.event, mpi/proxy/main.cpp) of rank
+// `rank` -> its end; nullopt if malformed.
+std::optional<proto::MpiRankEnd> parse_mpi_event(std::uint32_t rank, const std::string& line);
+// Every rank-K.event of a run directory, earliest first (read by the head agent for
+// MPI_RUN_ENDED and by `ferry mpirun` without a coordinator: both fold them with fold_mpi_run).
+std::vector<proto::MpiRankEnd> read_mpi_events(const std::string& run_dir);
+
+// The record of a finished MPI incarnation (see the top of this file). `placement` names each
+// rank's node when known (else the node its event names).
 proto::RestartRecordWire fold_mpi_run(std::uint64_t restart_id, const std::string& job,
                                       const std::map<std::uint32_t, std::string>& placement, const proto::MpiRunEnded& m,
                                       std::optional<std::uint64_t> stopped_generation);

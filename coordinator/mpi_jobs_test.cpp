@@ -1,8 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// MPI jobs without I/O: placement blocks, the launcher's command line, outcome folding.
+// MPI jobs: placement blocks, the launcher's command line, the proxies' event files, outcome folding.
 #include "mpi_jobs.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace ferry::coord {
 namespace {
@@ -83,6 +87,37 @@ TEST(MpiJobs, FoldRestoreFailureStopAndSilence) {
   EXPECT_EQ(r.signal, 9);
   ASSERT_TRUE(r.reason);
   EXPECT_NE(r.reason->find("no rank reported"), std::string::npos);
+}
+
+// The event files the proxies write (read by the head agent and by `ferry mpirun` alone, then
+// folded by fold_mpi_run): earliest first, malformed lines and other files skipped.
+TEST(MpiJobs, ReadsTheProxiesEventFilesEarliestFirst) {
+  auto dir = std::filesystem::temp_directory_path() / ("ferry-mpi-events-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto put = [&](const std::string& name, const std::string& line) { std::ofstream(dir / name) << line << "\n"; };
+  put("rank-0.event", "300 h1 exited 0");
+  put("rank-2.event", "100 h2 signaled 11");
+  put("rank-1.event", "200 h1 restart_failed validate bad image: chunk 3");
+  put("rank-3.event", "garbage");
+  put("rank-3.host", "h2");
+  auto ev = read_mpi_events(dir.string());
+  std::filesystem::remove_all(dir);
+  ASSERT_EQ(ev.size(), 3u);
+  EXPECT_EQ(ev[0].rank, 2u);
+  EXPECT_EQ(ev[0].kind, MpiEnd::signaled);
+  EXPECT_EQ(ev[0].value, 11);
+  EXPECT_EQ(ev[0].node, "h2");
+  EXPECT_EQ(ev[1].kind, MpiEnd::restart_failed);
+  EXPECT_EQ(ev[1].phase, proto::RestartPhase::validate);
+  EXPECT_EQ(ev[1].reason, "bad image: chunk 3");
+  EXPECT_EQ(ev[2].rank, 0u);
+  proto::MpiRunEnded m{.job = "1", .restart_id = 1, .launcher_status = 0, .ranks = ev};
+  auto r = fold_mpi_run(1, "1", {}, m, std::nullopt);
+  EXPECT_EQ(r.outcome, Outcome::restart_failed);
+  EXPECT_EQ(r.rank, 1u);
+  EXPECT_EQ(r.node, "h1");
+  EXPECT_FALSE(parse_mpi_event(0, "1 h1 exited notanumber"));
+  EXPECT_FALSE(parse_mpi_event(0, "1 h1 vanished 3"));
 }
 
 }  // namespace

@@ -133,20 +133,8 @@ void Coordinator::restart_mpi_job(const ReplyTo& to, Job& job, const proto::Rest
   if (!blocks) return refuse(kProtocol, "--nodes: " + blocks.error().message());
   auto placement = mpi_placement(*blocks);
 
-  auto rid = db_.create_restart(job.row.id, gen, proto::realtime_ns());
+  auto rid = begin_incarnation(job, gen, placement);
   if (!rid) return refuse(wire(rid.error()), rid.error().message());
-  std::vector<std::string> per_rank;
-  for (const auto& [r, n] : placement) per_rank.push_back(n);
-  job.row.nodes = per_rank;
-  job.row.state = "running";
-  job.stop_committed = false;
-  job.stopped_generation.reset();
-  job.ending.reset();
-  (void)db_.set_job_nodes(job.row.id, per_rank);
-  (void)db_.set_job_state(job.row.id, "running");
-  (void)store_.save_job_state(job.row, "running");
-  RestartRow rec{.restart_id = *rid, .job = job.row.id, .generation = gen, .phase = proto::RestartPhase::place};
-  job.inc = std::make_unique<Incarnation>(db_, rec, placement);
   log(Severity::info, "coord.restart", {job.row.id, "", {}, gen},
       "MPI restart " + std::to_string(*rid) + " begins: " + describe(*blocks));
   if (m.detach) reply(to, proto::RestartReply{0, "", *rid, gen});

@@ -174,6 +174,24 @@ void Coordinator::on_checkpoint(const ReplyTo& to, std::uint32_t uid, const prot
     return refuse(wire(r.error()), r.error().message());
 }
 
+Result<std::uint64_t> Coordinator::begin_incarnation(Job& job, std::uint64_t gen,
+                                                     const std::map<std::uint32_t, std::string>& placement) {
+  FERRY_TRY(rid, db_.create_restart(job.row.id, gen, proto::realtime_ns()));
+  std::vector<std::string> per_rank;
+  for (const auto& [r, n] : placement) per_rank.push_back(n);
+  job.row.nodes = per_rank;
+  job.row.state = "running";
+  job.stop_committed = false;
+  job.stopped_generation.reset();
+  job.ending.reset();
+  (void)db_.set_job_nodes(job.row.id, per_rank);
+  (void)db_.set_job_state(job.row.id, "running");
+  (void)store_.save_job_state(job.row, "running");
+  RestartRow rec{.restart_id = rid, .job = job.row.id, .generation = gen, .phase = proto::RestartPhase::place};
+  job.inc = std::make_unique<Incarnation>(db_, rec, placement);
+  return rid;
+}
+
 void Coordinator::on_restart(const ReplyTo& to, std::uint32_t uid, const proto::Restart& m) {
   auto refuse = [&](std::uint16_t code, const std::string& why) { reply(to, proto::RestartReply{code, why, 0, 0}); };
   auto jr = job_for(m.job, uid);
@@ -204,19 +222,8 @@ void Coordinator::on_restart(const ReplyTo& to, std::uint32_t uid, const proto::
   for (const auto& p : m.placement)
     if (p.rank < job.row.ntasks) placement[p.rank] = p.node;
 
-  auto rid = db_.create_restart(job.row.id, gen, proto::realtime_ns());
+  auto rid = begin_incarnation(job, gen, placement);
   if (!rid) return refuse(wire(rid.error()), rid.error().message());
-  std::vector<std::string> per_rank;
-  for (const auto& [r, n] : placement) per_rank.push_back(n);
-  job.row.nodes = per_rank;
-  job.row.state = "running";
-  job.stop_committed = false;
-  job.ending.reset();
-  (void)db_.set_job_nodes(job.row.id, per_rank);
-  (void)db_.set_job_state(job.row.id, "running");
-  (void)store_.save_job_state(job.row, "running");
-  RestartRow rec{.restart_id = *rid, .job = job.row.id, .generation = gen, .phase = proto::RestartPhase::place};
-  job.inc = std::make_unique<Incarnation>(db_, rec, placement);
   log(Severity::info, "coord.restart", {job.row.id, "", {}, gen}, "restart " + std::to_string(*rid) + " begins");
   if (m.detach) reply(to, proto::RestartReply{0, "", *rid, gen});
   else restart_replies_[*rid] = to;
