@@ -1,9 +1,27 @@
-# Shared helpers of the bench scripts (run.sh, incremental.sh, multirank.sh), sourced, not run:
-# finding the build, a private work folder whose processes are all ended by PID at exit, timing
+# Shared helpers of the bench scripts (run.sh, incremental.sh, multirank.sh, lazy.sh), sourced,
+# not run: their common options, finding the build, a private work folder whose processes are all ended by PID at exit, timing
 # and number formatting, medians, waiting for memhog's control files, the dd baseline.
 # SPDX-License-Identifier: Apache-2.0
 
 BENCH_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# bench_common_arg ARGS...: the options the scripts share, at the front of ARGS: --sizes,
+# --runs, --store (sets STORE_PARENT), --ferry, --build-dir (sets BUILD), -h/--help (the
+# caller's usage, exit 0); anything else is an unknown argument (usage on stderr, exit 64).
+# Sets BENCH_SHIFT to the number of words used: `bench_common_arg "$@"; shift "$BENCH_SHIFT"`.
+bench_common_arg() {
+  BENCH_SHIFT=2
+  case "$1" in
+    --sizes) SIZES=${2:-} ;;
+    --runs) RUNS=${2:-} ;;
+    --store) STORE_PARENT=${2:-} ;;
+    --ferry) FERRY=${2:-} ;;
+    --build-dir) BUILD=${2:-} ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "bench: unknown argument $1" >&2; usage >&2; exit 64 ;;
+  esac
+  [ $# -ge 2 ] || { echo "bench: $1 needs a value" >&2; usage >&2; exit 64; }
+}
 
 # bench_find_build PROG...: sets BUILD (if empty) to build/release, else the first build/*/ that
 # holds bench/PROG for every PROG, as an absolute path; sets FERRY (if empty) to BUILD/cli/ferry.

@@ -40,21 +40,15 @@ MODES=launches,ntasks
 STORE_PARENT=/var/tmp
 FERRY=""
 BUILD=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --sizes) SIZES=$2; shift 2 ;;
-    --ntasks) NTASKS=$2; shift 2 ;;
-    --runs) RUNS=$2; shift 2 ;;
-    --modes) MODES=$2; shift 2 ;;
-    --store) STORE_PARENT=$2; shift 2 ;;
-    --ferry) FERRY=$2; shift 2 ;;
-    --build-dir) BUILD=$2; shift 2 ;;
-    -h|--help) usage; exit 0 ;;
-    *) echo "bench: unknown argument $1" >&2; usage >&2; exit 64 ;;
-  esac
-done
 # shellcheck source=bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --ntasks) NTASKS=$2; shift 2 ;;
+    --modes) MODES=$2; shift 2 ;;
+    *) bench_common_arg "$@"; shift "$BENCH_SHIFT" ;;
+  esac
+done
 bench_find_build memhog
 MEMHOG=$BUILD/bench/memhog
 bench_work_dir "$STORE_PARENT" ferry-multirank

@@ -9,8 +9,10 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "cluster_commands.hpp"
@@ -33,6 +35,26 @@
 namespace ferry::cli {
 
 namespace {
+
+// A job-record write on a thread of its own; join() (or the destructor) waits for it.
+class BackgroundSave {
+public:
+  BackgroundSave() = default;
+  BackgroundSave(const BackgroundSave&) = delete;
+  BackgroundSave& operator=(const BackgroundSave&) = delete;
+  ~BackgroundSave() { (void)join(); }
+  void start(std::function<Result<void>()> save) {
+    thread_ = std::thread([this, save = std::move(save)] { result_ = save(); });
+  }
+  Result<void> join() {
+    if (thread_.joinable()) thread_.join();
+    return result_;
+  }
+
+private:
+  std::thread thread_;
+  Result<void> result_;
+};
 
 // True when job_arg names an MPI job of the local store.
 bool mpi_job_named(const po::variables_map& vm, const std::string& job_arg) {
@@ -197,15 +219,23 @@ int cmd_restart(const Args& args) {
   // says "restarting" (so `ferry checkpoint` waits for the restored process rather than
   // acting on the old pid) until the supervisor records the new pid.
   store->remove_partials(job->id);
+  // The record is written (and fsynced: 0.1 s on a busy disk) while the restore runs; the
+  // restore waits for it before its point of no return (RestoreOptions::before_ponr), and so
+  // does every other write of the record here.
+  BackgroundSave claim;
   {
     store::JobRecord restarting = *job;
     restarting.state = "restarting";
     restarting.pid = 0;
     restarting.supervisor_pid = ::getpid();
-    if (auto r = store->save(restarting); !r) return refuse(r.error());
+    claim.start([&st = *store, restarting] { return st.save(restarting); });
   }
+  ropts.before_ponr = [&claim] { return claim.join(); };
   // A failure from here gives the job back: its record as before, plus why this attempt failed.
-  auto unclaim = [&](const Error& e) { record_failure(e, "restore"); };
+  auto unclaim = [&](const Error& e) {
+    (void)claim.join();
+    record_failure(e, "restore");
+  };
   ropts.validate = false;  // done above, before the supervisor was set up
   // A fresh PID namespace (ferry init as PID 1) in which the process and its threads get
   // their old ids back, and a time namespace (monotonic clocks continue from the
@@ -272,6 +302,7 @@ int cmd_restart(const Args& args) {
     unclaim(pid.error());
     return exit_status_for(pid.error());  // ~PidNamespace ends init and the namespace
   }
+  if (auto r = claim.join(); !r) return refuse(r.error());  // joined before the PONR: its result
   tree.clear();
   others.clear();
   if (want_lazy && !lazy.lazy() && ropts.lazy)

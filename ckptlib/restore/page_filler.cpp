@@ -29,16 +29,19 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <numeric>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -56,6 +59,18 @@ namespace {
 
 constexpr size_t kMaxIov = 1024;  // IOV_MAX: pieces per batch
 constexpr size_t kBatches = 3;
+
+double thread_cpu_s() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Wall and CPU seconds of one side of the fill (FERRY_RESTORE_TRACE): which side bounds it.
+struct SideTime {
+  double wall = 0, cpu = 0;
+  std::string text() const { return std::to_string(wall) + " s (CPU " + std::to_string(cpu) + " s)"; }
+};
 
 // A userfaultfd of the child's address space, held by us, with the ranges registered on it.
 struct ChildUffd {
@@ -209,6 +224,10 @@ public:
 
   uint64_t total() const noexcept { return total_; }
   uint64_t uffd_bytes() const noexcept { return uffd_bytes_; }
+  // Time this thread spent reading and checking chunks, and the writer spent placing pages;
+  // the writer's is read only after finish().
+  const SideTime& reading() const noexcept { return reading_; }
+  const SideTime& placing() const noexcept { return placing_; }
 
 private:
   // Waits for a batch: a never used one, or one the writer finished (its short writes done here).
@@ -234,7 +253,11 @@ private:
   // storage become whole-chunk reads) and hands it to the writer.
   Result<void> submit() {
     if (!reads_.empty()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = thread_cpu_s();
       auto r = src_.read_pages_v(reads_);
+      reading_.wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      reading_.cpu += thread_cpu_s() - c0;
       uint64_t first = reads_.front().addr;
       reads_.clear();
       if (!r) return fail(r.error().wrap("read pages from " + hex(first)));
@@ -274,7 +297,11 @@ private:
         queued_.pop_front();
         writing_ = true;
       }
+      const auto t0 = std::chrono::steady_clock::now();
+      const double c0 = thread_cpu_s();
       place(*bt);
+      placing_.wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      placing_.cpu += thread_cpu_s() - c0;
       {
         std::lock_guard<std::mutex> lock(mu_);
         done_.push_back(bt);
@@ -325,6 +352,7 @@ private:
   Batch* cur_ = nullptr;
   std::vector<image::PageRead> reads_;  // of cur_, not read yet
   uint64_t total_ = 0, uffd_bytes_ = 0;
+  SideTime reading_, placing_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Batch*> free_, queued_, done_;
@@ -389,6 +417,7 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
   ChildUffd uffd;
   if (!lazy && !(uenv && std::strcmp(uenv, "0") == 0)) uffd = open_child_uffd(b, img, plan, huge_regions);
   uint64_t total = 0, by_uffd = 0;
+  std::string sides;
   {
     PageFiller filler(b, src, uffd);
     auto filled = [&]() -> Result<void> {
@@ -401,6 +430,7 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
     if (!filled) return filled;
     total = filler.total();
     by_uffd = filler.uffd_bytes();
+    sides = "; reading " + filler.reading().text() + ", placing " + filler.placing().text();
   }
   uffd.close_all();
   if (lazy) {
@@ -410,7 +440,7 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
   if (opt.log)
     opt.log("restore: wrote " + std::to_string(total) + " bytes of pages in " + std::to_string(writes.size()) +
             " pieces (" + std::to_string(by_uffd) + " by UFFDIO_COPY); " + std::to_string(huge) +
-            " regions in huge pages");
+            " regions in huge pages" + sides);
   return {};
 }
 

@@ -287,6 +287,13 @@ Result<pid_t> restore_process(image::ImageSource& src, const RestoreOptions& opt
     kill_and_reap(pid);
     return fail(timed_out(r.error().wrap("restore")));
   }
+  if (opt.before_ponr) {
+    if (auto r = opt.before_ponr(); !r) {
+      t.release();
+      kill_and_reap(pid);
+      return fail(timed_out(r.error()));
+    }
+  }
   if (opt.log) opt.log("restore: pre-PONR steps done");
   std::vector<ptrace::Tracee> others;  // threads 1..n-1, once created
   auto post = [&]() -> Result<void> {

@@ -73,6 +73,11 @@ struct RestoreOptions {
   // Debug/progress lines ("restore: built 42 regions"); may be empty. Called on the caller's
   // thread only.
   std::function<void(const std::string&)> log;
+  // Called on the caller's thread after the last pre-PONR step, before the point of no return
+  // (restore_process and restore_tree); an error fails the restore there, nothing of the job
+  // touched but what pre-PONR does. `ferry restart` joins its job-record write here, which
+  // runs meanwhile (its fsync took 0.1 s on a busy disk). May be empty.
+  std::function<Result<void>()> before_ponr;
 };
 
 // Every check that can fail, before anything is created (see README.md for the list):

@@ -57,6 +57,27 @@ TEST_F(RestoreE2E, MemoryRegistersFileOffsetAndHandlersComeBack) {
   RestoreOptions opt;
   opt.timeout = std::chrono::seconds(60);
   opt.log = [](const std::string& s) { std::cerr << s << "\n"; };
+  {
+    // A failing before_ponr refuses the restore with its own error before the point of no
+    // return: the restored program never runs (its output file stays as it was).
+    RestoreOptions refused = opt;
+    int calls = 0;
+    refused.before_ponr = [&calls]() -> Result<void> {
+      ++calls;
+      return fail(errc::permission, "job record not written");
+    };
+    auto pid = restore_process(img, refused);
+    ASSERT_FALSE(pid);
+    EXPECT_EQ(calls, 1);
+    EXPECT_TRUE(pid.error().is(errc::permission)) << pid.error().message();
+    EXPECT_NE(pid.error().message().find("job record not written"), std::string::npos) << pid.error().message();
+    EXPECT_EQ(slurp(out_).size(), 6u);
+  }
+  int ponr_calls = 0;
+  opt.before_ponr = [&ponr_calls]() -> Result<void> {
+    ++ponr_calls;
+    return {};
+  };
   void* block = nullptr;
   for (int round = 0; round < 2; ++round) {
     SCOPED_TRACE("restore round " + std::to_string(round));
@@ -78,6 +99,7 @@ TEST_F(RestoreE2E, MemoryRegistersFileOffsetAndHandlersComeBack) {
     EXPECT_EQ(WEXITSTATUS(st), 0) << "exit codes: see testdata/restore_target.c";
     std::string data = slurp(out_);
     ASSERT_EQ(data.size(), 1006u);  // the second round first truncates back to 6 bytes
+    EXPECT_EQ(ponr_calls, round + 1);
     EXPECT_EQ(data.substr(0, 6), "hello\n");
     EXPECT_EQ(data.substr(1000), "world\n");
   }

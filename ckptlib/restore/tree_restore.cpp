@@ -278,6 +278,9 @@ Result<pid_t> restore_tree(const std::vector<TreeProcess>& members, const Restor
       return abort_all(r.error().wrap("restore " + proc_name(members[i])));
   }
 
+  if (opt.before_ponr)
+    if (auto r = opt.before_ponr(); !r) return abort_all(r.error());
+
   // 5. PONR and after.
   past_ponr = true;
   for (size_t i = 0; i < n; ++i) {
