@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     --store) STORE_PARENT=$2; shift 2 ;;
     --build-dir) BUILD=$2; shift 2 ;;
     --ferry) FERRY=$2; shift 2 ;;
-    -h|--help) echo "usage: bench/incremental.sh [--size MIB] [--chain N] [--store DIR] [--build-dir DIR] [--ferry PATH]"; exit 0 ;;
+    -h|--help) echo "usage: bench/incremental.sh [--size MIB] [--chain N] [--restores N] [--store DIR] [--build-dir DIR] [--ferry PATH]"; exit 0 ;;
     *) echo "bench: unknown argument $1" >&2; exit 64 ;;
   esac
 done
