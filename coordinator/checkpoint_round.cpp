@@ -250,15 +250,30 @@ Actions CheckpointRound::on_timeout(std::uint64_t timer_id) {
   return out;
 }
 
-Actions CheckpointRound::on_agent_lost(std::string_view node) {
+Actions CheckpointRound::on_agent_lost(std::string_view node, std::string why) {
   Actions out;
   const RoundNode* n = find_node(node);
-  if (n == nullptr || lost_.count(node) || finished()) return out;
+  if (n == nullptr) {
+    // Not a node the steps go to: a node where ranks of the round run (MPI).
+    std::optional<std::uint32_t> rank;
+    for (const auto& [r, rn] : cfg_.rank_nodes)
+      if (rn == node) {
+        rank = r;
+        break;
+      }
+    if (!rank || lost_.count(node) || finished() || state_ == RoundState::idle) return out;
+    lost_.insert(std::string(node));
+    if (after_commit() || state_ == RoundState::aborting) return out;  // the images are durable / already aborting
+    enter_abort(RoundFailure{phase_, std::string(node), rank, make_error_code(proto::perr::agent_lost), std::move(why)},
+                out);
+    return out;
+  }
+  if (lost_.count(node) || finished()) return out;
   lost_.insert(n->node);
   bool was_waiting = waiting_.erase(n->node) > 0;
   RoundFailure f{state_ == RoundState::committing ? RoundPhase::commit : phase_, n->node,
                  n->ranks.empty() ? std::nullopt : std::optional<std::uint32_t>(n->ranks.front()),
-                 make_error_code(proto::perr::agent_lost), "agent lost"};
+                 make_error_code(proto::perr::agent_lost), std::move(why)};
   if (state_ == RoundState::idle) return out;  // start() aborts naming it
   if (after_commit() || state_ == RoundState::aborting) {
     outcome_.later_errors.push_back(std::move(f));

@@ -113,7 +113,10 @@ public:
   [[nodiscard]] Actions start();
   [[nodiscard]] Actions on_reply(std::string_view node, const proto::RoundReply& reply);
   [[nodiscard]] Actions on_timeout(std::uint64_t timer_id);
-  [[nodiscard]] Actions on_agent_lost(std::string_view node);
+  // The agent of `node` is lost. A node that only runs ranks (RoundConfig::rank_nodes, an MPI
+  // job's non-head node) aborts the round too, naming it and its first rank: its ranks may be
+  // gone with it, and the checkpoint would otherwise wait for them until its timeout.
+  [[nodiscard]] Actions on_agent_lost(std::string_view node, std::string why = "agent lost");
   [[nodiscard]] Actions on_commit_done(const Result<void>& result);
   // Abort from outside (coordinator shutting down, job deleted). Ignored once committing.
   [[nodiscard]] Actions cancel(std::string reason);

@@ -120,6 +120,45 @@ TEST(CheckpointRound, UserTimeoutGoesWithTheQuiesceStepOnly) {
   EXPECT_EQ(steps[RoundPhase::dump].round_timeout_ms, 0u);
 }
 
+// An MPI job's round: every step goes to the head node h1; ranks 2, 3 run on h2. h2's agent lost
+// in the quiesce aborts the round at once naming h2 and rank 2 (the abort goes to h1); a node
+// that runs none of the ranks changes nothing.
+TEST(CheckpointRound, LostRankNodeOfAnMpiRoundAbortsNamingIt) {
+  CheckpointRound round(RoundConfig{.job = "8", .generation = 2, .round_id = 3, .generation_dir = "/s/gen-2.partial",
+                                    .nodes = {{"h1", {0, 1, 2, 3}}},
+                                    .rank_nodes = {{0, "h1"}, {1, "h1"}, {2, "h2"}, {3, "h2"}}});
+  std::vector<proto::RoundStep> sent;
+  auto take = [&](const Actions& actions) {
+    for (const auto& a : actions)
+      if (auto* s = std::get_if<SendStep>(&a)) {
+        EXPECT_EQ(s->node, "h1");
+        sent.push_back(s->step);
+      }
+  };
+  auto ok = [&] {
+    const auto& st = sent.back();
+    proto::RoundReply r{.job = st.job, .generation = st.generation, .round_id = st.round_id, .phase = st.phase,
+                        .results = {}};
+    for (auto rank : st.ranks) r.results.push_back({rank, 0, "", 10, 1});
+    take(round.on_reply("h1", r));
+  };
+  take(round.start());
+  ok();  // prepare
+  ASSERT_EQ(sent.back().phase, RoundPhase::quiesce);
+  take(round.on_agent_lost("h3", "agent lost (connection closed)"));
+  EXPECT_EQ(round.state(), RoundState::quiesce);
+  take(round.on_agent_lost("h2", "agent lost (connection closed): node h2 may be gone"));
+  EXPECT_EQ(round.state(), RoundState::aborting);
+  EXPECT_EQ(sent.back().phase, RoundPhase::abort);
+  ok();
+  ASSERT_TRUE(round.finished());
+  EXPECT_FALSE(round.outcome().committed);
+  const auto& f = *round.outcome().failure;
+  EXPECT_EQ(f.node, "h2");
+  EXPECT_EQ(f.rank, 2u);
+  EXPECT_EQ(f.message(), "quiesce failed on node h2 rank 2: agent lost (connection closed): node h2 may be gone");
+}
+
 TEST(CheckpointRound, SuccessStopsForMigration) {
   Harness h(RoundMode::stop);
   h.apply(h.round.start());

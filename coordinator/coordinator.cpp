@@ -162,6 +162,9 @@ void Coordinator::on_agent_message(const std::shared_ptr<Session>& s, const prot
 }
 
 void Coordinator::on_agent_joined(const std::string& node) {
+  for (auto& [id, job] : jobs_)
+    if (job.agents_away.erase(node))
+      log(Severity::info, "coord.job", {id, node, {}, {}}, "the agent of node " + node + " is back: the MPI job goes on");
   auto it = pending_aborts_.find(node);
   if (it == pending_aborts_.end()) return;
   for (const auto& step : it->second) {
@@ -180,8 +183,12 @@ void Coordinator::on_agent_lost(const std::string& node, const std::string& why)
     auto it = jobs_.find(id);
     if (it == jobs_.end()) continue;
     Job& job = it->second;
-    if (job.round) job.round->on_agent_lost(node);
+    if (job.round) job.round->on_agent_lost(node, "agent lost (" + why + "): node " + node + " may be gone");
     if (!job.inc || job.inc->final() || !job.inc->nodes().count(node)) continue;
+    if (job.mpi && node != job.head) {
+      on_mpi_agent_away(job, node, why);
+      continue;
+    }
     bool was_running = job.inc->all_running();
     if (job.inc->on_agent_lost(node)) {
       on_incarnation_final(job);
@@ -200,7 +207,8 @@ void Coordinator::on_agent_lost(const std::string& node, const std::string& why)
 
 void Coordinator::end_half_dead_job(Job& job) {
   if (!job.inc || job.inc->final()) return;
-  for (const auto& node : job.inc->nodes()) {
+  // An MPI job's ranks are all mpirun's, which runs on the head node.
+  for (const auto& node : job.mpi ? std::set<std::string>{job.head} : job.inc->nodes()) {
     if (!agents_.alive(node)) continue;
     proto::RoundStep stop{.job = job.row.id, .generation = job.inc->generation(), .round_id = 0,
                           .phase = proto::RoundPhase::stop, .ranks = job.inc->ranks_on(node),
@@ -306,6 +314,7 @@ void Coordinator::on_incarnation_final(Job& job) {
     log(Severity::error, "coord.job", {job.row.id, "", {}, {}}, "store job state: " + r.error().message());
   (void)store_.save_job_state(job.row, state);
   if (job.interval) job.interval->cancel();
+  job.agents_away.clear();
   if (job.round) job.round->cancel("the job ended");
   if (rec.outcome == proto::Outcome::restart_failed) stop_ranks(job, "the restart failed");
   auto rr = restart_replies_.find(rec.restart_id);

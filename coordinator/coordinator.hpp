@@ -35,6 +35,9 @@ struct CoordinatorConfig {
   std::chrono::milliseconds quiesce_timeout{30'000};
   std::chrono::milliseconds dump_timeout{30 * 60'000};
   std::chrono::milliseconds finish_timeout{30'000};
+  // MPI jobs: how long a non-head node's agent may stay lost before the job counts its node as
+  // down and ends (the ranks there belong to mpirun, not to that agent: they run on meanwhile).
+  std::chrono::milliseconds node_down_after{60'000};
 };
 
 class Coordinator final : public SessionHandler {
@@ -77,6 +80,13 @@ private:
     bool mpi = false;
     std::string head;
     std::optional<std::uint64_t> stopped_generation;
+    // MPI: non-head nodes of the running incarnation whose agent is lost (why, and the timer
+    // that declares the node down after node_down_after unless the agent registers again).
+    struct AgentAway {
+      std::string why;
+      std::unique_ptr<boost::asio::steady_timer> timer;
+    };
+    std::map<std::string, AgentAway> agents_away;
   };
 
   // ---- coordinator.cpp: agents
@@ -87,6 +97,9 @@ private:
   void on_restore_result(const std::string& node, const proto::RestoreResult& m);
   void on_rank_exited(const std::string& node, const proto::RankExited& m);
   void on_mpi_run_ended(const std::string& node, const proto::MpiRunEnded& m);
+  // mpi_requests.cpp: the agent of a non-head node of a running MPI job is lost: the job goes
+  // on (Open MPI ends it if the node is really gone) unless the agent stays away too long.
+  void on_mpi_agent_away(Job& job, const std::string& node, const std::string& why);
   void on_round_reply(const std::string& node, const proto::RoundReply& m);
   void on_incarnation_final(Job& job);
   void stop_ranks(const Job& job, const std::string& why);

@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
       "user-secrets", po::value<std::string>(), "read uid U's secret from DIR/U instead of ~U/.ferry/secret")(
       "heartbeat-ms", po::value<unsigned>()->default_value(2000), "agents' heartbeat interval")(
       "lost-after-ms", po::value<unsigned>()->default_value(10000), "an agent silent this long is lost")(
+      "node-down-after-s", po::value<unsigned>()->default_value(60),
+      "an MPI job whose non-head node's agent stays lost this long ends (node down)")(
       "dump-timeout-s", po::value<unsigned>()->default_value(1800), "deadline of a round's dump phase")(
       "step-timeout-s", po::value<unsigned>()->default_value(30), "deadline of the other round phases")(
       "debug", "log debug lines too")(
@@ -93,6 +95,7 @@ int main(int argc, char** argv) {
   if (vm.count("spawn-agent") && !vm.count("agent")) return die(64, "--spawn-agent needs --agent PATH");
   cfg.heartbeat = std::chrono::milliseconds(vm["heartbeat-ms"].as<unsigned>());
   cfg.lost_after = std::chrono::milliseconds(vm["lost-after-ms"].as<unsigned>());
+  cfg.node_down_after = std::chrono::seconds(vm["node-down-after-s"].as<unsigned>());
   cfg.dump_timeout = std::chrono::seconds(vm["dump-timeout-s"].as<unsigned>());
   cfg.prepare_timeout = cfg.quiesce_timeout = cfg.finish_timeout =
       std::chrono::seconds(vm["step-timeout-s"].as<unsigned>());

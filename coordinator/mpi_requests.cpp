@@ -5,6 +5,11 @@
 // and answers for every rank; a restart does the same with `--restore GEN_DIR` on the nodes
 // given (any ranks per node). The head agent takes every step of the job's rounds (rounds.cpp)
 // and reports the end of the run as MPI_RUN_ENDED, folded here into the record.
+//
+// Lost agents (docs/mpi.md "A lost node or agent"): the ranks are mpirun's, so the agent of a
+// non-head node being lost does not end the job; only if it stays away node_down_after is the
+// node counted as down and the job ended. A run that ends with a rank unreported on a node
+// whose agent is lost is recorded as that node lost.
 #include <pwd.h>
 #include <unistd.h>
 
@@ -180,11 +185,56 @@ void Coordinator::on_mpi_run_ended(const std::string& node, const proto::MpiRunE
     }
   }
   auto rec = fold_mpi_run(job.inc->id(), job.row.id, job.inc->placement(), m, stopped);
+  bool clean = rec.outcome == proto::Outcome::exited && rec.exit_status.value_or(0) == 0;
+  if (!stopped && !clean && rec.outcome != proto::Outcome::restart_failed) {
+    // A rank that ended without a word on a node whose agent is lost: the node was lost (mpirun
+    // ended the job because of it, Open MPI 4.1 cannot go on without a node). The record says
+    // so, naming the node and its first rank, rather than the ranks mpirun killed afterwards.
+    for (const auto& [rank, n] : job.inc->placement()) {
+      bool reported = false;
+      for (const auto& e : m.ranks) reported |= e.rank == rank;
+      if (reported || agents_.alive(n)) continue;
+      auto away = job.agents_away.find(n);
+      std::string why = away != job.agents_away.end() ? away->second.why : "its agent is not connected";
+      rec.outcome = proto::Outcome::signaled;
+      rec.signal = 9;
+      rec.exit_status.reset();
+      rec.phase.reset();
+      rec.rank = rank;
+      rec.node = n;
+      rec.reason = "node " + n + " lost (its agent: " + why + "; rank " + std::to_string(rank) +
+                   " ended without a report); mpirun exited with " + std::to_string(m.launcher_status);
+      break;
+    }
+  }
   log(Severity::info, "coord.exit", ctx,
       "MPI launcher ended with " + std::to_string(m.launcher_status) + ", " + std::to_string(m.ranks.size()) +
           " rank event(s): " + std::string(proto::name(rec.outcome)) +
           (rec.rank ? " rank " + std::to_string(*rec.rank) : "") + (rec.reason ? " (" + *rec.reason + ")" : ""));
   if (job.inc->on_mpi_run_ended(rec)) on_incarnation_final(job);
+}
+
+void Coordinator::on_mpi_agent_away(Job& job, const std::string& node, const std::string& why) {
+  if (job.agents_away.count(node)) return;
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(cfg_.node_down_after).count();
+  log(Severity::warning, "coord.job", {job.row.id, node, {}, {}},
+      "agent of node " + node + " lost (" + why + "): the MPI job goes on (its ranks there are mpirun's); node " +
+          node + " counts as down if its agent is not back within " + std::to_string(secs) + " s");
+  auto& away = job.agents_away[node];
+  away.why = why;
+  away.timer = std::make_unique<boost::asio::steady_timer>(io_);
+  away.timer->expires_after(cfg_.node_down_after);
+  std::string id = job.row.id;
+  away.timer->async_wait([this, id, node, secs](boost::system::error_code ec) {
+    if (ec) return;
+    auto it = jobs_.find(id);
+    if (it == jobs_.end() || agents_.alive(node)) return;
+    Job& j = it->second;
+    if (!j.inc || j.inc->final() || j.ending) return;
+    j.agents_away[node].why += ", not back within " + std::to_string(secs) + " s";
+    j.ending = "node " + node + " down: its agent did not come back within " + std::to_string(secs) + " s";
+    if (!j.round) end_half_dead_job(j);  // else once the round has aborted
+  });
 }
 
 }  // namespace ferry::coord

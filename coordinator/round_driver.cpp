@@ -45,7 +45,9 @@ void RoundDriver::on_reply(const std::string& node, const proto::RoundReply& rep
   execute(round_.on_reply(node, reply));
 }
 
-void RoundDriver::on_agent_lost(const std::string& node) { execute(round_.on_agent_lost(node)); }
+void RoundDriver::on_agent_lost(const std::string& node, const std::string& why) {
+  execute(round_.on_agent_lost(node, why));
+}
 
 void RoundDriver::cancel(const std::string& reason) { execute(round_.cancel(reason)); }
 

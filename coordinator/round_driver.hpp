@@ -40,7 +40,7 @@ public:
 
   void start();
   void on_reply(const std::string& node, const proto::RoundReply& reply);
-  void on_agent_lost(const std::string& node);
+  void on_agent_lost(const std::string& node, const std::string& why = "agent lost");
   void cancel(const std::string& reason);
 
   const CheckpointRound& round() const noexcept { return round_; }

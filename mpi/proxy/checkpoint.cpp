@@ -51,8 +51,9 @@
 // A rank computing outside MPI needs nothing of this: its proxy drains on its behalf, and the
 // freeze stops it wherever it is.
 //
-// FERRY_TEST_CHECKPOINT_HANG="R:PHASE[,R:PHASE...]" (tests): the proxy of rank R stops itself
-// (SIGSTOP) once when it enters PHASE (agreement, drain, dump), as a hung process would.
+// FERRY_TEST_CHECKPOINT_HANG="R:PHASE[:PATH][,R:PHASE[:PATH]...]" (tests): the proxy of rank R
+// stops itself (SIGSTOP) once when it enters PHASE (agreement, drain, dump), as a hung process
+// would; with PATH, only in a checkpoint that starts once PATH exists.
 #include "checkpoint.hpp"
 
 #include <fcntl.h>
@@ -252,7 +253,16 @@ void Checkpointer::test_hang(int phase) const {
   if (spec == nullptr) return;
   std::string want = std::to_string(rank_) + ":" + phase_name(phase);
   std::string all = std::string(",") + spec + ",";
-  if (all.find("," + want + ",") == std::string::npos || !fired.insert(want).second) return;
+  auto at = all.find("," + want + ",");
+  if (at == std::string::npos) {
+    at = all.find("," + want + ":");
+    if (at == std::string::npos) return;
+    auto from = at + want.size() + 2;
+    std::string path = all.substr(from, all.find(',', from) - from);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return;
+  }
+  if (!fired.insert(want).second) return;
   std::fprintf(stderr, "ferry-mpi-proxy: rank %d stops itself in the checkpoint's %s (FERRY_TEST_CHECKPOINT_HANG)\n",
                rank_, phase_name(phase));
   raise(SIGSTOP);

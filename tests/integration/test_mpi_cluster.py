@@ -22,7 +22,9 @@ mpirun. The program is mpi/tests/programs/ckpt_mix.c.
      other proxy, rank 0's too, is in): each time `ferry checkpoint --timeout 5` fails in 5-9 s
      (the coordinator's step timeout is 30 s) naming rank 2 and node h2 and commits nothing; after SIGCONT a checkpoint commits and the job's output == the uninterrupted
      run's;
-  7. a restart whose rank 3 image is corrupt: restart_failed (86) naming rank 3 and its node.
+  7. a restart whose rank 3 image is corrupt: restart_failed (86) naming rank 3 and its node;
+  8. node h2 lost (lost_node_case, --only lost): only its agent, in the middle of a checkpoint,
+     and while a job runs.
 The namespaces and every process in them are removed at the end (by PID), also on failure.
 Exit 0 pass, 1 fail, 77 skip (not root, no `ip netns`, no mpirun)."""
 import argparse
@@ -73,15 +75,13 @@ class Cluster:
         os.chmod(os.path.join(users, "0"), 0o600)
         self.coord_args = ["--state", os.path.join(root, "state"), "--store", self.store, "--cluster-secret", secret,
                            "--user-secrets", users, "--heartbeat-ms", "300", "--lost-after-ms", "3000",
-                           "--step-timeout-s", "30"]
+                           "--step-timeout-s", "30", "--node-down-after-s", "8"]
         self.coord = None
         self.start_coordinator("10.77.0.254:0")
+        self.secret = secret
         self.agents = {}
         for i in (1, 2):
-            self.agents[f"h{i}"] = self.spawn(
-                f"h{i}", f"h{i}", [a.agent, "--coordinator", self.address, "--node", f"h{i}", "--store", self.store,
-                                   "--cluster-secret", secret, "--ferry", a.ferry, "--mpi-host", f"10.77.0.{i}"],
-                f"agent-h{i}")
+            self.start_agent(f"h{i}")
         self.env = dict(os.environ, FERRY_COORDINATOR=self.address, FERRY_SECRET_FILE=os.path.join(users, "0"),
                         FERRY_HOME=self.store, FERRY_AUTH="hmac", OMPI_ALLOW_RUN_AS_ROOT="1",
                         OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", FERRY_HOSTS_PREFIX=prefix)
@@ -103,6 +103,38 @@ class Cluster:
         line = self.coord.stdout.readline()
         assert line.startswith("listening"), f"coordinator printed {line!r}"
         self.address = line.split()[-1]
+
+    def start_agent(self, node):
+        n = sum(1 for p in os.listdir(self.root) if p.startswith(f"agent-{node}"))
+        self.agents[node] = self.spawn(
+            node, node, [self.a.agent, "--coordinator", self.address, "--node", node, "--store", self.store,
+                         "--cluster-secret", self.secret, "--ferry", self.a.ferry, "--mpi-host",
+                         f"10.77.0.{node[1:]}"], f"agent-{node}" if n == 0 else f"agent-{node}.{n}")
+
+    def kill_agent(self, node):
+        """kill -9 of node's agent (and of the netns wrapper it runs under); not of the job's processes
+        there, which descend from mpirun on the head node, not from this agent."""
+        p = self.agents[node]
+        for v in descendants(p.pid) + [p.pid]:
+            try:
+                os.kill(v, 9)
+            except ProcessLookupError:
+                pass
+        p.wait(timeout=10)
+
+    def kill_node(self, node):
+        """The loss of `node`: kill -9 of its agent and of every process of the job on it (mpirun's
+        descendants in that host's network namespace: orted, the proxies, the ranks)."""
+        ns = netns_of(self.agents[node].pid)
+        pid = self.launcher_pid()
+        victims = [v for v in (descendants(pid) if pid else []) if netns_of(v) == ns]
+        self.kill_agent(node)
+        for v in victims:
+            try:
+                os.kill(v, 9)
+            except ProcessLookupError:
+                pass
+        return len(victims)
 
     def kill_coordinator(self):
         """kill -9 of the coordinator (and of the netns wrapper it runs under)."""
@@ -218,9 +250,204 @@ def proc_state(pid):
         return None
 
 
+def netns_of(pid):
+    """The network namespace of process `pid` (which simulated host it runs on), None if it is gone."""
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net")
+    except OSError:
+        return None
+
+
 def record_of(stdout):
     recs = [json.loads(l) for l in stdout.splitlines() if l.startswith("{")]
     return recs[-1] if recs else None
+
+
+def lost_node_case(c, a, prog, want, root, log):
+    """Node h2 of a 2+2 MPI job lost (docs/mpi.md "Failures", "Through the coordinator"):
+    (c) only h2's agent killed -9: the job keeps running (its ranks on h2 do not depend on that
+        agent), a checkpoint commits while the agent is away, the agent comes back;
+    (b) h2 lost in the middle of a checkpoint (rank 2's proxy stopped in the drain, then h2's agent
+        and the job's processes there killed -9): the checkpoint fails promptly naming node h2,
+        no generation is committed, `ferry wait` names node h2, and `ferry restart --nodes h1`
+        (4+0) continues from the previous generation with the uninterrupted output;
+    (a) h2 lost while a job runs (one checkpoint taken before): `ferry wait` ends in bounded time
+        naming node h2, and the restart 4+0 from that checkpoint ends with the uninterrupted output.
+    Returns None or (why, text)."""
+    t0 = time.time()
+
+    def launch(name, env=None):
+        if env:
+            c.env.update(env)
+        r = c.ferry("mpirun", "--name", name, "--nodes", "h1,h2", "--detach", "--oversubscribe", *c.mca,
+                    *sum((["-x", k] for k in (env or {})), []), "-np", "4", "--", *prog)
+        for k in env or {}:
+            del c.env[k]
+        if r.returncode != 0:
+            return None, f"{name}: ferry mpirun --detach exited {r.returncode}: {r.stderr}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            info = c.job_info(name)
+            out = os.path.join(c.store, "jobs", info.get("job", "?"), "mpirun.out")
+            # Running, and its first lines out (the ranks' stdout is a pipe, block-buffered: a
+            # checkpoint before the first flush is restarted with step 0 still to print).
+            if info.get("restarts") and info["restarts"][-1]["phase"] == "resume" and c.proxy_of(3) and \
+                    os.path.exists(out) and os.path.getsize(out) > 400:
+                return info, None
+            time.sleep(0.2)
+        return None, f"{name}: the job did not start ({c.job_info(name)})"
+
+    def gens(info):
+        d = os.path.join(c.store, "jobs", info["job"])
+        return sorted(g for g in os.listdir(d) if g.startswith("gen-"))
+
+    def wait_record(rid, what, within):
+        t = time.time()
+        w = c.ferry("wait", str(rid), "--json", "--timeout", str(within + 30))
+        took = time.time() - t
+        rec = json.loads(w.stdout or "{}")
+        if rec.get("outcome") in (None, "running") or rec.get("node") != "h2" or "h2" not in (rec.get("reason") or "") \
+                or took > within:
+            return None, f"{what}: ferry wait gave {w.returncode} {rec} after {took:.1f} s, want an end naming node " \
+                         f"h2 (node and reason) within {within} s"
+        return rec, None
+
+    def restart_h1(name, info, what):
+        d = os.path.join(c.store, "jobs", info["job"])
+        since = os.path.getsize(os.path.join(d, "mpirun.out"))
+        r = c.ferry("restart", name, "--nodes", "h1", "--json")
+        rec = record_of(r.stdout)
+        with open(os.path.join(d, "mpirun.out")) as f:
+            f.seek(since)
+            seg = f.read().splitlines()
+        if r.returncode != 0 or not rec or rec["outcome"] != "exited" or rec["exit_status"] != 0:
+            return f"{what}: restart --nodes h1 exited {r.returncode} with {rec}: {r.stderr}"
+        if not seg or any(" step 0 " in l for l in seg):
+            return f"{what}: the restart printed {len(seg)} lines, some of step 0 (not restored?)"
+        got = open(os.path.join(d, "mpirun.out")).read().splitlines()
+        if sorted(set(got)) != sorted(set(want)) or sum(1 for l in got if l.endswith(" PASS")) != 4:
+            return f"{what}: output differs: missing {sorted(set(want) - set(got))[:5]}, " \
+                   f"unexpected {sorted(set(got) - set(want))[:5]}"
+        return None
+
+    trigger = os.path.join(root, "hang-rank-2-in-drain")
+    info, bad = launch("lost", {"FERRY_TEST_CHECKPOINT_HANG": "2:drain:" + trigger})
+    if bad:
+        return bad, ""
+    rid = info["restarts"][-1]["restart_id"]
+    ck = c.ferry("checkpoint", "lost")
+    if ck.returncode != 0:
+        return f"lost: the first checkpoint failed ({ck.returncode})", ck.stderr
+
+    # (c) Only h2's agent dies: the job goes on (a checkpoint commits) until the node counts as
+    # down (--node-down-after-s 8 without the agent): then it ends, naming node h2.
+    mpirun_pid, proxy3 = c.launcher_pid(), c.proxy_of(3)
+    c.kill_agent("h2")
+    t_away = time.time()
+    time.sleep(1.5)  # the coordinator saw the connection close
+    st = c.status()
+    alive = sorted(n["node"] for n in st["nodes"] if n["alive"]) if isinstance(st, dict) else st
+    info = c.job_info("lost")
+    if alive != ["h1"] or info.get("state") != "running" or c.launcher_pid() != mpirun_pid or \
+            proc_state(proxy3) in (None, "Z"):
+        return (f"agent lost: after h2's agent was killed the nodes alive are {alive}, the job is "
+                f"{info.get('state')}, mpirun {c.launcher_pid()} (was {mpirun_pid}), rank 3's proxy "
+                f"{proc_state(proxy3)}; want h1 only, job running, same mpirun and proxy"), ""
+    ck = c.ferry("checkpoint", "lost")
+    if ck.returncode != 0 or gens(info) != ["gen-000001", "gen-000002"]:
+        return f"agent lost: the checkpoint with h2's agent away exited {ck.returncode}, generations {gens(info)}", \
+            ck.stderr
+    rec, bad = wait_record(rid, "agent lost", 20)
+    if bad:
+        return bad, ""
+    down_after = time.time() - t_away
+    if not 7.5 <= down_after <= 15 or "not back within 8 s" not in rec["reason"] or c.launcher_pid() is not None:
+        return (f"agent lost: the job ended {down_after:.1f} s after h2's agent (want 8-15 s) with {rec} "
+                f"(mpirun {c.launcher_pid()})"), ""
+    why_c = rec["reason"][:160]
+    c.start_agent("h2")
+    if not c.wait_agents():
+        return "agent lost: h2's agent did not register again", ""
+    log.append(f"agent h2 lost: job ran on, checkpoint committed, ended after {down_after:.1f} s, "
+               f"{time.time() - t0:.1f} s")
+    # The restart 2+2 from generation 2 (FERRY_TEST_CHECKPOINT_HANG is in its environment again).
+    r = c.ferry("restart", "lost", "--nodes", "h1,h2", "--detach")
+    if r.returncode != 0:
+        return f"agent lost: restart 2+2 exited {r.returncode}", r.stderr
+    rid = int(r.stdout.split()[0])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        info = c.job_info("lost")
+        if info.get("restarts") and info["restarts"][-1]["phase"] == "resume" and c.proxy_of(2):
+            break
+        time.sleep(0.2)
+    time.sleep(1.0)
+
+    # (b) Node h2 lost in the middle of a checkpoint.
+    open(trigger, "w").close()
+    proxy2 = c.proxy_of(2)
+    ckp = subprocess.Popen(c.ferry_cmd("checkpoint", "lost"), env=c.env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    end = time.time() + 20
+    while time.time() < end and proc_state(proxy2) != "T":
+        time.sleep(0.05)
+    if proc_state(proxy2) != "T":
+        ckp.kill()
+        return "lost mid-checkpoint: rank 2's proxy did not stop itself in the drain", ckp.communicate()[1]
+    time.sleep(0.5)
+    t1 = time.time()
+    killed = c.kill_node("h2")
+    try:
+        out, err = ckp.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        ckp.kill()
+        return "lost mid-checkpoint: ferry checkpoint did not end 60 s after node h2 was lost", ""
+    took = time.time() - t1
+    if ckp.returncode == 0 or "node h2" not in err or took > 15:
+        return (f"lost mid-checkpoint: ferry checkpoint exited {ckp.returncode} {took:.1f} s after h2 was lost "
+                f"({killed} processes there), want a failure naming node h2 within 15 s"), out + err
+    if gens(info) != ["gen-000001", "gen-000002"]:
+        return f"lost mid-checkpoint: generations {gens(info)}, want gen-000001 and gen-000002 only", err
+    why_b = err.strip().splitlines()[-1][:220]
+    rec, bad = wait_record(rid, "lost mid-checkpoint", 15)
+    if bad:
+        return bad, ""
+    why_b_rec = rec["reason"][:160]
+    c.start_agent("h2")
+    if not c.wait_agents():
+        return "lost mid-checkpoint: h2's agent did not register again", ""
+    bad = restart_h1("lost", info, "lost mid-checkpoint")
+    if bad:
+        return bad, ""
+    log.append(f"h2 lost mid-checkpoint: failed in {took:.1f} s, {time.time() - t0:.1f} s")
+
+    # (a) Node h2 lost while a job runs.
+    info, bad = launch("lost-a")
+    if bad:
+        return bad, ""
+    rid = info["restarts"][-1]["restart_id"]
+    ck = c.ferry("checkpoint", "lost-a")
+    if ck.returncode != 0:
+        return f"lost: the checkpoint of lost-a failed ({ck.returncode})", ck.stderr
+    time.sleep(0.5)
+    t2 = time.time()
+    c.kill_node("h2")
+    rec, bad = wait_record(rid, "node lost", 20)
+    if bad:
+        return bad, ""
+    took_a = time.time() - t2
+    c.start_agent("h2")
+    if not c.wait_agents():
+        return "node lost: h2's agent did not register again", ""
+    bad = restart_h1("lost-a", info, "node lost")
+    if bad:
+        return bad, ""
+    print(f"node h2 lost: only its agent: the job ran on and a checkpoint committed, ended {down_after:.1f} s "
+          f"after ({why_c!r}); in the middle of a "
+          f"checkpoint: failed in {took:.1f} s, no generation, record {why_b_rec!r}, restart 4+0 == uninterrupted; "
+          f"while the job ran: ferry wait ended {took_a:.1f} s after ({rec['outcome']} rank {rec['rank']} "
+          f"node {rec['node']}), restart 4+0 == uninterrupted; {time.time() - t0:.1f} s\n  {why_b}")
+    return None
 
 
 def main():
@@ -233,7 +460,7 @@ def main():
     ap.add_argument("--step-us", type=int, default=10000)
     ap.add_argument("--checkpoints", type=int, default=2)
     ap.add_argument("--seed", type=int, default=None)
-    ap.add_argument("--only", choices=["hung", "coord-restart"], help="run only this case (repeat runs of it)")
+    ap.add_argument("--only", choices=["hung", "coord-restart", "lost"], help="run only this case (repeat runs of it)")
     a = ap.parse_args()
     why = skip_reason()
     if why:
@@ -516,6 +743,11 @@ def main():
                             f"{sorted(got_h) == sorted(ref_h.stdout.splitlines())}", open(err).read())
             print(f"hung proxy: checkpoint --timeout 5 given up naming rank 2 on h2 ({', '.join(tooks)}), no "
                   f"generation; then a checkpoint commits and the job ends with the uninterrupted output\n  {why}")
+
+        if a.only in (None, "lost"):
+            bad = lost_node_case(c, a, prog, want, root, log)
+            if bad:
+                return fail(*bad)
 
         if a.only is None:
             # A corrupt image: the restart fails in the rank's restore, naming rank and node.
