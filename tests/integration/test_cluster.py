@@ -509,7 +509,7 @@ class MungeTest(unittest.TestCase):
         # A forged MUNGE credential (scheme 1) is refused and closes only that connection.
         payload = struct.pack("<I", len(self.job)) + self.job.encode()
         cred = b"MUNGE:AwQDAAAforged:"
-        body = struct.pack("<IHHQBIqQI", 0x59525246, 1, 0x0209, 1, 1, 0, time.time_ns(), 7, len(cred)) + cred + payload
+        body = struct.pack("<IHHQBIqQI", 0x59525246, 2, 0x0209, 1, 1, 0, time.time_ns(), 7, len(cred)) + cred + payload
         with socket.create_connection(("127.0.0.1", self.c.port), timeout=10) as s:
             s.sendall(struct.pack("<I", len(body)) + body)
             reply = s.recv(4096)
