@@ -164,6 +164,7 @@ void MpiLaunchers::launch(std::uint64_t epoch, std::uint64_t id, const proto::La
   spec.gid = m.gid;
   spec.stdout_path = paths_.job_dir(m.job) + "/mpirun.out";
   spec.stderr_path = paths_.job_dir(m.job) + "/mpirun.err";
+  spec.end_with_agent = true;  // a head agent that dies takes the job with it (docs/mpi.md)
   auto spawned = spawn_rank(spec);
   if (!spawned) return refuse(proto::to_wire(spawned.error().code()), spawned.error().message());
   run->launcher = spawned->pid;

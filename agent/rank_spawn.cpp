@@ -3,10 +3,13 @@
 // rank_spawn.hpp for what the child does, in order).
 #include "rank_spawn.hpp"
 
+#include <sys/prctl.h>
+
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -113,6 +116,7 @@ Result<SpawnedRank> spawn_rank(const SpawnSpec& spec) {
   if (::pipe2(errpipe, O_CLOEXEC) != 0) return fail_errno("pipe");
   UniqueFd err_r(errpipe[0]), err_w(errpipe[1]);
 
+  const pid_t agent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return fail_errno("fork");
   if (pid == 0) {
@@ -123,6 +127,9 @@ Result<SpawnedRank> spawn_rank(const SpawnSpec& spec) {
       if (::setgid(spec.gid) != 0) child_fail(errfd, kGid);
       if (::setuid(spec.uid) != 0) child_fail(errfd, kUid);
     }
+    // After the credential change, which clears the parent-death signal; an agent that died
+    // before it was set is noticed by the parent pid.
+    if (spec.end_with_agent && (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != agent)) ::_exit(127);
     if (::chdir(spec.cwd.c_str()) != 0) child_fail(errfd, kChdir);
     int in = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (in < 0) child_fail(errfd, kStdin);

@@ -34,6 +34,9 @@ struct SpawnSpec {
   gid_t gid = 0;
   std::string stdout_path, stderr_path;
   int agent_fd = -1;  // read end of the agent's liveness pipe: fd 5 in the child (--agent-fd 5)
+  // The child gets SIGTERM when the agent dies (PR_SET_PDEATHSIG; the agent is one thread): for
+  // mpirun, which nothing could supervise, checkpoint or report on without its agent.
+  bool end_with_agent = false;
 };
 
 // Where a job's files live in the shared store (see agent/README.md).

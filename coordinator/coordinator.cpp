@@ -124,6 +124,7 @@ void Coordinator::on_agent_message(const std::shared_ptr<Session>& s, const prot
                             f.env.request_id));
       return s->close("bad node name");
     }
+    agent_pids_[reg->node] = reg->agent_pid;
     std::uint64_t sid = agents_.on_register(reg->node, s);
     mpi_hosts_[reg->node] = reg->hostname;
     (void)db_.node_heartbeat(reg->node, proto::realtime_ns());
@@ -162,9 +163,22 @@ void Coordinator::on_agent_message(const std::shared_ptr<Session>& s, const prot
 }
 
 void Coordinator::on_agent_joined(const std::string& node) {
-  for (auto& [id, job] : jobs_)
-    if (job.agents_away.erase(node))
-      log(Severity::info, "coord.job", {id, node, {}, {}}, "the agent of node " + node + " is back: the MPI job goes on");
+  for (auto& [id, job] : jobs_) {
+    auto away = job.agents_away.find(node);
+    if (away == job.agents_away.end()) continue;
+    std::int32_t now = agent_pids_.count(node) ? agent_pids_[node] : 0;
+    if (node == job.head && away->second.agent_pid != 0 && now != away->second.agent_pid) {
+      // Another agent process: the run (mpirun, the old agent's child) ended with the old one.
+      away->second.why += "; a new agent (pid " + std::to_string(now) + ") replaced it (pid " +
+                          std::to_string(away->second.agent_pid) + ")";
+      away->second.timer->cancel();
+      job.ending = "node " + node + ": the agent that ran mpirun is gone";
+      if (!job.round) end_half_dead_job(job);  // else once the round has aborted
+      continue;
+    }
+    job.agents_away.erase(away);
+    log(Severity::info, "coord.job", {id, node, {}, {}}, "the agent of node " + node + " is back: the MPI job goes on");
+  }
   auto it = pending_aborts_.find(node);
   if (it == pending_aborts_.end()) return;
   for (const auto& step : it->second) {
@@ -185,7 +199,7 @@ void Coordinator::on_agent_lost(const std::string& node, const std::string& why)
     Job& job = it->second;
     if (job.round) job.round->on_agent_lost(node, "agent lost (" + why + "): node " + node + " may be gone");
     if (!job.inc || job.inc->final() || !job.inc->nodes().count(node)) continue;
-    if (job.mpi && node != job.head) {
+    if (job.mpi) {  // head or not: a connection may come back (mpi_requests.cpp)
       on_mpi_agent_away(job, node, why);
       continue;
     }
@@ -207,6 +221,7 @@ void Coordinator::on_agent_lost(const std::string& node, const std::string& why)
 
 void Coordinator::end_half_dead_job(Job& job) {
   if (!job.inc || job.inc->final()) return;
+  if (job.mpi && job.agents_away.count(job.head)) return end_mpi_job_head_lost(job);
   // An MPI job's ranks are all mpirun's, which runs on the head node.
   for (const auto& node : job.mpi ? std::set<std::string>{job.head} : job.inc->nodes()) {
     if (!agents_.alive(node)) continue;

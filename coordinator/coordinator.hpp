@@ -80,10 +80,13 @@ private:
     bool mpi = false;
     std::string head;
     std::optional<std::uint64_t> stopped_generation;
-    // MPI: non-head nodes of the running incarnation whose agent is lost (why, and the timer
-    // that declares the node down after node_down_after unless the agent registers again).
+    // MPI: nodes of the running incarnation whose agent is lost (why, the lost agent's pid, and
+    // the timer that declares the node down after node_down_after unless the agent registers
+    // again). The head's agent is mpirun's parent: a head agent back with another pid means the
+    // run ended with the old one (mpirun gets SIGTERM when its agent dies).
     struct AgentAway {
       std::string why;
+      std::int32_t agent_pid = 0;  // 0: not known (registered with an earlier coordinator)
       std::unique_ptr<boost::asio::steady_timer> timer;
     };
     std::map<std::string, AgentAway> agents_away;
@@ -100,6 +103,9 @@ private:
   // mpi_requests.cpp: the agent of a non-head node of a running MPI job is lost: the job goes
   // on (Open MPI ends it if the node is really gone) unless the agent stays away too long.
   void on_mpi_agent_away(Job& job, const std::string& node, const std::string& why);
+  // mpi_requests.cpp: the head's agent of a running MPI job is gone for good (not back in time, or
+  // back as another process): mpirun went with it, so the record is written here, naming the head.
+  void end_mpi_job_head_lost(Job& job);
   void on_round_reply(const std::string& node, const proto::RoundReply& m);
   void on_incarnation_final(Job& job);
   void stop_ranks(const Job& job, const std::string& why);
@@ -162,6 +168,7 @@ private:
   std::map<std::uint64_t, ReplyTo> restart_replies_;  // restart id -> RESTART without --detach
   std::map<std::string, std::vector<proto::RoundStep>> pending_aborts_;  // node -> ABORTs
   std::uint64_t next_request_id_ = 1;
+  std::map<std::string, std::int32_t> agent_pids_;  // node -> pid its agent registered with
   std::map<std::string, std::string> mpi_hosts_;  // node -> its name in mpirun's --host (AGENT_REGISTER hostname)
 };
 

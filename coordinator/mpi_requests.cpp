@@ -9,7 +9,9 @@
 // Lost agents (docs/mpi.md "A lost node or agent"): the ranks are mpirun's, so the agent of a
 // non-head node being lost does not end the job; only if it stays away node_down_after is the
 // node counted as down and the job ended. A run that ends with a rank unreported on a node
-// whose agent is lost is recorded as that node lost.
+// whose agent is lost is recorded as that node lost. The head's agent is mpirun's parent
+// (mpirun gets SIGTERM when it dies): if it is not back, as the same process, within
+// node_down_after, the job is recorded as ended with the head node lost.
 #include <pwd.h>
 #include <unistd.h>
 
@@ -217,11 +219,17 @@ void Coordinator::on_mpi_run_ended(const std::string& node, const proto::MpiRunE
 void Coordinator::on_mpi_agent_away(Job& job, const std::string& node, const std::string& why) {
   if (job.agents_away.count(node)) return;
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(cfg_.node_down_after).count();
-  log(Severity::warning, "coord.job", {job.row.id, node, {}, {}},
-      "agent of node " + node + " lost (" + why + "): the MPI job goes on (its ranks there are mpirun's); node " +
-          node + " counts as down if its agent is not back within " + std::to_string(secs) + " s");
+  if (node == job.head)
+    log(Severity::warning, "coord.job", {job.row.id, node, {}, {}},
+        "agent of node " + node + " (the head: mpirun's parent) lost (" + why +
+            "): unless that same agent is back within " + std::to_string(secs) + " s, the job counts as ended");
+  else
+    log(Severity::warning, "coord.job", {job.row.id, node, {}, {}},
+        "agent of node " + node + " lost (" + why + "): the MPI job goes on (its ranks there are mpirun's); node " +
+            node + " counts as down if its agent is not back within " + std::to_string(secs) + " s");
   auto& away = job.agents_away[node];
   away.why = why;
+  away.agent_pid = agent_pids_.count(node) ? agent_pids_[node] : 0;
   away.timer = std::make_unique<boost::asio::steady_timer>(io_);
   away.timer->expires_after(cfg_.node_down_after);
   std::string id = job.row.id;
@@ -235,6 +243,24 @@ void Coordinator::on_mpi_agent_away(Job& job, const std::string& node, const std
     j.ending = "node " + node + " down: its agent did not come back within " + std::to_string(secs) + " s";
     if (!j.round) end_half_dead_job(j);  // else once the round has aborted
   });
+}
+
+void Coordinator::end_mpi_job_head_lost(Job& job) {
+  if (!job.inc || job.inc->final()) return;
+  const auto& away = job.agents_away[job.head];
+  proto::MpiRunEnded none;
+  none.job = job.row.id;
+  auto rec = fold_mpi_run(job.inc->id(), job.row.id, job.inc->placement(), none, std::nullopt);
+  rec.outcome = proto::Outcome::signaled;
+  rec.signal = 9;
+  rec.exit_status.reset();
+  rec.phase.reset();
+  rec.rank = 0;  // rank 0 runs on the head node by construction
+  rec.node = job.head;
+  rec.reason = "node " + job.head + " lost (its agent: " + away.why +
+               "); mpirun ran under that agent and ended with it, taking every rank";
+  log(Severity::warning, "coord.exit", {job.row.id, job.head, {}, {}}, *rec.reason);
+  if (job.inc->on_mpi_run_ended(rec)) on_incarnation_final(job);
 }
 
 }  // namespace ferry::coord

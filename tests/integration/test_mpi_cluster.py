@@ -24,7 +24,8 @@ mpirun. The program is mpi/tests/programs/ckpt_mix.c.
      run's;
   7. a restart whose rank 3 image is corrupt: restart_failed (86) naming rank 3 and its node;
   8. node h2 lost (lost_node_case, --only lost): only its agent, in the middle of a checkpoint,
-     and while a job runs.
+     and while a job runs; then the head's agent (h1, mpirun's parent) killed -9: the job ends
+     with it and the record names node h1.
 The namespaces and every process in them are removed at the end (by PID), also on failure.
 Exit 0 pass, 1 fail, 77 skip (not root, no `ip netns`, no mpirun)."""
 import argparse
@@ -121,6 +122,17 @@ class Cluster:
             except ProcessLookupError:
                 pass
         p.wait(timeout=10)
+
+    def agent_pid(self, node):
+        """The ferry-agent process of `node` itself (under its netns wrapper, which execs it)."""
+        p = self.agents[node]
+        for pid in [p.pid] + descendants(p.pid):
+            try:
+                if os.path.basename(os.readlink(f"/proc/{pid}/exe")) == "ferry-agent":
+                    return pid
+            except OSError:
+                continue
+        return None
 
     def kill_node(self, node):
         """The loss of `node`: kill -9 of its agent and of every process of the job on it (mpirun's
@@ -301,15 +313,15 @@ def lost_node_case(c, a, prog, want, root, log):
         d = os.path.join(c.store, "jobs", info["job"])
         return sorted(g for g in os.listdir(d) if g.startswith("gen-"))
 
-    def wait_record(rid, what, within):
+    def wait_record(rid, what, within, node="h2"):
         t = time.time()
         w = c.ferry("wait", str(rid), "--json", "--timeout", str(within + 30))
         took = time.time() - t
         rec = json.loads(w.stdout or "{}")
-        if rec.get("outcome") in (None, "running") or rec.get("node") != "h2" or "h2" not in (rec.get("reason") or "") \
-                or took > within:
+        if rec.get("outcome") in (None, "running") or rec.get("node") != node or \
+                node not in (rec.get("reason") or "") or took > within:
             return None, f"{what}: ferry wait gave {w.returncode} {rec} after {took:.1f} s, want an end naming node " \
-                         f"h2 (node and reason) within {within} s"
+                         f"{node} (node and reason) within {within} s"
         return rec, None
 
     def restart_h1(name, info, what):
@@ -442,6 +454,52 @@ def lost_node_case(c, a, prog, want, root, log):
     bad = restart_h1("lost-a", info, "node lost")
     if bad:
         return bad, ""
+    log.append(f"h2 lost while running: ferry wait ended in {took_a:.1f} s, {time.time() - t0:.1f} s")
+
+    # (d) The head's agent (h1: mpirun's parent) killed -9 while a job runs: mpirun ends with it
+    # (nothing could checkpoint or report on the job any more), every rank with mpirun, and the
+    # record names node h1 once the agent is not back within --node-down-after-s (8 s).
+    info, bad = launch("lost-d")
+    if bad:
+        return bad, ""
+    rid = info["restarts"][-1]["restart_id"]
+    ck = c.ferry("checkpoint", "lost-d")
+    if ck.returncode != 0:
+        return f"head agent lost: the checkpoint of lost-d failed ({ck.returncode})", ck.stderr
+    mpirun_pid = c.launcher_pid()
+    job_pids = [mpirun_pid] + descendants(mpirun_pid)
+    agent = c.agent_pid("h1")
+    time.sleep(0.5)
+    t3 = time.time()
+    os.kill(agent, 9)  # the agent only: mpirun and the ranks are left to what ferry does
+    end = time.time() + 30
+    while time.time() < end and any(proc_state(p) not in (None, "Z") for p in job_pids):
+        time.sleep(0.2)
+    left = [p for p in job_pids if proc_state(p) not in (None, "Z")]
+    if left:
+        return (f"head agent lost: {len(left)} of the job's {len(job_pids)} processes (mpirun {mpirun_pid}) still "
+                f"run 30 s after the head's agent was killed"), ""
+    gone_in = time.time() - t3
+    rec_d, bad = wait_record(rid, "head agent lost", 25, node="h1")
+    if bad:
+        return bad, ""
+    took_d = time.time() - t3
+    if not 7.5 <= took_d or rec_d["outcome"] != "signaled":
+        return f"head agent lost: record {rec_d} {took_d:.1f} s after, want signaled after the 8 s node-down time", ""
+    try:
+        c.agents["h1"].wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        return "head agent lost: h1's agent wrapper did not end after the agent was killed", ""
+    c.start_agent("h1")
+    if not c.wait_agents():
+        return "head agent lost: h1's agent did not register again", ""
+    bad = restart_h1("lost-d", info, "head agent lost")
+    if bad:
+        return bad, ""
+    log.append(f"head agent lost: job gone in {gone_in:.1f} s, record in {took_d:.1f} s")
+    print(f"head agent (h1) lost: mpirun and every rank gone {gone_in:.1f} s after, ferry wait ended {took_d:.1f} s "
+          f"after ({rec_d['outcome']} rank {rec_d['rank']} node {rec_d['node']}: {rec_d['reason'][:120]!r}), "
+          f"restart 4+0 == uninterrupted")
     print(f"node h2 lost: only its agent: the job ran on and a checkpoint committed, ended {down_after:.1f} s "
           f"after ({why_c!r}); in the middle of a "
           f"checkpoint: failed in {took:.1f} s, no generation, record {why_b_rec!r}, restart 4+0 == uninterrupted; "
