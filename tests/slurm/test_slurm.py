@@ -198,11 +198,20 @@ def case_restart_fails(ctx):
                 os.unlink(os.path.join(root, f))
                 removed += 1
     expect(removed > 0, f"removed {removed} image file(s) of {jobdir} before the rerun")
+    # Releasing a requeued job early skips slurmctld's cred_expire wait; not in the second of the
+    # requeue itself: slurmd compares credential times in whole seconds and kills a run whose
+    # credential is as old as the revocation ("Job credential revoked", seen once in CI).
+    pending_since = {"t": time.time()}
+    time.sleep(1.2)
     sh("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
 
     def release_if_waiting():  # skip cred_expire between the reruns too
         i = job_info(job)
-        if i.get("JobState") == "PENDING":
+        if i.get("JobState") != "PENDING":
+            pending_since["t"] = None
+        elif pending_since["t"] is None:
+            pending_since["t"] = time.time()
+        elif time.time() - pending_since["t"] >= 1.2:
             sh("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
         return i if i.get("JobState") in FINAL else None
 
