@@ -342,6 +342,23 @@ def lost_node_case(c, a, prog, want, root, log):
                    f"unexpected {sorted(set(got) - set(want))[:5]}"
         return None
 
+    def launch_checkpointed(name, what):
+        """A 2+2 job launched and checkpointed once: (info, restart id, None) or (None, None, bad)."""
+        info, bad = launch(name)
+        if bad:
+            return None, None, bad
+        ck = c.ferry("checkpoint", name)
+        if ck.returncode != 0:
+            return None, None, f"{what}: the checkpoint of {name} failed ({ck.returncode}): {ck.stderr}"
+        return info, info["restarts"][-1]["restart_id"], None
+
+    def agent_back_then_restart(node, name, info, what):
+        """`node`'s agent started again, then the job restarted 4+0 on h1: None or why not."""
+        c.start_agent(node)
+        if not c.wait_agents():
+            return f"{what}: {node}'s agent did not register again"
+        return restart_h1(name, info, what)
+
     trigger = os.path.join(root, "hang-rank-2-in-drain")
     info, bad = launch("lost", {"FERRY_TEST_CHECKPOINT_HANG": "2:drain:" + trigger})
     if bad:
@@ -434,13 +451,9 @@ def lost_node_case(c, a, prog, want, root, log):
     log.append(f"h2 lost mid-checkpoint: failed in {took:.1f} s, {time.time() - t0:.1f} s")
 
     # (a) Node h2 lost while a job runs.
-    info, bad = launch("lost-a")
+    info, rid, bad = launch_checkpointed("lost-a", "node lost")
     if bad:
         return bad, ""
-    rid = info["restarts"][-1]["restart_id"]
-    ck = c.ferry("checkpoint", "lost-a")
-    if ck.returncode != 0:
-        return f"lost: the checkpoint of lost-a failed ({ck.returncode})", ck.stderr
     time.sleep(0.5)
     t2 = time.time()
     c.kill_node("h2")
@@ -448,10 +461,7 @@ def lost_node_case(c, a, prog, want, root, log):
     if bad:
         return bad, ""
     took_a = time.time() - t2
-    c.start_agent("h2")
-    if not c.wait_agents():
-        return "node lost: h2's agent did not register again", ""
-    bad = restart_h1("lost-a", info, "node lost")
+    bad = agent_back_then_restart("h2", "lost-a", info, "node lost")
     if bad:
         return bad, ""
     log.append(f"h2 lost while running: ferry wait ended in {took_a:.1f} s, {time.time() - t0:.1f} s")
@@ -459,13 +469,9 @@ def lost_node_case(c, a, prog, want, root, log):
     # (d) The head's agent (h1: mpirun's parent) killed -9 while a job runs: mpirun ends with it
     # (nothing could checkpoint or report on the job any more), every rank with mpirun, and the
     # record names node h1 once the agent is not back within --node-down-after-s (8 s).
-    info, bad = launch("lost-d")
+    info, rid, bad = launch_checkpointed("lost-d", "head agent lost")
     if bad:
         return bad, ""
-    rid = info["restarts"][-1]["restart_id"]
-    ck = c.ferry("checkpoint", "lost-d")
-    if ck.returncode != 0:
-        return f"head agent lost: the checkpoint of lost-d failed ({ck.returncode})", ck.stderr
     mpirun_pid = c.launcher_pid()
     job_pids = [mpirun_pid] + descendants(mpirun_pid)
     agent = c.agent_pid("h1")
@@ -490,10 +496,7 @@ def lost_node_case(c, a, prog, want, root, log):
         c.agents["h1"].wait(timeout=10)
     except subprocess.TimeoutExpired:
         return "head agent lost: h1's agent wrapper did not end after the agent was killed", ""
-    c.start_agent("h1")
-    if not c.wait_agents():
-        return "head agent lost: h1's agent did not register again", ""
-    bad = restart_h1("lost-d", info, "head agent lost")
+    bad = agent_back_then_restart("h1", "lost-d", info, "head agent lost")
     if bad:
         return bad, ""
     log.append(f"head agent lost: job gone in {gone_in:.1f} s, record in {took_d:.1f} s")
