@@ -22,7 +22,8 @@
 //      MADV_WIPEONFORK), then the copy-on-write snapshot (snapshot.hpp); capture_state() ends
 //      here and the caller may resume the process
 //   8. capture_pages(): the (remaining) pages, from the snapshot or the still frozen process;
-//      sink.finish(image); the snapshot is killed and reaped
+//      the snapshot is killed (its exit tears its memory down meanwhile), sink.finish(image),
+//      then the snapshot is reaped
 //   Pipes, shared descriptions (tree_fds.hpp) and exited children not yet reaped
 //   (zombies.hpp) join step 1; buffered pipe bytes, read there, are written in step 6.
 //   Timers, event fds, pending signals (timers.cpp, event_fds.cpp, pending_signals.cpp): their
@@ -312,10 +313,8 @@ Result<image::ProcessImage> capture_pages(PendingCapture& pending, FrozenProcess
                              st.inc.get(), &st.refs);
   }
   if (!r) return fail(r.error().wrap("save memory of " + st.who));
-  if (st.snap) {
-    if (auto d = st.snap->discard(still_frozen); !d) return fail(d.error().wrap("checkpoint " + st.who));
-    st.snap.reset();
-  }
+  // The snapshot's memory is torn down by its own exit while the image is finished and synced.
+  if (st.snap) st.snap->kill();
   if (st.inc && !st.refs.empty()) {
     // Keep only the bases referred to, renumbered in the order of the basis.
     std::sort(st.refs.begin(), st.refs.end(), [](const image::PageRef& a, const image::PageRef& b) { return a.addr < b.addr; });
@@ -331,7 +330,12 @@ Result<image::ProcessImage> capture_pages(PendingCapture& pending, FrozenProcess
     for (auto& ref : st.refs) ref.base = static_cast<uint32_t>(renumber[ref.base]);
     st.img.page_refs = std::move(st.refs);
   }
-  if (auto f = st.sink->finish(st.img); !f) return fail(f.error().wrap("finish image of " + st.who));
+  auto f = st.sink->finish(st.img);
+  if (st.snap) {
+    if (auto d = st.snap->discard(still_frozen); !d && f) return fail(d.error().wrap("checkpoint " + st.who));
+    st.snap.reset();
+  }
+  if (!f) return fail(f.error().wrap("finish image of " + st.who));
   return std::move(st.img);
 }
 

@@ -18,6 +18,14 @@
 
 namespace ferry::capture {
 
+namespace {
+// Kernel-provided mappings: never registered, never written by the program.
+bool untrackable(const proc::MapEntry& m) {
+  return m.special == proc::Special::vdso || m.special == proc::Special::vvar ||
+         m.special == proc::Special::vvar_vclock || m.special == proc::Special::vsyscall;
+}
+}  // namespace
+
 Result<DirtyTracker> DirtyTracker::create(FrozenProcess& frozen) {
   const pid_t pid = frozen.pid();
   const std::string who = "dirty tracking of process " + std::to_string(pid);
@@ -62,34 +70,43 @@ Result<DirtyTracker> DirtyTracker::create(FrozenProcess& frozen) {
 }
 
 Result<DirtySet> DirtyTracker::harvest() {
-  FERRY_TRY(smaps, proc::read_smaps(pid_));
+  // /proc/PID/maps, not smaps: smaps walks every page table entry of the process (20 ms per
+  // GiB here, inside the pause). A VMA not registered with our userfaultfd in WP_ASYNC mode
+  // answers PAGEMAP_SCAN with EPERM (PM_SCAN_CHECK_WPASYNC) at once.
+  FERRY_TRY(maps, proc::read_maps(pid_));
   DirtySet out;
-  for (const auto& s : smaps) {
-    if (!s.uffd_wp) continue;
-    auto w = proc::scan_written(pagemap_.get(), s.start, s.end, /*rearm=*/true);
+  registered_.clear();
+  for (const auto& m : maps) {
+    if (m.shared || untrackable(m)) continue;
+    auto w = proc::scan_written(pagemap_.get(), m.start, m.end, /*rearm=*/true);
     if (!w) {
       if (w.error().code().value() == ENOTTY || w.error().code().value() == EINVAL)
         return fail(errc::unsupported, "PAGEMAP_SCAN of process " + std::to_string(pid_) + ": " + w.error().message());
-      continue;  // not ours (EPERM: not WP_ASYNC): untracked, written whole
+      continue;  // not registered, or not ours (EPERM: not WP_ASYNC): untracked, written whole
     }
-    out.tracked.push_back({s.start, s.end});
+    out.tracked.push_back({m.start, m.end});
     out.written.insert(out.written.end(), w->begin(), w->end());
+    registered_.insert(m.start);
   }
+  harvested_ = true;
   return out;
 }
 
 Result<size_t> DirtyTracker::arm() {
   FERRY_TRY(maps, proc::read_maps(pid_));
-  FERRY_TRY(smaps, proc::read_smaps(pid_));
   std::set<uint64_t> registered;
-  for (const auto& s : smaps)
-    if (s.uffd_wp) registered.insert(s.start);
+  if (harvested_) {
+    // harvest() just found them (same freeze: the VMAs have not changed since).
+    registered = std::move(registered_);
+    harvested_ = false;
+  } else {
+    FERRY_TRY(smaps, proc::read_smaps(pid_));
+    for (const auto& s : smaps)
+      if (s.uffd_wp) registered.insert(s.start);
+  }
   size_t armed = 0;
   for (const auto& m : maps) {
-    if (m.shared || !m.write) continue;
-    if (m.special == proc::Special::vdso || m.special == proc::Special::vvar ||
-        m.special == proc::Special::vvar_vclock || m.special == proc::Special::vsyscall)
-      continue;
+    if (m.shared || !m.write || untrackable(m)) continue;
     if (registered.count(m.start)) continue;
     uffdio_register reg{};
     reg.range = {m.start, m.end - m.start};

@@ -15,12 +15,14 @@
 //            message, no handler thread, the program never blocks) and WP_UNPOPULATED (pages
 //            never touched count as protected, so their first write is seen too). Every
 //            userfaultfd ioctl acts on the mm of the fd, so ferry calls them itself.
-//   arm:     (process frozen) every private writable VMA not registered yet (smaps VmFlags
-//            lacks "uw") is registered UFFDIO_REGISTER_MODE_WP and write-protected whole
+//   arm:     (process frozen) every private writable VMA not registered yet (not found by the
+//            harvest of the same freeze; without one, smaps VmFlags lacks "uw") is registered UFFDIO_REGISTER_MODE_WP and write-protected whole
 //            (UFFDIO_WRITEPROTECT). A VMA the kernel refuses stays untracked.
-//   harvest: (process frozen) for every registered VMA ("uw"), PAGEMAP_SCAN with
+//   harvest: (process frozen) for every private VMA of /proc/PID/maps, PAGEMAP_SCAN with
 //            PAGE_IS_WRITTEN | WP_MATCHING | CHECK_WPASYNC lists the pages written since the
-//            previous harvest/arm and write-protects them again in the same walk.
+//            previous harvest/arm and write-protects them again in the same walk; a VMA not
+//            registered (EPERM with PM_SCAN_CHECK_WPASYNC) is untracked. (smaps would say
+//            which are, but reading it walks every page table entry: 20 ms per GiB here.)
 //            Registered VMAs are "tracked" (their unlisted pages are unchanged since then);
 //            VMAs created, moved or grown into since (munmap + mmap gives a VMA without "uw")
 //            are not, and are written whole. A page zapped and re-read (MADV_DONTNEED) reads as
@@ -33,6 +35,7 @@
 
 #include <sys/types.h>
 
+#include <set>
 #include <vector>
 
 #include "capture.hpp"
@@ -63,6 +66,10 @@ private:
   pid_t pid_ = -1;
   UniqueFd uffd_;
   UniqueFd pagemap_;
+  // Starts of the VMAs the last harvest() found registered; arm() right after it (same
+  // freeze) uses them instead of reading smaps.
+  std::set<uint64_t> registered_;
+  bool harvested_ = false;
 };
 
 }  // namespace ferry::capture

@@ -94,6 +94,10 @@ MemorySnapshot::~MemorySnapshot() {
   if (child_ && child_->tid() >= 0) (void)discard(nullptr);
 }
 
+void MemorySnapshot::kill() noexcept {
+  if (child_ && child_->tid() >= 0) ::kill(child_->tid(), SIGKILL);
+}
+
 Result<void> MemorySnapshot::discard(FrozenProcess* still_frozen) {
   if (!child_ || child_->tid() < 0) return {};
   const pid_t c = child_->tid();

@@ -48,6 +48,8 @@ public:
   // The child under ptrace (for /proc/PID/mem reads of pages process_vm_readv cannot read).
   const ptrace::Tracee& tracee() const { return *child_; }
 
+  // Sends the child SIGKILL (it dies as soon as it is scheduled; discard() collects it).
+  void kill() noexcept;
   // Kills and reaps the child (see the top of this file). `still_frozen` is the process when
   // it is still frozen (its leader runs the wait4), nullptr once it was resumed. Best effort
   // towards the process: if it exited meanwhile there is nothing left to reap.

@@ -146,9 +146,12 @@ Result<void> ChunkPipeline::ensure_current() {
   } else {
     ++buffers_;
     lock.unlock();
-    auto c = std::make_unique<Chunk>();
-    c->data.reset(static_cast<std::byte*>(std::aligned_alloc(4096, kChunkBytes)));
-    if (!c->data) return fail_errno("image " + fname_ + ": chunk buffer", ENOMEM);
+    auto c = take_pooled();
+    if (!c) {
+      c = std::make_unique<Chunk>();
+      c->data.reset(static_cast<std::byte*>(std::aligned_alloc(4096, kChunkBytes)));
+      if (!c->data) return fail_errno("image " + fname_ + ": chunk buffer", ENOMEM);
+    }
     current_ = std::move(c);
   }
   t_caller_wait_ += since(t0);
@@ -421,10 +424,50 @@ Result<void> ChunkPipeline::finish() {
                  static_cast<unsigned long long>(total_),
                  static_cast<unsigned long long>(stored_), t_write_, t_writeback_, t_writer_wait_, flushes_, t_flush_,
                  t_caller_wait_, drain);
-  spare_.clear();
+  return_pooled(spare_);
   filled_.clear();
   encoded_.clear();
   return {};
+}
+
+namespace {
+std::mutex pool_mu;  // guards ChunkPipeline::pool()
+bool keep_buffers() {
+  const char* e = std::getenv("FERRY_WRITE_KEEP_BUFFERS");
+  return !(e && std::strcmp(e, "0") == 0);
+}
+}  // namespace
+
+// Chunk objects, so their compression buffers (`packed`) are reused too; destroyed at exit,
+// after every stream.
+std::vector<std::unique_ptr<ChunkPipeline::Chunk>>& ChunkPipeline::pool() {
+  static std::vector<std::unique_ptr<Chunk>> chunks;
+  return chunks;
+}
+
+std::unique_ptr<ChunkPipeline::Chunk> ChunkPipeline::take_pooled() {
+  std::lock_guard<std::mutex> lock(pool_mu);
+  auto& chunks = pool();
+  if (chunks.empty()) return nullptr;
+  auto c = std::move(chunks.back());
+  chunks.pop_back();
+  c->index = 0;
+  c->used = 0;
+  c->sum = 0;
+  c->hashed = false;
+  c->packed_size = 0;
+  c->coding = ChunkCoding::raw;
+  return c;
+}
+
+void ChunkPipeline::return_pooled(std::vector<std::unique_ptr<Chunk>>& chunks) {
+  if (keep_buffers()) {
+    std::lock_guard<std::mutex> lock(pool_mu);
+    auto& kept = pool();
+    for (auto& c : chunks)
+      if (c && c->data && kept.size() < kMaxBuffers) kept.push_back(std::move(c));
+  }
+  chunks.clear();
 }
 
 }  // namespace ferry::image

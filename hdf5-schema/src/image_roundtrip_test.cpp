@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <set>
 
 #include "chunk_store.hpp"
 #include "ferry/image/reader.hpp"
@@ -394,6 +395,47 @@ TEST(ImageWriter, PageBufferCommitsRunsAndRawChunksAreAligned) {
   ASSERT_TRUE((*reader)->read_pages(kB, back_b));
   EXPECT_TRUE(back_a == a);
   EXPECT_TRUE(back_b == b);
+}
+
+// The chunk buffers of a finished image serve the next image of the process (chunk_pipeline.hpp
+// "Buffer reuse": fresh pages cost a hypervisor fault each on the project VM), and nothing of
+// the first image's bytes leaks into the second.
+TEST(ImageWriter, ChunkBuffersOfOneImageServeTheNextWithoutLeaking) {
+  constexpr uint64_t kA = 0x7f0000000000;
+  std::set<const std::byte*> first_buffers;
+  auto write = [&](const std::string& path, const std::vector<std::byte>& src, std::set<const std::byte*>& seen) {
+    auto writer = ImageWriter::create(path);
+    ASSERT_TRUE(writer);
+    for (size_t off = 0; off < src.size();) {
+      auto buf = (*writer)->page_buffer(std::min<size_t>(src.size() - off, 1 << 20));
+      ASSERT_TRUE(buf);
+      ASSERT_FALSE(buf->empty());
+      if (off % kChunkBytes == 0) seen.insert(buf->data());  // the start of a chunk buffer
+      std::memcpy(buf->data(), src.data() + off, buf->size());
+      ASSERT_TRUE((*writer)->commit_pages(kA + off, buf->size()));
+      off += buf->size();
+    }
+    ProcessImage im;
+    im.header.abi = "x86_64";
+    im.header.page_size = static_cast<uint32_t>(kPage);
+    ASSERT_TRUE((*writer)->finish(im));
+  };
+  TempFile one("reuse1"), two("reuse2");
+  std::vector<std::byte> a(uint64_t{9} << 20), b((uint64_t{5} << 20) + 3 * kPage);
+  fill_pages(kA, a);
+  std::memset(b.data(), 0x6b, b.size());
+  write(one.path, a, first_buffers);
+  std::set<const std::byte*> second_buffers;
+  write(two.path, b, second_buffers);
+  size_t shared = 0;
+  for (const std::byte* p : second_buffers) shared += first_buffers.count(p);
+  EXPECT_GT(shared, 0u) << "the second image got only fresh chunk buffers";
+  auto reader = ImageReader::open(two.path);
+  ASSERT_TRUE(reader) << reader.error().message();
+  ASSERT_TRUE((*reader)->verify_all());
+  std::vector<std::byte> back(b.size());
+  ASSERT_TRUE((*reader)->read_pages(kA, back));
+  EXPECT_TRUE(back == b);
 }
 
 TEST(ImageThroughput, Write256MiB) {
