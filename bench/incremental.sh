@@ -80,15 +80,15 @@ wait "$LPID" 2>/dev/null || true
 
 # restore_time GEN: prints "SECONDS VERDICT"
 restore_time() {
-  rm -f "$CTL/verified"
+  rm -f "$CTL/verified" "$CTL/taken"
   touch "$CTL/verify-request"
   local t0 t1
   t0=$(now_ns)
   "$FERRY" restart --store "$HOME_STORE" bench --generation "$1" >"$WORK/restart.out" 2>"$WORK/restart.err" &
   local rpid=$!; PIDS+=("$rpid")
   wait_for gone "$CTL/verify-request" 900 || { cat "$WORK/restart.err" >&2; echo "bench: restart of generation $1 never ran" >&2; exit 1; }
-  t1=$(now_ns)
   wait_for exists "$CTL/verified" 900 || { echo "bench: restarted memhog never verified" >&2; exit 1; }
+  t1=$(taken_ns "$CTL")
   local verdict; read -r verdict _ <"$CTL/verified"
   touch "$CTL/exit-request"
   wait "$rpid" 2>/dev/null || true

@@ -42,15 +42,15 @@ bench_work_dir "$STORE_PARENT" ferry-lazy-bench
 restart_once() {
   local home=$1 ctl=$2 mode=$3 t0 t_run t1 flag=()
   [ "$mode" = lazy ] && flag=(--lazy)
-  rm -f "$ctl/verified"
+  rm -f "$ctl/verified" "$ctl/taken"
   touch "$ctl/verify-request"
   t0=$(now_ns)
   "$FERRY" restart --store "$home" bench "${flag[@]}" >"$ctl/restart-$mode.out" 2>"$ctl/restart-$mode.err" &
   local rpid=$!; PIDS+=("$rpid")
   wait_for gone "$ctl/verify-request" 900 || { echo "bench: $mode restart never ran" >&2; cat "$ctl/restart-$mode.err" >&2; return 1; }
-  t_run=$(now_ns)
   wait_for exists "$ctl/verified" 900 || { echo "bench: $mode restart never verified" >&2; return 1; }
-  t1=$(now_ns)
+  t_run=$(taken_ns "$ctl")
+  t1=$(verified_ns "$ctl")
   local verdict; read -r verdict _ <"$ctl/verified"
   touch "$ctl/exit-request"
   stop_pid "$rpid" 60

@@ -12,8 +12,12 @@
  *                      created, so the ranks of one `ferry launch --ntasks N` job (same
  *                      arguments) each get their own control folder (bench/multirank.sh)
  *   DIR/ready          written once the memory is filled: "<hash> <pid>"
- *   DIR/verify-request when it appears, memhog removes it, re-reads all N MiB and writes
- *   DIR/verified       "OK <pid>" or "BAD <pid>" (written to a temporary name, then renamed)
+ *   DIR/verify-request when it appears, memhog removes it, writes DIR/taken "<ns>" (the
+ *                      CLOCK_REALTIME of that moment, as `date +%s%N`), re-reads all N MiB and
+ *                      writes
+ *   DIR/verified       "OK <pid> <ns>" or "BAD <pid> <ns>" (<ns>: CLOCK_REALTIME when the pass
+ *                      ended; written to a temporary name, then renamed). The times let the
+ *                      bench poll slowly without its polling counting in the figures
  *   DIR/change-request when it appears, memhog removes it, rewrites 10 % of its pages (every
  *                      tenth 64 KiB block, a different tenth each time) with new xorshift
  *                      words, updates the hash it verifies against and writes DIR/changed
@@ -41,6 +45,13 @@ static uint64_t hash_words(const uint64_t *p, size_t words)
         h ^= h >> 29;
     }
     return h;
+}
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 static int write_file(const char *dir, const char *name, const char *text)
@@ -125,8 +136,11 @@ int main(int argc, char **argv)
     struct timespec tick = {0, 1000000};
     for (long n = 0; n < 3600L * 1000; n++) {
         if (take_request(dir, "verify-request")) {
+            snprintf(text, sizeof text, "%llu\n", (unsigned long long)realtime_ns());
+            write_file(dir, "taken", text);
             int ok = hash_words(mem, bytes / 8) == expected;
-            snprintf(text, sizeof text, "%s %d\n", ok ? "OK" : "BAD", (int)getpid());
+            snprintf(text, sizeof text, "%s %d %llu\n", ok ? "OK" : "BAD", (int)getpid(),
+                     (unsigned long long)realtime_ns());
             write_file(dir, "verified", text);
         }
         if (take_request(dir, "change-request")) {

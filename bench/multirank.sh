@@ -80,11 +80,13 @@ cpu_secs() { awk -v a="$1" -v b="$2" -v k="$TICK" 'BEGIN { printf "%.3f", (b - a
 # timed_verify CTL...: after the caller started the restart command(s) at $T0, prints
 # "RUN_S VERIFIED_S": until every memhog took its verify request, and until all verified.
 timed_verify() {
-  local t_run t_ver
+  local t_run=0 t_ver=0 d t
   all_gone verify-request "$@" || return 1
-  t_run=$(now_ns)
   all_exist verified "$@" || return 1
-  t_ver=$(now_ns)
+  for d in "$@"; do
+    t=$(taken_ns "$d"); [ "$t" -gt "$t_run" ] && t_run=$t
+    t=$(verified_ns "$d"); [ "$t" -gt "$t_ver" ] && t_ver=$t
+  done
   all_ok "$@" || { echo "bench: restored memory has a WRONG checksum" >&2; return 1; }
   echo "$(secs "$T0" "$t_run") $(secs "$T0" "$t_ver")"
 }
@@ -122,7 +124,7 @@ separate_jobs() {
   [ "$ok" = 1 ] || { fail "$tag: ferry checkpoint failed" "$base"; return 1; }
   for i in "${ctls[@]}"; do touch "$i/exit-request"; done
   for p in "${lpids[@]}"; do stop_pid "$p" 60; done
-  for i in "${ctls[@]}"; do rm -f "$i/verified"; touch "$i/verify-request"; done
+  for i in "${ctls[@]}"; do rm -f "$i/verified" "$i/taken"; touch "$i/verify-request"; done
   T0=$(now_ns)
   for i in $(seq 0 $((n - 1))); do
     setsid "$FERRY" restart --store "${homes[$i]}" bench >"${ctls[$i]}/restart.out" 2>"${ctls[$i]}/restart.err" &
@@ -160,7 +162,7 @@ rank_job() {
   local cpu_s; cpu_s=$(cpu_secs "$c0" "$(cpu_ticks "${sups[@]}")")
   for r in "${ctls[@]}"; do touch "$r/exit-request"; done
   stop_pid "$lpid" 60
-  for r in "${ctls[@]}"; do rm -f "$r/verified"; touch "$r/verify-request"; done
+  for r in "${ctls[@]}"; do rm -f "$r/verified" "$r/taken"; touch "$r/verify-request"; done
   T0=$(now_ns)
   FERRY_HOME=$base/home HOME=$base "$FERRY" restart 1 >"$base/ctl/restart.out" 2>"$base/ctl/restart.err" &
   local rpid=$!; PIDS+=("$rpid")

@@ -93,6 +93,7 @@ std::optional<int> restart_if_mpi_job(const po::variables_map& vm, const std::st
 }  // namespace
 
 int cmd_restart(const Args& args) {
+  const auto started = std::chrono::steady_clock::now();
   po::options_description opts("ferry restart [--store DIR] JOB [--generation N]");
   opts.add_options()("help,h", "show this help")("store", po::value<std::string>(), "job store directory")(
       "generation", po::value<uint64_t>(), "restore this generation instead of the newest")(
@@ -175,19 +176,19 @@ int cmd_restart(const Args& args) {
     record_failure(e, "validate");
     return refuse(e);
   };
+  restore::RestoreOptions ropts;
+  // FERRY_RESTORE_TRACE=1: the restore's steps on stderr, with the time since the command started.
+  if (const char* tr = std::getenv("FERRY_RESTORE_TRACE"); tr && std::string(tr) == "1") {
+    ropts.log = [started](const std::string& line) {
+      std::chrono::duration<double> d = std::chrono::steady_clock::now() - started;
+      std::cerr << "ferry: [" + std::to_string(d.count()) + " s] " + line + "\n";
+    };
+  }
   auto gen = find_generation(*store, *job, opt<uint64_t>(vm, "generation"));
   if (!gen) return refuse_invalid(gen.error());
   auto reader = image::open_image_chain(gen->image_path);  // an incremental image: with its bases
   if (!reader) return refuse_invalid(reader.error());
-  restore::RestoreOptions ropts;
-  // FERRY_RESTORE_TRACE=1: the restore's steps on stderr, with the time since the command started.
-  if (const char* tr = std::getenv("FERRY_RESTORE_TRACE"); tr && std::string(tr) == "1") {
-    auto start = std::chrono::steady_clock::now();
-    ropts.log = [start](const std::string& line) {
-      std::chrono::duration<double> d = std::chrono::steady_clock::now() - start;
-      std::cerr << "ferry: [" + std::to_string(d.count()) + " s] " + line + "\n";
-    };
-  }
+  if (ropts.log) ropts.log("restart: image opened (" + std::to_string((*reader)->image().bases.size()) + " earlier images)");
   // One image: its chunks are checked while the child is filled (read once, still before the
   // point of no return and before any file is touched); a tree's images are checked here.
   ropts.checksums_while_filling = gen->manifest.images.size() <= 1;

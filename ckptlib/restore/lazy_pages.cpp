@@ -14,11 +14,17 @@
 //      program faults on them at once) while the restore finishes; until restore_process has
 //      let the program go (program_resumed), the server then only
 //      serves faults (the remaining remote calls may touch registered memory), so it does not
-//      take the CPU from the restore. A guard process (fork, raw syscalls) holds a pipe and a pidfd of the process
+//      take the CPU from the restore. A guard process holds a pipe and a pidfd of the process
 //      to kill (the job's init): EOF without the "done" byte (we died) -> SIGKILL, so the
 //      program never runs on with missing pages (closing the userfaultfd would turn them
-//      into zero pages). Then the server thread starts; the program runs once the restore
-//      returns.
+//      into zero pages). The guard is a clone(CLONE_VM) child on a small stack of its own,
+//      making raw system calls only (no errno: it shares memory, TLS included, with the
+//      restoring thread): a fork() made every page of ferry copy-on-write, and the server's
+//      first writes to its buffers then cost a copy and a TLB shootdown per page (the first
+//      faults after the program resumed waited 40-70 ms). The address space lives on with
+//      the guard if ferry dies. Then the server thread starts, taking over the restoring
+//      thread's read buffers (image::take_thread_read_buffers); the program runs once the
+//      restore returns.
 //   3. The server thread alone uses the image from now on (HDF5 is not thread-safe). Per
 //      step: read every pending message of every userfaultfd (non-blocking): a page fault is
 //      queued; FORK adds a target (the child's userfaultfd, with a copy of the parent's
@@ -40,6 +46,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -71,6 +78,30 @@ namespace {
 
 constexpr size_t kLazyBatch = size_t{4} << 20;  // one chunk: short fault latency between batches
 constexpr size_t kMaxPieces = 1024;
+constexpr size_t kGuardStack = size_t{64} << 10;
+
+// A system call that leaves errno alone (the guard shares the restoring thread's TLS).
+long guard_syscall(long nr, long a1, long a2 = 0, long a3 = 0, long a4 = 0) {
+  long ret;
+  register long r10 asm("r10") = a4;
+  asm volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a1), "S"(a2), "d"(a3), "r"(r10) : "rcx", "r11", "memory");
+  return ret;
+}
+
+// The guard (see the top): waits for the "done" byte; EOF means ferry died -> SIGKILL the job.
+int guard_main(void* arg) {
+  const auto a = reinterpret_cast<uint64_t>(arg);
+  const long rd = static_cast<long>(a & 0xfffff), wr = static_cast<long>((a >> 20) & 0xfffff),
+             kfd = static_cast<long>(a >> 40);
+  guard_syscall(SYS_close, wr);
+  char c = 0;
+  long n;
+  do n = guard_syscall(SYS_read, rd, reinterpret_cast<long>(&c), 1);
+  while (n == -EINTR);
+  if (n <= 0) guard_syscall(SYS_pidfd_send_signal, kfd, SIGKILL, 0, 0);
+  guard_syscall(SYS_exit_group, 0);
+  return 0;
+}
 constexpr size_t kFaultBuffer = size_t{8} << 20;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
@@ -94,6 +125,7 @@ struct LazyState {
   UniqueFd kill_pidfd;
   pid_t guard = -1;
   UniqueFd guard_wr;
+  void* guard_stack = nullptr;
   std::thread server;
   std::atomic<bool> stop{false};
   std::function<void(const std::string&)> report;
@@ -339,12 +371,23 @@ struct LazyState {
     // restore's remote calls): the stream would take the CPU from the restore itself.
     for (uint64_t a : hot) faults.push_back({0, a});
     FERRY_TRY_VOID(handle_events());
+    // Meanwhile touch the batch buffer, then the fault buffer, a slice per wait: a first
+    // write to a fresh page costs a hypervisor fault here (~15 ms per 4 MiB), which would
+    // otherwise delay the first faults after the program resumes. In slices, so a fault
+    // of the restore's own remote calls is still served at once.
+    constexpr size_t kSlice = size_t{256} << 10;
+    size_t warmed = 0;
     while (!resumed_set.load() && !stop.load() && !all_dead()) {
       std::vector<pollfd> fds;
       for (const auto& t : targets)
         if (!t.dead) fds.push_back({t.fd.get(), POLLIN, 0});
-      (void)::poll(fds.data(), fds.size(), 2);
+      (void)::poll(fds.data(), fds.size(), warmed < kLazyBatch + kFaultBuffer ? 0 : 2);
       FERRY_TRY_VOID(handle_events());
+      if (warmed < kLazyBatch + kFaultBuffer) {
+        std::byte* at = warmed < kLazyBatch ? batch + warmed : fault_buf + (warmed - kLazyBatch);
+        std::memset(at, 0, kSlice);
+        warmed += kSlice;
+      }
     }
     while (wi < writes.size()) {
       if (stop.load() || all_dead()) return {};
@@ -399,6 +442,8 @@ struct LazyState {
     while (::waitpid(guard, &st, 0) < 0 && errno == EINTR) {
     }
     guard = -1;
+    if (guard_stack) ::munmap(guard_stack, kGuardStack);
+    guard_stack = nullptr;
   }
 };
 
@@ -521,26 +566,32 @@ Result<void> LazyPages::start() {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("create lazy restore guard pipe");
     UniqueFd rd(p[0]), wr(p[1]);
-    const int kfd = s.kill_pidfd.get();
-    pid_t g = ::fork();
-    if (g < 0) return fail_errno("fork lazy restore guard");
-    if (g == 0) {  // raw system calls only: the parent is multi-threaded
-      ::syscall(SYS_close, p[1]);
-      char c = 0;
-      long n;
-      do n = ::syscall(SYS_read, p[0], &c, 1);
-      while (n < 0 && errno == EINTR);
-      if (n <= 0) ::syscall(SYS_pidfd_send_signal, kfd, SIGKILL, nullptr, 0);
-      ::syscall(SYS_exit_group, 0);
+    void* stack = ::mmap(nullptr, kGuardStack, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return fail_errno("allocate the lazy restore guard's stack");
+    // The three fds, packed into the argument: nothing of the parent's memory is read later.
+    const uint64_t arg = static_cast<uint64_t>(p[0]) | static_cast<uint64_t>(p[1]) << 20 |
+                         static_cast<uint64_t>(s.kill_pidfd.get()) << 40;
+    pid_t g = ::clone(guard_main, static_cast<char*>(stack) + kGuardStack, CLONE_VM | SIGCHLD,
+                      reinterpret_cast<void*>(arg));
+    if (g < 0) {
+      int e = errno;
+      ::munmap(stack, kGuardStack);
+      return fail_errno("start lazy restore guard", e);
     }
     s.guard = g;
+    s.guard_stack = stack;
     s.guard_wr = std::move(wr);
   }
   {
     std::lock_guard lk(mu_);
     running_ = true;
   }
-  s.server = std::thread([this] { serve(); });
+  // The restoring thread has read its last page: the server takes over its read buffers (warm,
+  // and holding the chunk of the eager pages just read, which the first faults often need).
+  s.server = std::thread([this, buffers = image::take_thread_read_buffers()]() mutable {
+    image::adopt_thread_read_buffers(std::move(buffers));
+    serve();
+  });
   return {};
 }
 

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "ferry/common/hash.hpp"
+#include "ferry/image/image_io.hpp"
 #include "tables.hpp"
 
 namespace ferry::image {
@@ -33,21 +34,33 @@ namespace {
 constexpr size_t kMaxChunkBytes = size_t{64} << 20;
 constexpr size_t kMinChunkBytes = 4096;
 
+}  // namespace
+
 // The one-chunk cache and the scratch for encoded chunks, shared by every ChunkReader of a
 // thread: a restore reads image after image (a chain's bases in turn), so one hot buffer
 // serves them all. One per reader cost a page fault per page of each buffer (and, on this VM,
 // another on the first user read of each page the kernel filled): per perf a chain of 11
 // images read and hashed every byte ~1.5x dearer than one image did.
-struct ReadScratch {
+struct ThreadReadBuffers {
   ChunkBuffer cache, stored;
   std::vector<std::byte> planes;  // a shuffled chunk between zstd and unshuffle
   uint64_t owner = 0;  // ChunkReader::id_ whose chunk `cache` holds (0: none)
   uint64_t index = UINT64_MAX;
 };
 
-ReadScratch& scratch() {
-  thread_local ReadScratch s;
-  return s;
+void ThreadReadBuffersFree::operator()(ThreadReadBuffers* b) const noexcept { delete b; }
+
+namespace {
+
+std::unique_ptr<ThreadReadBuffers>& thread_buffers() {
+  thread_local std::unique_ptr<ThreadReadBuffers> b;
+  return b;
+}
+
+ThreadReadBuffers& scratch() {
+  auto& b = thread_buffers();
+  if (!b) b = std::make_unique<ThreadReadBuffers>();
+  return *b;
 }
 
 std::atomic<uint64_t> next_reader_id{1};
@@ -185,7 +198,7 @@ Result<void> ChunkReader::finish_chunk(uint64_t index, const Stored& st, const C
 // Reads chunk `index` into dst (room for chunk_ bytes), decodes it and checks its checksum. A
 // raw chunk (the usual case) is read straight into dst; an encoded one through the scratch.
 Result<void> ChunkReader::fetch(uint64_t index, std::byte* dst) {
-  ReadScratch& s = scratch();
+  ThreadReadBuffers& s = scratch();
   FERRY_TRY(st, read_stored(index, dst, s.stored));
   FERRY_TRY_VOID(finish_chunk(index, st, s.stored, dst, s.planes));
   checked_[index] = true;
@@ -306,18 +319,18 @@ std::optional<ChunkCoding> ChunkReader::coding_of(uint32_t mask) const {
 ChunkReader::~ChunkReader() { forget(); }
 
 bool ChunkReader::cached(uint64_t index) const {
-  const ReadScratch& s = scratch();
+  const ThreadReadBuffers& s = scratch();
   return s.owner == id_ && s.index == index;
 }
 
 void ChunkReader::forget() {
-  ReadScratch& s = scratch();
+  ThreadReadBuffers& s = scratch();
   if (s.owner == id_) s.owner = 0;
 }
 
 Result<void> ChunkReader::load(uint64_t index) {
   if (cached(index)) return {};
-  ReadScratch& s = scratch();
+  ThreadReadBuffers& s = scratch();
   s.owner = 0;
   if (s.cache.size < chunk_) s.cache.allocate(chunk_);
   FERRY_TRY_VOID(fetch(index, s.cache.data.get()));
@@ -374,6 +387,12 @@ Result<void> ChunkReader::verify_all() {
     FERRY_TRY_VOID(load(i));
   }
   return {};
+}
+
+ReadBuffers take_thread_read_buffers() { return ReadBuffers(thread_buffers().release()); }
+
+void adopt_thread_read_buffers(ReadBuffers b) {
+  if (b) thread_buffers().reset(b.release());
 }
 
 }  // namespace ferry::image
