@@ -23,7 +23,7 @@
 //      first writes to its buffers then cost a copy and a TLB shootdown per page (the first
 //      faults after the program resumed waited 40-70 ms). The address space lives on with
 //      the guard if ferry dies. Then the server thread starts, taking over the restoring
-//      thread's read buffers (image::take_thread_read_buffers); the program runs once the
+//      thread's read buffers (ImageSource::take_thread_read_buffers); the program runs once the
 //      restore returns.
 //   3. The server thread alone uses the image from now on (HDF5 is not thread-safe). Per
 //      step: read every pending message of every userfaultfd (non-blocking): a page fault is
@@ -588,8 +588,8 @@ Result<void> LazyPages::start() {
   }
   // The restoring thread has read its last page: the server takes over its read buffers (warm,
   // and holding the chunk of the eager pages just read, which the first faults often need).
-  s.server = std::thread([this, buffers = image::take_thread_read_buffers()]() mutable {
-    image::adopt_thread_read_buffers(std::move(buffers));
+  s.server = std::thread([this, buffers = s.src->take_thread_read_buffers()]() mutable {
+    st_->src->adopt_thread_read_buffers(std::move(buffers));
     serve();
   });
   return {};

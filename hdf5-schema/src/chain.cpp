@@ -104,6 +104,13 @@ public:
     return verify_bases(true);
   }
 
+  // Every reader of a thread shares its buffers (chunk_store.hpp): the top image's hand-off
+  // moves them all.
+  std::shared_ptr<void> take_thread_read_buffers() override { return top_->take_thread_read_buffers(); }
+  void adopt_thread_read_buffers(std::shared_ptr<void> buffers) override {
+    top_->adopt_thread_read_buffers(std::move(buffers));
+  }
+
 private:
   // The segment holding [addr, addr+size).
   Result<Segment*> segment(uint64_t addr, uint64_t size) {

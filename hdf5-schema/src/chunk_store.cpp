@@ -23,7 +23,6 @@
 #include <thread>
 
 #include "ferry/common/hash.hpp"
-#include "ferry/image/image_io.hpp"
 #include "tables.hpp"
 
 namespace ferry::image {
@@ -33,8 +32,6 @@ namespace {
 // A chunk larger than this in a file is refused: it bounds the reader's buffers.
 constexpr size_t kMaxChunkBytes = size_t{64} << 20;
 constexpr size_t kMinChunkBytes = 4096;
-
-}  // namespace
 
 // The one-chunk cache and the scratch for encoded chunks, shared by every ChunkReader of a
 // thread: a restore reads image after image (a chain's bases in turn), so one hot buffer
@@ -47,10 +44,6 @@ struct ThreadReadBuffers {
   uint64_t owner = 0;  // ChunkReader::id_ whose chunk `cache` holds (0: none)
   uint64_t index = UINT64_MAX;
 };
-
-void ThreadReadBuffersFree::operator()(ThreadReadBuffers* b) const noexcept { delete b; }
-
-namespace {
 
 std::unique_ptr<ThreadReadBuffers>& thread_buffers() {
   thread_local std::unique_ptr<ThreadReadBuffers> b;
@@ -389,10 +382,14 @@ Result<void> ChunkReader::verify_all() {
   return {};
 }
 
-ReadBuffers take_thread_read_buffers() { return ReadBuffers(thread_buffers().release()); }
+std::shared_ptr<void> take_thread_read_buffers() { return std::shared_ptr<ThreadReadBuffers>(thread_buffers().release()); }
 
-void adopt_thread_read_buffers(ReadBuffers b) {
-  if (b) thread_buffers().reset(b.release());
+void adopt_thread_read_buffers(std::shared_ptr<void> buffers) {
+  if (!buffers) return;
+  // Only this file makes these handles, and a handle is adopted by one thread.
+  auto b = std::static_pointer_cast<ThreadReadBuffers>(buffers);
+  auto& mine = thread_buffers();
+  mine = std::make_unique<ThreadReadBuffers>(std::move(*b));
 }
 
 }  // namespace ferry::image

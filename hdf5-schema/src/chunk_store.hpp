@@ -101,4 +101,10 @@ private:
   std::vector<bool> checked_;  // chunk i passed its checksum once
 };
 
+// The calling thread's read buffers, shared by every ChunkReader of the thread, as a handle
+// (ImageSource::take_thread_read_buffers); the thread gets new ones on its next read.
+std::shared_ptr<void> take_thread_read_buffers();
+// Makes `buffers` (from take_thread_read_buffers, on another thread) the calling thread's.
+void adopt_thread_read_buffers(std::shared_ptr<void> buffers);
+
 }  // namespace ferry::image

@@ -565,6 +565,12 @@ Result<void> ImageReader::verify_all() {
   return {};
 }
 
+std::shared_ptr<void> ImageReader::take_thread_read_buffers() { return image::take_thread_read_buffers(); }
+
+void ImageReader::adopt_thread_read_buffers(std::shared_ptr<void> buffers) {
+  image::adopt_thread_read_buffers(std::move(buffers));
+}
+
 Result<void> ImageReader::verify_unread() {
   FERRY_TRY_VOID(impl_->pages->verify_unread());
   if (impl_->blobs) FERRY_TRY_VOID(impl_->blobs->verify_unread());

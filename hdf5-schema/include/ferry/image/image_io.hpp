@@ -79,21 +79,14 @@ public:
   // restore read what it needed (each chunk checked as it was read), this completes the
   // check of the whole image without reading any chunk twice.
   virtual Result<void> verify_unread() { return verify_all(); }
+  // The calling thread's read buffers (an opaque handle; nullptr if the source keeps none): a
+  // thread that reads this source next (the restore's lazy page server, after the restoring
+  // thread's last read) adopts them, so its first reads find warm buffers, often holding the
+  // chunk they need, instead of fresh pages (a first write to a fresh page costs a hypervisor
+  // fault on the project VM: 8 MiB of them delayed the first page fault served by 30-40 ms).
+  virtual std::shared_ptr<void> take_thread_read_buffers() { return nullptr; }
+  virtual void adopt_thread_read_buffers(std::shared_ptr<void> buffers) { (void)buffers; }
 };
-
-// The calling thread's chunk read buffers: the one-chunk cache (with the chunk it last read)
-// and the decode scratch that every image source read on this thread shares. A thread that
-// reads the same images next (the restore's lazy page server, after the restoring thread's
-// last read) adopts them, so its first reads find warm buffers and, often, their chunk already
-// checked, instead of fresh pages (a first write to a fresh page costs a hypervisor fault on the
-// project VM: 8 MiB of them delayed the first page fault served by 30-40 ms).
-struct ThreadReadBuffers;
-struct ThreadReadBuffersFree {
-  void operator()(ThreadReadBuffers* b) const noexcept;
-};
-using ReadBuffers = std::unique_ptr<ThreadReadBuffers, ThreadReadBuffersFree>;
-ReadBuffers take_thread_read_buffers();  // this thread gets new (empty) ones on its next read
-void adopt_thread_read_buffers(ReadBuffers b);
 
 // Values written to SelfCheckpoint::flag_addr (kept in sync with ckptlib/include/ferry/ferry.h).
 inline constexpr int32_t kSelfResumed = 1;

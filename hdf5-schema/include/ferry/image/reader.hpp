@@ -47,6 +47,8 @@ public:
   Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) override;
   Result<void> verify_all() override;
   Result<void> verify_unread() override;
+  std::shared_ptr<void> take_thread_read_buffers() override;
+  void adopt_thread_read_buffers(std::shared_ptr<void> buffers) override;
 
   const std::string& path() const;
   // Logical bytes of /memory/pages and /blobs/data, and their chunk counts.
