@@ -64,6 +64,7 @@
 #include <vector>
 
 #include "arch/x86_64/regs.hpp"
+#include "ferry/common/huge_buffer.hpp"
 #include "ferry/common/unique_fd.hpp"
 #include "restore/address_plan.hpp"
 #include "restore/child_builder.hpp"
@@ -131,17 +132,13 @@ struct LazyState {
   std::function<void(const std::string&)> report;
   Clock::time_point resumed = Clock::now();
   std::atomic<bool> resumed_set{false};  // the program runs: start streaming
-  std::byte* batch = nullptr;
-  std::byte* fault_buf = nullptr;
+  HugeBuffer batch_buffer, fault_buffer;  // huge pages where possible (HugeBuffer)
+  std::byte* batch = nullptr;              // batch_buffer.data()
+  std::byte* fault_buf = nullptr;          // fault_buffer.data()
   std::deque<std::pair<size_t, uint64_t>> faults;  // {target, page address}
   std::vector<uint64_t> hot;  // pages every thread touches first (stack top, TLS): fetched at once
   bool serving = false;
   uint64_t bytes = 0, fault_bytes = 0, faults_served = 0, zero_pages = 0, forks = 0;
-
-  ~LazyState() {
-    if (batch) ::munmap(batch, kLazyBatch);
-    if (fault_buf) ::munmap(fault_buf, kFaultBuffer);
-  }
 
   bool all_dead() const {
     return std::all_of(targets.begin(), targets.end(), [](const LazyTarget& t) { return t.dead; });
@@ -371,9 +368,9 @@ struct LazyState {
     // restore's remote calls): the stream would take the CPU from the restore itself.
     for (uint64_t a : hot) faults.push_back({0, a});
     FERRY_TRY_VOID(handle_events());
-    // Meanwhile touch the batch buffer, then the fault buffer, a slice per wait: a first
-    // write to a fresh page costs a hypervisor fault here (~15 ms per 4 MiB), which would
-    // otherwise delay the first faults after the program resumes. In slices, so a fault
+    // Meanwhile touch the batch buffer, then the fault buffer, a slice per wait: in 4 KiB
+    // pages (no huge pages here) a first write to a fresh page costs a hypervisor fault on the
+    // project VM (~15 ms per 4 MiB), which would delay the first faults after the resume. In slices, so a fault
     // of the restore's own remote calls is still served at once.
     constexpr size_t kSlice = size_t{256} << 10;
     size_t warmed = 0;
@@ -556,12 +553,11 @@ Result<void> LazyPages::start() {
   for (size_t i = 0; i < s.writes.size(); ++i) s.by_image[i] = i;
   std::sort(s.by_image.begin(), s.by_image.end(),
             [&](size_t a, size_t c) { return s.writes[a].image < s.writes[c].image; });
-  for (std::byte** p : {&s.batch, &s.fault_buf}) {
-    size_t len = p == &s.batch ? kLazyBatch : kFaultBuffer;
-    void* m = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return fail_errno("allocate lazy restore buffers");
-    *p = static_cast<std::byte*>(m);
-  }
+  s.batch_buffer = HugeBuffer(kLazyBatch);
+  s.fault_buffer = HugeBuffer(kFaultBuffer);
+  if (s.batch_buffer.empty() || s.fault_buffer.empty()) return fail_errno("allocate lazy restore buffers", ENOMEM);
+  s.batch = s.batch_buffer.data();
+  s.fault_buf = s.fault_buffer.data();
   if (s.kill_pidfd) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("create lazy restore guard pipe");

@@ -45,6 +45,7 @@
 #include <thread>
 #include <vector>
 
+#include "ferry/common/huge_buffer.hpp"
 #include "ferry/common/unique_fd.hpp"
 #include "restore/address_plan.hpp"
 #include "restore/child_builder.hpp"
@@ -134,7 +135,8 @@ struct Batch {
     bool uffd;      // in a registered region: UFFDIO_COPY
     uint64_t done;  // bytes the writer placed
   };
-  std::byte* data = nullptr;
+  HugeBuffer buffer;
+  std::byte* data = nullptr;  // buffer.data()
   size_t used = 0;
   std::vector<Piece> pieces;
 };
@@ -152,19 +154,18 @@ public:
       cv_.notify_all();
       writer_.join();
     }
-    for (auto& bt : batches_)
-      if (bt.data) ::munmap(bt.data, kCopyBatch);
   }
 
-  // populate=false for a small fill (a lazy restore's few eager pages): populating 24 MiB of
+  // populate=false for a small fill (a lazy restore's few eager pages): touching 24 MiB of
   // buffers costs more than it saves then.
   Result<void> start(bool populate = true) {
     for (auto& bt : batches_) {
-      // Populated once and reused: a fresh buffer per batch would cost a page fault per page.
-      void* p = ::mmap(nullptr, kCopyBatch, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | (populate ? MAP_POPULATE : 0), -1, 0);
-      if (p == MAP_FAILED) return fail_errno("allocate a page batch");
-      bt.data = static_cast<std::byte*>(p);
+      // Reused batch after batch, in huge pages where possible (HugeBuffer: a fresh 4 KiB page
+      // costs a hypervisor fault on first touch here), touched once now if populate.
+      bt.buffer = HugeBuffer(kCopyBatch);
+      if (bt.buffer.empty()) return fail_errno("allocate a page batch", ENOMEM);
+      bt.data = bt.buffer.data();
+      if (populate) std::memset(bt.data, 0, kCopyBatch);
       free_.push_back(&bt);
     }
     writer_ = std::thread([this] { writer_loop(); });

@@ -256,10 +256,11 @@ bool zstd_decode(std::span<const std::byte> in, std::span<std::byte> out) {
 }
 
 bool decode_chunk(ChunkCoding coding, std::span<const std::byte> in, std::span<std::byte> out,
-                  std::vector<std::byte>& scratch) {
+                  HugeBuffer& scratch) {
   if (coding == ChunkCoding::zstd) return zstd_decode(in, out);
   if (coding != ChunkCoding::shuffle_zstd || out.size() % kShuffleElementBytes != 0) return false;
-  if (scratch.size() < out.size()) scratch.resize(out.size());
+  if (scratch.size() < out.size()) scratch = HugeBuffer(out.size());
+  if (scratch.empty()) return false;
   std::span<std::byte> planes{scratch.data(), out.size()};
   if (!zstd_decode(in, planes)) return false;
   byte_unshuffle(planes, out);

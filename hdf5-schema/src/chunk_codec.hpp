@@ -37,6 +37,8 @@
 #include <thread>
 #include <vector>
 
+#include "ferry/common/huge_buffer.hpp"
+
 #include <hdf5.h>
 
 namespace ferry::image {
@@ -92,9 +94,9 @@ size_t encode_as(ChunkCoding coding, std::span<const std::byte> in, std::vector<
 // or its content size differs.
 bool zstd_decode(std::span<const std::byte> in, std::span<std::byte> out);
 // Decodes a stored chunk of `coding` (not raw) into exactly out.size() bytes; `scratch` holds
-// the shuffled planes (resized as needed). False if damaged.
+// the shuffled planes (reallocated when too small). False if damaged.
 bool decode_chunk(ChunkCoding coding, std::span<const std::byte> in, std::span<std::byte> out,
-                  std::vector<std::byte>& scratch);
+                  HugeBuffer& scratch);
 
 // A fixed set of worker threads running submitted tasks in FIFO order. The destructor waits
 // for queued tasks and joins the workers.

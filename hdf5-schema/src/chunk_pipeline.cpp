@@ -149,8 +149,8 @@ Result<void> ChunkPipeline::ensure_current() {
     auto c = take_pooled();
     if (!c) {
       c = std::make_unique<Chunk>();
-      c->data.reset(static_cast<std::byte*>(std::aligned_alloc(4096, kChunkBytes)));
-      if (!c->data) return fail_errno("image " + fname_ + ": chunk buffer", ENOMEM);
+      c->data = HugeBuffer(kChunkBytes);
+      if (c->data.empty()) return fail_errno("image " + fname_ + ": chunk buffer", ENOMEM);
     }
     current_ = std::move(c);
   }
@@ -164,7 +164,7 @@ Result<void> ChunkPipeline::append(std::span<const std::byte> data) {
     FERRY_TRY_VOID(ensure_current());
     Chunk& c = *current_;
     size_t n = std::min(data.size(), kChunkBytes - c.used);
-    std::memcpy(c.data.get() + c.used, data.data(), n);
+    std::memcpy(c.data.data() + c.used, data.data(), n);
     c.used += n;
     total_ += n;
     data = data.subspan(n);
@@ -176,7 +176,7 @@ Result<void> ChunkPipeline::append(std::span<const std::byte> data) {
 Result<std::span<std::byte>> ChunkPipeline::fill_buffer(size_t max) {
   FERRY_TRY_VOID(ensure_current());
   Chunk& c = *current_;
-  return std::span<std::byte>(c.data.get() + c.used, std::min(max, kChunkBytes - c.used));
+  return std::span<std::byte>(c.data.data() + c.used, std::min(max, kChunkBytes - c.used));
 }
 
 Result<void> ChunkPipeline::commit(size_t n) {
@@ -194,7 +194,7 @@ Result<void> ChunkPipeline::queue_current() {
   if (!current_ || current_->used == 0) return {};
   if (!started_) start_threads();
   Chunk& c = *current_;
-  if (c.used < kChunkBytes) std::memset(c.data.get() + c.used, 0, kChunkBytes - c.used);
+  if (c.used < kChunkBytes) std::memset(c.data.data() + c.used, 0, kChunkBytes - c.used);
   c.index = next_index_++;
   c.hashed = false;
   c.packed_size = 0;
@@ -219,9 +219,9 @@ void ChunkPipeline::encoder_loop() {
       filled_.pop_back();
       ++encoding_;
     }
-    c->sum = hash::xxh3_64({c->data.get(), c->used});
+    c->sum = hash::xxh3_64({c->data.data(), c->used});
     c->hashed = true;
-    Encoded e = encode_chunk({c->data.get(), kChunkBytes}, c->packed, writer_rate_.load());
+    Encoded e = encode_chunk({c->data.data(), kChunkBytes}, c->packed, writer_rate_.load());
     c->coding = e.coding;
     c->packed_size = e.size;
     {
@@ -261,7 +261,7 @@ void ChunkPipeline::writer_loop() {
       }
     }
     if (!c->hashed) {
-      c->sum = hash::xxh3_64({c->data.get(), c->used});
+      c->sum = hash::xxh3_64({c->data.data(), c->used});
       c->hashed = true;
     }
     bool failed;  // an earlier write failed, or the stream is abandoned: drop the chunk
@@ -294,7 +294,7 @@ Result<void> ChunkPipeline::write_chunk(Chunk& c) {
     extent_ = extent[0];
   }
   const size_t size = raw ? kChunkBytes : c.packed_size;
-  const std::byte* bytes = raw ? c.data.get() : c.packed.data();
+  const std::byte* bytes = raw ? c.data.data() : c.packed.data();
   const bool direct = raw && direct_fd_ >= 0;
   bool ok = h5_write(c, offset[0], size, bytes, direct);
   if (!ok && direct) {
@@ -465,7 +465,7 @@ void ChunkPipeline::return_pooled(std::vector<std::unique_ptr<Chunk>>& chunks) {
     std::lock_guard<std::mutex> lock(pool_mu);
     auto& kept = pool();
     for (auto& c : chunks)
-      if (c && c->data && kept.size() < kMaxBuffers) kept.push_back(std::move(c));
+      if (c && !c->data.empty() && kept.size() < kMaxBuffers) kept.push_back(std::move(c));
   }
   chunks.clear();
 }

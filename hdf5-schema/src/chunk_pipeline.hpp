@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "chunk_store.hpp"
+#include "ferry/common/huge_buffer.hpp"
 #include "ferry/common/result.hpp"
 #include "ferry/common/unique_fd.hpp"
 
@@ -102,14 +103,9 @@ public:
   static constexpr uint64_t kSyncBytes = uint64_t{256} << 20;
 
 private:
-  // A chunk buffer aligned for O_DIRECT.
-  struct AlignedFree {
-    void operator()(std::byte* p) const noexcept { std::free(p); }
-  };
-  using AlignedBytes = std::unique_ptr<std::byte[], AlignedFree>;
   struct Chunk {
     uint64_t index = 0;
-    AlignedBytes data;
+    HugeBuffer data;  // 2 MiB aligned (O_DIRECT needs 4 KiB), in huge pages where possible
     size_t used = 0;
     uint64_t sum = 0;
     bool hashed = false;

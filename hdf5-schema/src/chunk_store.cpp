@@ -40,7 +40,7 @@ constexpr size_t kMinChunkBytes = 4096;
 // images read and hashed every byte ~1.5x dearer than one image did.
 struct ThreadReadBuffers {
   ChunkBuffer cache, stored;
-  std::vector<std::byte> planes;  // a shuffled chunk between zstd and unshuffle
+  HugeBuffer planes;  // a shuffled chunk between zstd and unshuffle
   uint64_t owner = 0;  // ChunkReader::id_ whose chunk `cache` holds (0: none)
   uint64_t index = UINT64_MAX;
 };
@@ -156,7 +156,7 @@ Result<ChunkReader::Stored> ChunkReader::read_stored(uint64_t index, std::byte* 
     return fail(errc::image_corrupt, "image " + fname_ + ": oversized " + chunk_label(data_path_, index, chunk_, size_));
   const bool chunk_sized = stored_size == chunk_;
   if (!chunk_sized && stored.size < stored_size) stored.allocate(std::max<size_t>(chunk_, stored_size));
-  std::byte* into = chunk_sized ? dst : stored.data.get();
+  std::byte* into = chunk_sized ? dst : stored.data.data();
   uint32_t mask = 0;
   if (H5Dread_chunk(dset_.get(), H5P_DEFAULT, offset, &mask, into) < 0)
     return fail(h5::corrupt(fname_, "cannot read " + chunk_label(data_path_, index, chunk_, size_)));
@@ -169,7 +169,7 @@ Result<ChunkReader::Stored> ChunkReader::read_stored(uint64_t index, std::byte* 
       return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + chunk_label(data_path_, index, chunk_, size_));
   } else if (chunk_sized) {  // a frame exactly one chunk long: the writer stores such chunks raw
     if (stored.size < chunk_) stored.allocate(chunk_);
-    std::memcpy(stored.data.get(), dst, chunk_);
+    std::memcpy(stored.data.data(), dst, chunk_);
   }
   return Stored{*coding, static_cast<size_t>(stored_size)};
 }
@@ -177,9 +177,9 @@ Result<ChunkReader::Stored> ChunkReader::read_stored(uint64_t index, std::byte* 
 // Decodes a chunk read by read_stored into dst and checks its checksum. No HDF5 call: any
 // thread (the reader's decode workers run it).
 Result<void> ChunkReader::finish_chunk(uint64_t index, const Stored& st, const ChunkBuffer& stored, std::byte* dst,
-                                       std::vector<std::byte>& planes) const {
+                                       HugeBuffer& planes) const {
   if (st.coding != ChunkCoding::raw &&
-      !decode_chunk(st.coding, {stored.data.get(), st.size}, {dst, chunk_}, planes))
+      !decode_chunk(st.coding, {stored.data.data(), st.size}, {dst, chunk_}, planes))
     return fail(errc::image_corrupt, "image " + fname_ + ": undecodable " + chunk_label(data_path_, index, chunk_, size_));
   size_t used = static_cast<size_t>(std::min<uint64_t>(chunk_, size_ - index * chunk_));
   if (hash::xxh3_64({dst, used}) != sums_[index])
@@ -242,7 +242,7 @@ Result<void> ChunkReader::fetch_many(uint64_t first, size_t n, std::byte* dst) {
   const size_t chunk = chunk_;
   // Takes the next readable chunk and finishes it, until none is left to take.
   auto work = [this, b, first, dst, bufs, chunk] {
-    thread_local std::vector<std::byte> planes;
+    thread_local HugeBuffer planes;
     for (;;) {
       std::unique_lock<std::mutex> lock(b->mu);
       b->cv.wait(lock, [&] { return b->next >= b->limit || b->next < b->readable; });
@@ -326,7 +326,7 @@ Result<void> ChunkReader::load(uint64_t index) {
   ThreadReadBuffers& s = scratch();
   s.owner = 0;
   if (s.cache.size < chunk_) s.cache.allocate(chunk_);
-  FERRY_TRY_VOID(fetch(index, s.cache.data.get()));
+  FERRY_TRY_VOID(fetch(index, s.cache.data.data()));
   s.owner = id_;
   s.index = index;
   return {};
@@ -358,7 +358,7 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
     }
     FERRY_TRY_VOID(load(index));
     size_t n = std::min(out.size(), chunk_ - in);
-    std::memcpy(out.data(), scratch().cache.data.get() + in, n);
+    std::memcpy(out.data(), scratch().cache.data.data() + in, n);
     out = out.subspan(n);
     offset += n;
   }

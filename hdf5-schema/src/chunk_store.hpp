@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,15 +36,16 @@ inline constexpr size_t kChunkBytes = size_t{4} << 20;
 
 // A buffer that does not zero itself on allocation (we fill it by memcpy).
 struct ChunkBuffer {
-  std::unique_ptr<std::byte[]> data;
+  HugeBuffer data;  // huge pages where possible: fresh 4 KiB pages are slow to first touch
   size_t size = 0;
   void allocate(size_t n) {
     if (size != n) {
-      data.reset(new std::byte[n]);
-      size = n;
+      data = HugeBuffer(n);
+      size = data.empty() ? 0 : n;
+      if (data.empty()) throw std::bad_alloc();
     }
   }
-  std::span<std::byte> span() { return {data.get(), size}; }
+  std::span<std::byte> span() { return {data.data(), size}; }
 };
 
 // A byte range of an image file (the zero padding of a partial last chunk stored raw: page
@@ -82,7 +84,7 @@ private:
   };
   Result<Stored> read_stored(uint64_t index, std::byte* dst, ChunkBuffer& stored);
   Result<void> finish_chunk(uint64_t index, const Stored& st, const ChunkBuffer& stored, std::byte* dst,
-                            std::vector<std::byte>& planes) const;
+                            HugeBuffer& planes) const;
   Result<void> fetch(uint64_t index, std::byte* dst);
   Result<void> fetch_many(uint64_t first, size_t n, std::byte* dst);
   Result<void> load(uint64_t index);

@@ -141,7 +141,8 @@ TEST(ChunkEncoding, EachKindOfDataGetsItsCoding) {
   Encoded e = encode_chunk(doubles, packed);
   EXPECT_EQ(e.coding, ChunkCoding::shuffle_zstd);
   EXPECT_LT(e.size, kChunkBytes * 6 / 10);  // ~2.3x
-  std::vector<std::byte> back(kChunkBytes), scratch;
+  std::vector<std::byte> back(kChunkBytes);
+  HugeBuffer scratch;
   ASSERT_TRUE(decode_chunk(e.coding, {packed.data(), e.size}, back, scratch));
   EXPECT_TRUE(back == doubles);
   e = encode_chunk(words, packed);
