@@ -31,9 +31,13 @@ echo "== 1. uninterrupted run"
 cat "$work/expected.txt" | sed 's/^/   /' | tail -3
 
 echo "== 2. the same program under ferry (stdout to a file)"
-"$ferry" launch --name demo -- "$heat" > "$work/out.txt" &
+# The program's stderr goes to a file of its own: on restart ferry truncates a file the program
+# was writing back to its size at the checkpoint (docs/user-guide.md "Files the program was
+# writing"), which would cut this script's own output if it were redirected to a file.
+"$ferry" launch --name demo -- "$heat" > "$work/out.txt" 2> "$work/launch.err" &
 launch_pid=$!
 for _ in $(seq 1 100); do [[ -s $work/out.txt ]] && break; sleep 0.05; done
+sed 's/^/   /' "$work/launch.err"
 sleep 1
 echo "== 3. checkpoint while it runs ($(wc -l < "$work/out.txt") lines printed so far)"
 "$ferry" checkpoint demo
@@ -47,7 +51,8 @@ echo "== 5. inspect the image"
 "$ferry" inspect demo > "$work/inspect.txt"
 sed -n '1,3p;/^regions/,/^threads/p' "$work/inspect.txt" | head -20 | sed 's/^/   /'
 echo "== 6. restart from the checkpoint"
-"$ferry" restart demo > /dev/null
+"$ferry" restart demo > /dev/null 2> "$work/restart.err" || { cat "$work/restart.err"; echo "DEMO FAILED: restart"; exit 1; }
+grep -v '^$' "$work/restart.err" | sed 's/^/   /' || true
 echo "== 7. compare"
 if cmp -s "$work/expected.txt" "$work/out.txt"; then
   tail -3 "$work/out.txt" | sed 's/^/   /'
