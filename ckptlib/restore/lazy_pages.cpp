@@ -132,9 +132,7 @@ struct LazyState {
   std::function<void(const std::string&)> report;
   Clock::time_point resumed = Clock::now();
   std::atomic<bool> resumed_set{false};  // the program runs: start streaming
-  HugeBuffer batch_buffer, fault_buffer;  // huge pages where possible (HugeBuffer)
-  std::byte* batch = nullptr;              // batch_buffer.data()
-  std::byte* fault_buf = nullptr;          // fault_buffer.data()
+  HugeBuffer batch, fault_buf;  // huge pages where possible
   std::deque<std::pair<size_t, uint64_t>> faults;  // {target, page address}
   std::vector<uint64_t> hot;  // pages every thread touches first (stack top, TLS): fetched at once
   bool serving = false;
@@ -284,10 +282,10 @@ struct LazyState {
         lo = std::max({lo, w->image, g->image});
         hi = std::min({hi, w->image + w->len, g->image + g->len, lo + kFaultBuffer});
         if (ia >= hi) lo = ia, hi = ia + page;
-        if (auto r = src->read_pages(lo, std::span<std::byte>(fault_buf, static_cast<size_t>(hi - lo))); !r)
+        if (auto r = src->read_pages(lo, std::span<std::byte>(fault_buf.data(), static_cast<size_t>(hi - lo))); !r)
           return fail(r.error().wrap("read pages of " + hex(lo) + " for a page fault"));
         uint64_t placed = 0;
-        Copy c = copy(t, g->child + (lo - g->image), fault_buf, hi - lo, &placed);
+        Copy c = copy(t, g->child + (lo - g->image), fault_buf.data(), hi - lo, &placed);
         fault_bytes += placed;
         bytes += placed;
         if (c == Copy::again) {
@@ -381,7 +379,7 @@ struct LazyState {
       (void)::poll(fds.data(), fds.size(), warmed < kLazyBatch + kFaultBuffer ? 0 : 2);
       FERRY_TRY_VOID(handle_events());
       if (warmed < kLazyBatch + kFaultBuffer) {
-        std::byte* at = warmed < kLazyBatch ? batch + warmed : fault_buf + (warmed - kLazyBatch);
+        std::byte* at = warmed < kLazyBatch ? batch.data() + warmed : fault_buf.data() + (warmed - kLazyBatch);
         std::memset(at, 0, kSlice);
         warmed += kSlice;
       }
@@ -407,7 +405,7 @@ struct LazyState {
             break;
           }
         }
-        reads.push_back({w.image + w_off, std::span<std::byte>(batch + used, static_cast<size_t>(take))});
+        reads.push_back({w.image + w_off, std::span<std::byte>(batch.data() + used, static_cast<size_t>(take))});
         pieces.push_back({w.image + w_off, take, used});
         used += static_cast<size_t>(take);
         w_off += take;
@@ -418,7 +416,7 @@ struct LazyState {
         if (ends) break;
       }
       if (auto r = src->read_pages_v(reads); !r) return fail(r.error().wrap("read pages from " + hex(reads.front().addr)));
-      for (const auto& p : pieces) FERRY_TRY_VOID(place(p.image, batch + p.at, p.len));
+      for (const auto& p : pieces) FERRY_TRY_VOID(place(p.image, batch.data() + p.at, p.len));
     }
     FERRY_TRY_VOID(handle_events());
     if (!all_dead() && !stop.load())
@@ -553,11 +551,9 @@ Result<void> LazyPages::start() {
   for (size_t i = 0; i < s.writes.size(); ++i) s.by_image[i] = i;
   std::sort(s.by_image.begin(), s.by_image.end(),
             [&](size_t a, size_t c) { return s.writes[a].image < s.writes[c].image; });
-  s.batch_buffer = HugeBuffer(kLazyBatch);
-  s.fault_buffer = HugeBuffer(kFaultBuffer);
-  if (s.batch_buffer.empty() || s.fault_buffer.empty()) return fail_errno("allocate lazy restore buffers", ENOMEM);
-  s.batch = s.batch_buffer.data();
-  s.fault_buf = s.fault_buffer.data();
+  s.batch = HugeBuffer(kLazyBatch);
+  s.fault_buf = HugeBuffer(kFaultBuffer);
+  if (s.batch.empty() || s.fault_buf.empty()) return fail_errno("allocate lazy restore buffers", ENOMEM);
   if (s.kill_pidfd) {
     int p[2];
     if (::pipe2(p, O_CLOEXEC) != 0) return fail_errno("create lazy restore guard pipe");

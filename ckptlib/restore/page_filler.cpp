@@ -136,7 +136,6 @@ struct Batch {
     uint64_t done;  // bytes the writer placed
   };
   HugeBuffer buffer;
-  std::byte* data = nullptr;  // buffer.data()
   size_t used = 0;
   std::vector<Piece> pieces;
 };
@@ -164,8 +163,7 @@ public:
       // costs a hypervisor fault on first touch here), touched once now if populate.
       bt.buffer = HugeBuffer(kCopyBatch);
       if (bt.buffer.empty()) return fail_errno("allocate a page batch", ENOMEM);
-      bt.data = bt.buffer.data();
-      if (populate) std::memset(bt.data, 0, kCopyBatch);
+      if (populate) std::memset(bt.buffer.data(), 0, kCopyBatch);
       free_.push_back(&bt);
     }
     writer_ = std::thread([this] { writer_loop(); });
@@ -197,7 +195,7 @@ public:
           continue;
         }
       }
-      reads_.push_back({image_addr, std::span<std::byte>(cur_->data + cur_->used, static_cast<size_t>(n))});
+      reads_.push_back({image_addr, std::span<std::byte>(cur_->buffer.data() + cur_->used, static_cast<size_t>(n))});
       cur_->pieces.push_back({image_addr, child_addr, n, cur_->used, uffd_.covers(child_addr), 0});
       cur_->used += static_cast<size_t>(n);
       image_addr += n;
@@ -278,7 +276,7 @@ private:
       if (p.uffd) uffd_bytes_ += p.done;
       if (p.done >= p.len) continue;
       if (p.uffd) uffd_.unregister(p.child + p.done, p.child + p.len);  // else a kernel write fails there
-      std::span<const std::byte> rest(bt.data + p.at + p.done, static_cast<size_t>(p.len - p.done));
+      std::span<const std::byte> rest(bt.buffer.data() + p.at + p.done, static_cast<size_t>(p.len - p.done));
       if (auto r = b_.tracee().write_memory(p.child + p.done, rest); !r)
         return fail(r.error().wrap("write pages of " + hex(p.image + p.done)));
     }
@@ -317,14 +315,14 @@ private:
     std::vector<iovec> local, remote;
     for (auto& p : bt.pieces) {
       if (!p.uffd) {
-        local.push_back({bt.data + p.at, static_cast<size_t>(p.len)});
+        local.push_back({bt.buffer.data() + p.at, static_cast<size_t>(p.len)});
         remote.push_back({reinterpret_cast<void*>(p.child), static_cast<size_t>(p.len)});
         continue;
       }
       for (int tries = 0; p.done < p.len && tries < 100;) {
         uffdio_copy c{};
         c.dst = p.child + p.done;
-        c.src = reinterpret_cast<uint64_t>(bt.data + p.at + p.done);
+        c.src = reinterpret_cast<uint64_t>(bt.buffer.data() + p.at + p.done);
         c.len = p.len - p.done;
         int r = ::ioctl(uffd_.fd.get(), UFFDIO_COPY, &c);
         if (c.copy > 0) p.done += static_cast<uint64_t>(c.copy);
