@@ -167,6 +167,7 @@ std::shared_ptr<const capture::IncrementalBasis> prepare_incremental(const store
 }  // namespace
 
 Result<FrozenJob> freeze_job(pid_t pid) {
+  capture::prehash_mapped_files(pid);  // while it still runs: its libraries are hashed once
   auto tree = capture::freeze_tree(pid);
   if (!tree) return fail(tree.error());
   return FrozenJob{std::move(*tree), Clock::now()};

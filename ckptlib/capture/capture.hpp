@@ -102,6 +102,12 @@ struct CaptureOptions {
   std::shared_ptr<const IncrementalBasis> incremental;
 };
 
+// Hashes the files process `pid` maps privately into the cache capture_state() uses (keyed by
+// device, inode, size and mtime: a file changed since is hashed again then). Called before
+// the process is frozen, so a first checkpoint does not read libraries during the pause.
+// Best effort: a file that cannot be read is left to capture_state(), which reports it.
+void prehash_mapped_files(pid_t pid);
+
 // A capture split in two: capture_state() while the process is frozen, then capture_pages().
 class PendingCapture {
 public:

@@ -54,6 +54,7 @@
 
 #include "capture_internal.hpp"
 #include "ferry/common/hash.hpp"
+#include "ferry/common/huge_buffer.hpp"
 #include "ferry/common/unique_fd.hpp"
 
 namespace ferry::capture::detail {
@@ -95,6 +96,29 @@ Result<std::string> cached_file_hash(const std::string& open_path, uint64_t dev,
   cache.emplace(key, *h);
   return *h;
 }
+
+}  // namespace ferry::capture::detail
+
+namespace ferry::capture {
+
+void prehash_mapped_files(pid_t pid) {
+  auto maps = proc::read_maps(pid);
+  if (!maps) return;
+  for (const auto& m : *maps) {
+    if (m.shared || m.deleted || m.anonymous() || m.is_shared_anon() || m.is_memfd() ||
+        m.special != proc::Special::none || m.path.empty() || m.path.front() != '/')
+      continue;
+    std::string open_path = detail::map_files_path(pid, m);
+    struct stat st {};
+    if (::stat(open_path.c_str(), &st) != 0 || st.st_ino != m.ino || !S_ISREG(st.st_mode)) continue;
+    (void)detail::cached_file_hash(open_path, st.st_dev, st.st_ino, static_cast<uint64_t>(st.st_size),
+                                   detail::mtime_ns(st));
+  }
+}
+
+}  // namespace ferry::capture
+
+namespace ferry::capture::detail {
 
 Result<MemoryPlan> plan_memory(pid_t pid, const std::vector<proc::MapEntry>& maps,
                                const std::vector<proc::SmapsEntry>& smaps, BlobTable& blobs) {
@@ -253,12 +277,13 @@ public:
       auto b = sink.page_buffer(kPieceBytes);
       in_place_ = b && !b->empty();
     }
-    if (!in_place_) buf_.resize(kBufBytes);
+    if (!in_place_) buf_ = HugeBuffer(kBufBytes);  // in the pause: 2 MiB pages fault in cheaply
   }
 
   // skip_zero: pages that are all zeros may be left out (anonymous memory).
   Result<void> add(uint64_t addr, uint64_t len, bool skip_zero) {
     if (in_place_) return add_in_place(addr, len, skip_zero);
+    if (buf_.empty()) return fail_errno("allocate a page buffer", ENOMEM);
     while (len > 0) {
       if (used_ == buf_.size() || pieces_.size() == kMaxIov) FERRY_TRY_VOID(flush());
       uint64_t take = std::min<uint64_t>(len, buf_.size() - used_);
@@ -422,7 +447,7 @@ private:
   pid_t pid_;
   image::ImageSink& sink_;
   bool in_place_ = false;  // reading a snapshot into a sink that offers its buffers: add_in_place
-  std::vector<std::byte> buf_;
+  HugeBuffer buf_;
   std::vector<Piece> pieces_;
   size_t used_ = 0;
   uint64_t bytes_ = 0;
@@ -487,8 +512,12 @@ Result<void> stream_pages(const ptrace::Tracee& t, pid_t pid, const MemoryPlan& 
 
 Result<std::vector<int32_t>> stream_blobs(pid_t pid, const BlobTable& blobs, image::ImageSink& sink) {
   std::vector<int32_t> ids;
-  std::vector<std::byte> buf(8u << 20);
+  HugeBuffer buf;  // allocated for the first blob: most processes have none
   for (const auto& b : blobs.blobs()) {
+    if (buf.empty()) {
+      buf = HugeBuffer(8u << 20);
+      if (buf.empty()) return fail_errno("allocate a blob buffer", ENOMEM);
+    }
     UniqueFd fd(::open(b.source.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return fail_errno("open " + b.name + " of process " + std::to_string(pid) + " for saving");
     FERRY_TRY(id, sink.begin_blob(b.size, b.name));
@@ -501,7 +530,7 @@ Result<std::vector<int32_t>> stream_blobs(pid_t pid, const BlobTable& blobs, ima
       if (n == 0) {
         // The object shrank while frozen (another process truncated it): pad with zeros so the
         // blob has the announced size; the mapping would SIGBUS there anyway.
-        std::fill(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(want), std::byte{0});
+        std::memset(buf.data(), 0, want);
         n = static_cast<ssize_t>(want);
       }
       FERRY_TRY_VOID(sink.append_blob_data(id, std::span<const std::byte>(buf.data(), static_cast<size_t>(n))));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "ferry/common/huge_buffer.hpp"
 #include "ferry/image/names.hpp"
 #include "ferry/image/reader.hpp"
 #include "schema_fields.hpp"
@@ -138,9 +139,11 @@ private:
   // Reads every referenced range (only_unread: those no read touched), which checks each
   // base chunk holding a referenced page.
   Result<void> verify_bases(bool only_unread) {
-    std::vector<std::byte> buf(4u << 20);
+    HugeBuffer buf;  // allocated for the first range to read: usually every one was read
     for (auto& s : segs_) {
       if (s.src < 0 || (only_unread && s.read)) continue;
+      if (buf.empty()) buf = HugeBuffer(4u << 20);
+      if (buf.empty()) return fail_errno("allocate a buffer to check generation chunks", ENOMEM);
       for (uint64_t a = s.addr; a < s.end;) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), s.end - a));
         FERRY_TRY_VOID(base_read(s.src, a, std::span(buf.data(), n)));

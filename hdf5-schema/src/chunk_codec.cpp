@@ -131,8 +131,8 @@ void unshuffle8_blocks(const std::byte* in, std::byte* out, size_t n) {
 }
 
 // Shuffled scratch of the encoder threads (a whole chunk) and of the sample.
-std::vector<std::byte>& thread_plane_buffer() {
-  thread_local std::vector<std::byte> b;
+HugeBuffer& thread_plane_buffer() {
+  thread_local HugeBuffer b;
   return b;
 }
 
@@ -179,7 +179,7 @@ void byte_unshuffle(std::span<const std::byte> in, std::span<std::byte> out, siz
   transpose_bytes(in, out, elem, false);
 }
 
-Encoded encode_chunk(std::span<const std::byte> in, std::vector<std::byte>& out, double min_saved_rate,
+Encoded encode_chunk(std::span<const std::byte> in, HugeBuffer& out, double min_saved_rate,
                      bool shuffle) {
   ZSTD_CCtx* c = thread_cctx();
   if (!c) return {};
@@ -231,17 +231,19 @@ Encoded encode_chunk(std::span<const std::byte> in, std::vector<std::byte>& out,
   return {coding, n};
 }
 
-size_t encode_as(ChunkCoding coding, std::span<const std::byte> in, std::vector<std::byte>& out) {
+size_t encode_as(ChunkCoding coding, std::span<const std::byte> in, HugeBuffer& out) {
   ZSTD_CCtx* c = thread_cctx();
   if (!c || coding == ChunkCoding::raw) return 0;
   std::span<const std::byte> src = in;
   if (coding == ChunkCoding::shuffle_zstd) {
-    std::vector<std::byte>& planes = thread_plane_buffer();
-    if (planes.size() < in.size()) planes.resize(in.size());
+    HugeBuffer& planes = thread_plane_buffer();
+    if (planes.size() < in.size()) planes = HugeBuffer(in.size());
+    if (planes.empty()) return 0;
     byte_shuffle(in, {planes.data(), in.size()});
     src = {planes.data(), in.size()};
   }
-  out.resize(std::max(out.size(), ZSTD_compressBound(in.size())));
+  if (const size_t bound = ZSTD_compressBound(in.size()); out.size() < bound) out = HugeBuffer(bound);
+  if (out.empty()) return 0;
   size_t n = ZSTD_compressCCtx(c, out.data(), out.size(), src.data(), src.size(), kZstdLevel);
   return ZSTD_isError(n) ? 0 : n;
 }

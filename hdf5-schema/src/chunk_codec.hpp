@@ -85,11 +85,11 @@ struct Encoded {
   ChunkCoding coding = ChunkCoding::raw;
   size_t size = 0;
 };
-Encoded encode_chunk(std::span<const std::byte> in, std::vector<std::byte>& out,
+Encoded encode_chunk(std::span<const std::byte> in, HugeBuffer& out,
                      double min_saved_rate = kMinSavedRate, bool shuffle = true);
 // Encodes `in` with `coding` (not raw) into `out` whatever it saves; the encoded size, 0 on
 // error. encode_chunk's last step; tests use it to build chunks of a given coding.
-size_t encode_as(ChunkCoding coding, std::span<const std::byte> in, std::vector<std::byte>& out);
+size_t encode_as(ChunkCoding coding, std::span<const std::byte> in, HugeBuffer& out);
 // Decompresses one zstd frame into exactly out.size() bytes; false if the frame is damaged
 // or its content size differs.
 bool zstd_decode(std::span<const std::byte> in, std::span<std::byte> out);

@@ -109,7 +109,7 @@ private:
     size_t used = 0;
     uint64_t sum = 0;
     bool hashed = false;
-    std::vector<std::byte> packed;
+    HugeBuffer packed;  // encoded bytes (grown once to a whole chunk's bound, then reused)
     size_t packed_size = 0;  // 0: raw
     ChunkCoding coding = ChunkCoding::raw;
   };

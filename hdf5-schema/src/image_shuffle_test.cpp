@@ -101,7 +101,7 @@ std::vector<unsigned> chunk_masks(const std::string& path) {
 void store_chunk_as(const std::string& path, uint64_t index, ChunkCoding coding, std::span<const std::byte> logical) {
   ASSERT_EQ(logical.size(), kChunkBytes);
   register_filters();
-  std::vector<std::byte> packed;
+  HugeBuffer packed;
   std::span<const std::byte> stored = logical;
   if (coding != ChunkCoding::raw) {
     size_t n = encode_as(coding, logical, packed);
@@ -134,7 +134,8 @@ TEST(ByteShuffle, MatchesHdf5AlgorithmAndInverts) {
 }
 
 TEST(ChunkEncoding, EachKindOfDataGetsItsCoding) {
-  std::vector<std::byte> doubles(kChunkBytes), words(kChunkBytes), noise(kChunkBytes), packed;
+  std::vector<std::byte> doubles(kChunkBytes), words(kChunkBytes), noise(kChunkBytes);
+  HugeBuffer packed;
   smooth_doubles(doubles, 0);
   text(words);
   fill_pages(3, noise);

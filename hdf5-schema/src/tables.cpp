@@ -3,6 +3,7 @@
 // checksums, and the bounds that keep a crafted image from asking for huge allocations.
 #include "tables.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "ferry/image/names.hpp"
@@ -50,6 +51,22 @@ hid_t mem_type(Col c) {
     case Col::str: break;
   }
   return H5T_NATIVE_UINT64;
+}
+
+// A transfer property list whose type-conversion and background buffers hold `rows` elements
+// of the larger of the two types, at most HDF5's default of 1 MiB (which it calloc's at every
+// H5Dread/H5Dwrite that converts: on the project VM a fresh page costs a hypervisor fault on
+// first touch, so each table of a few KiB touched 2 MiB; an incremental restore opens 11
+// images, a checkpoint writes ~20 tables).
+h5::Id sized_dxpl(hid_t ftype, hid_t mtype, size_t rows) {
+  constexpr size_t kDefault = size_t{1} << 20;
+  const size_t elem = std::max(H5Tget_size(ftype), H5Tget_size(mtype));
+  h5::Id dxpl(H5Pcreate(H5P_DATASET_XFER));
+  if (dxpl && elem > 0) {
+    const size_t want = std::clamp(elem * std::max<size_t>(rows, 1), std::max<size_t>(elem, 4096), std::max(kDefault, elem));
+    (void)H5Pset_buffer(dxpl.get(), want, nullptr, nullptr);
+  }
+  return dxpl;
 }
 
 h5::Id make_compound(const Layout& layout, bool for_file) {
@@ -151,7 +168,8 @@ Result<void> write_compound(hid_t file, std::string_view path, const Layout& lay
   h5::Id dset(H5Dcreate2(file, spath(path).c_str(), ftype.get(), space.get(), H5P_DEFAULT,
                          H5P_DEFAULT, H5P_DEFAULT));
   if (!dset) return fail(h5::write_error(fname, "create dataset " + spath(path)));
-  if (nrows > 0 && H5Dwrite(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0)
+  h5::Id dxpl = sized_dxpl(ftype.get(), mtype.get(), nrows);
+  if (nrows > 0 && H5Dwrite(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, rows) < 0)
     return fail(h5::write_error(fname, "write dataset " + spath(path)));
   return write_checksum(dset.get(), checksum, path, fname);
 }
@@ -188,7 +206,8 @@ Result<uint64_t> read_compound(hid_t file, std::string_view path, RawTable& out,
   out.strs.assign(out.rows * out.nstr, std::string());
   if (out.rows > 0) {
     h5::Id mtype = make_compound(out.layout, false);
-    if (H5Dread(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.buf.data()) < 0)
+    h5::Id dxpl = sized_dxpl(ftype.get(), mtype.get(), out.rows);
+    if (H5Dread(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, out.buf.data()) < 0)
       return fail(h5::corrupt(fname, "cannot read dataset " + spath(path)));
     for (size_t r = 0; r < out.rows; ++r) {
       size_t s = 0;
@@ -212,7 +231,8 @@ Result<void> write_array(hid_t file, std::string_view path, Col elem, const void
   if (!dset) return fail(h5::write_error(fname, "create dataset " + spath(path)));
   hsize_t n = 1;
   for (hsize_t d : dims) n *= d;
-  if (n > 0 && H5Dwrite(dset.get(), mem_type(elem), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+  h5::Id dxpl = sized_dxpl(file_type(elem), mem_type(elem), n);
+  if (n > 0 && H5Dwrite(dset.get(), mem_type(elem), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, data) < 0)
     return fail(h5::write_error(fname, "write dataset " + spath(path)));
   h5::Canon c;
   for (hsize_t d : dims) c.u64(d);
@@ -238,8 +258,9 @@ Result<RawArray> read_array(hid_t file, std::string_view path, Col elem, int ran
   if (n * width(elem) > kMaxArrayBytes)
     return fail(errc::image_corrupt, "image " + fname + ": dataset " + spath(path) + " too large");
   out.data.resize(n * width(elem));
+  h5::Id dxpl = sized_dxpl(ftype.get(), mem_type(elem), n);
   if (n > 0 &&
-      H5Dread(dset.get(), mem_type(elem), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data.data()) < 0)
+      H5Dread(dset.get(), mem_type(elem), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, out.data.data()) < 0)
     return fail(h5::corrupt(fname, "cannot read dataset " + spath(path)));
   FERRY_TRY(stored, stored_checksum(dset.get(), path, fname));
   h5::Canon c;
@@ -266,8 +287,9 @@ Result<void> write_strings(hid_t file, std::string_view path, const std::vector<
     ptrs.push_back(s.c_str());
     c.str(s);
   }
+  h5::Id dxpl = sized_dxpl(type.get(), type.get(), v.size());
   if (!v.empty() &&
-      H5Dwrite(dset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+      H5Dwrite(dset.get(), type.get(), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, ptrs.data()) < 0)
     return fail(h5::write_error(fname, "write dataset " + spath(path)));
   return write_checksum(dset.get(), c.digest(), path, fname);
 }
@@ -288,7 +310,8 @@ Result<std::vector<std::string>> read_strings(hid_t file, std::string_view path,
   if (dims[0] > 0) {
     h5::Id type = h5::make_string_type();
     std::vector<char*> ptrs(dims[0], nullptr);
-    if (H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+    h5::Id dxpl = sized_dxpl(ftype.get(), type.get(), dims[0]);
+    if (H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, ptrs.data()) < 0)
       return fail(h5::corrupt(fname, "cannot read dataset " + spath(path)));
     for (char* p : ptrs) out.emplace_back(p ? p : "");
     H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
