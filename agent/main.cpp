@@ -12,6 +12,7 @@
 #include <iostream>
 
 #include "ferry/common/fs.hpp"
+#include "ferry/common/huge_buffer.hpp"
 #include "ferry/proto/auth.hpp"
 #include "log.hpp"
 #include "session.hpp"
@@ -40,6 +41,7 @@ std::string find_ferry(const std::string& given) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ferry::use_huge_pages_for_heap();  // it writes and reads images (huge_buffer.hpp)
   po::options_description opts("ferry-agent --coordinator HOST:PORT --node NAME --store DIR [options]");
   opts.add_options()("help,h", "show this help")("coordinator", po::value<std::string>(), "the coordinator's HOST:PORT")(
       "node", po::value<std::string>(), "this node's name in placements (unique in the cluster)")(

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "ferry/common/huge_buffer.hpp"
 #include "exit_status.hpp"
 
 namespace {
@@ -45,6 +46,7 @@ else ~/.ferry. Exit statuses: see docs/exit-status.md.
 }  // namespace
 
 int main(int argc, char** argv) {
+  ferry::use_huge_pages_for_heap();
   if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "help")) {
     std::cout << kUsage;
     return argc < 2 ? ferry::cli::kExitUsage : 0;

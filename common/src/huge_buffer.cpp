@@ -3,9 +3,15 @@
 // pages on it.
 #include "ferry/common/huge_buffer.hpp"
 
+#include <malloc.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 namespace ferry {
@@ -14,6 +20,30 @@ namespace {
 constexpr size_t kHuge = size_t{2} << 20;
 constexpr size_t kPage = 4096;
 }  // namespace
+
+void use_huge_pages_for_heap(size_t reserve) {
+  constexpr size_t kMmapThreshold = size_t{32} << 20;  // glibc's largest
+  (void)::mallopt(M_MMAP_THRESHOLD, kMmapThreshold);
+  (void)::mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  (void)::mallopt(M_ARENA_MAX, 1);
+  // Grow the heap once by `reserve` (freed at once, kept by the trim threshold), then advise
+  // huge pages on its 2 MiB-aligned part; the pages are only allocated when touched.
+  void* volatile grown = ::malloc(std::min(reserve, kMmapThreshold - kHuge));  // volatile: kept
+  ::free(grown);
+  const auto hi = reinterpret_cast<uintptr_t>(::sbrk(0));
+  uintptr_t lo = 0;
+  if (FILE* f = std::fopen("/proc/self/maps", "re")) {
+    char line[512];
+    while (std::fgets(line, sizeof line, f))
+      if (std::strstr(line, "[heap]")) {
+        unsigned long a = 0, b = 0;
+        if (std::sscanf(line, "%lx-%lx", &a, &b) == 2 && b == hi) lo = a;
+      }
+    std::fclose(f);
+  }
+  const uintptr_t start = (lo + kHuge - 1) / kHuge * kHuge;
+  if (lo != 0 && hi > start) (void)::madvise(reinterpret_cast<void*>(start), hi - start, MADV_HUGEPAGE);
+}
 
 HugeBuffer::HugeBuffer(size_t n) {
   if (n == 0) return;
