@@ -343,6 +343,10 @@ private:
         c.dst = p.child + p.done;
         c.src = reinterpret_cast<uint64_t>(bt.buffer.data() + p.at + p.done);
         c.len = p.len - p.done;
+        // Nothing waits on these pages (the child is stopped, and settle() unregisters a
+        // range before anything else writes it): skip the wake-up, 2 us of each call here,
+        // 35 ms per GiB of 64 KiB pieces (a chain of incremental images).
+        c.mode = UFFDIO_COPY_MODE_DONTWAKE;
         int r = ::ioctl(uffd_.fd.get(), UFFDIO_COPY, &c);
         if (c.copy > 0) p.done += static_cast<uint64_t>(c.copy);
         if (r == 0) continue;
