@@ -2,10 +2,14 @@
 // pagemap reading and run coalescing (see pagemap.hpp).
 #include "proc/pagemap.hpp"
 
+#include "proc/pagemap_scan.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include <string>
 #include <utility>
@@ -79,6 +83,11 @@ Result<void> Pagemap::read(uint64_t start, uint64_t page_size, std::span<uint64_
 
 Result<std::vector<PageRange>> scan_runs(const Pagemap& pm, uint64_t start, uint64_t end,
                                          uint64_t page_size, SavePolicy policy) {
+  // FERRY_PAGEMAP_SCAN=0: read the entries even where PAGEMAP_SCAN exists (for comparison).
+  if (const char* e = std::getenv("FERRY_PAGEMAP_SCAN"); e == nullptr || std::strcmp(e, "0") != 0) {
+    FERRY_TRY(scanned, scan_save_runs(pm.fd(), start, end, page_size, policy));
+    if (scanned) return std::move(*scanned);
+  }
   // 64 Ki entries (512 KiB) per read: describes 256 MiB of address space at a time.
   constexpr uint64_t kBlock = 64 * 1024;
   std::vector<uint64_t> buf;

@@ -42,6 +42,7 @@ class Pagemap {
 public:
   static Result<Pagemap> open(pid_t pid);
   Result<void> read(uint64_t start, uint64_t page_size, std::span<uint64_t> out) const;
+  int fd() const noexcept { return fd_; }
   Pagemap(Pagemap&&) noexcept;
   Pagemap& operator=(Pagemap&&) noexcept;
   Pagemap(const Pagemap&) = delete;
@@ -54,7 +55,8 @@ private:
   int fd_ = -1;
 };
 
-// All runs to save in [start, end), reading pagemap in blocks (bounded memory).
+// All runs to save in [start, end): with PAGEMAP_SCAN where the kernel has it
+// (pagemap_scan.hpp scan_save_runs), else reading pagemap in blocks (bounded memory).
 Result<std::vector<PageRange>> scan_runs(const Pagemap& pm, uint64_t start, uint64_t end,
                                          uint64_t page_size, SavePolicy policy);
 
