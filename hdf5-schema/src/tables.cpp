@@ -69,6 +69,9 @@ h5::Id sized_dxpl(hid_t ftype, hid_t mtype, size_t rows) {
   return dxpl;
 }
 
+// The list to pass: the sized one, or HDF5's default if creating it failed.
+hid_t xfer(const h5::Id& dxpl) { return dxpl ? dxpl.get() : H5P_DEFAULT; }
+
 h5::Id make_compound(const Layout& layout, bool for_file) {
   h5::Id t(H5Tcreate(H5T_COMPOUND, layout.size));
   h5::Id str = h5::make_string_type();
@@ -169,7 +172,7 @@ Result<void> write_compound(hid_t file, std::string_view path, const Layout& lay
                          H5P_DEFAULT, H5P_DEFAULT));
   if (!dset) return fail(h5::write_error(fname, "create dataset " + spath(path)));
   h5::Id dxpl = sized_dxpl(ftype.get(), mtype.get(), nrows);
-  if (nrows > 0 && H5Dwrite(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, rows) < 0)
+  if (nrows > 0 && H5Dwrite(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, xfer(dxpl), rows) < 0)
     return fail(h5::write_error(fname, "write dataset " + spath(path)));
   return write_checksum(dset.get(), checksum, path, fname);
 }
@@ -207,7 +210,7 @@ Result<uint64_t> read_compound(hid_t file, std::string_view path, RawTable& out,
   if (out.rows > 0) {
     h5::Id mtype = make_compound(out.layout, false);
     h5::Id dxpl = sized_dxpl(ftype.get(), mtype.get(), out.rows);
-    if (H5Dread(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, out.buf.data()) < 0)
+    if (H5Dread(dset.get(), mtype.get(), H5S_ALL, H5S_ALL, xfer(dxpl), out.buf.data()) < 0)
       return fail(h5::corrupt(fname, "cannot read dataset " + spath(path)));
     for (size_t r = 0; r < out.rows; ++r) {
       size_t s = 0;
@@ -232,7 +235,7 @@ Result<void> write_array(hid_t file, std::string_view path, Col elem, const void
   hsize_t n = 1;
   for (hsize_t d : dims) n *= d;
   h5::Id dxpl = sized_dxpl(file_type(elem), mem_type(elem), n);
-  if (n > 0 && H5Dwrite(dset.get(), mem_type(elem), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, data) < 0)
+  if (n > 0 && H5Dwrite(dset.get(), mem_type(elem), H5S_ALL, H5S_ALL, xfer(dxpl), data) < 0)
     return fail(h5::write_error(fname, "write dataset " + spath(path)));
   h5::Canon c;
   for (hsize_t d : dims) c.u64(d);
@@ -260,7 +263,7 @@ Result<RawArray> read_array(hid_t file, std::string_view path, Col elem, int ran
   out.data.resize(n * width(elem));
   h5::Id dxpl = sized_dxpl(ftype.get(), mem_type(elem), n);
   if (n > 0 &&
-      H5Dread(dset.get(), mem_type(elem), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, out.data.data()) < 0)
+      H5Dread(dset.get(), mem_type(elem), H5S_ALL, H5S_ALL, xfer(dxpl), out.data.data()) < 0)
     return fail(h5::corrupt(fname, "cannot read dataset " + spath(path)));
   FERRY_TRY(stored, stored_checksum(dset.get(), path, fname));
   h5::Canon c;
@@ -289,7 +292,7 @@ Result<void> write_strings(hid_t file, std::string_view path, const std::vector<
   }
   h5::Id dxpl = sized_dxpl(type.get(), type.get(), v.size());
   if (!v.empty() &&
-      H5Dwrite(dset.get(), type.get(), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, ptrs.data()) < 0)
+      H5Dwrite(dset.get(), type.get(), H5S_ALL, H5S_ALL, xfer(dxpl), ptrs.data()) < 0)
     return fail(h5::write_error(fname, "write dataset " + spath(path)));
   return write_checksum(dset.get(), c.digest(), path, fname);
 }
@@ -311,7 +314,7 @@ Result<std::vector<std::string>> read_strings(hid_t file, std::string_view path,
     h5::Id type = h5::make_string_type();
     std::vector<char*> ptrs(dims[0], nullptr);
     h5::Id dxpl = sized_dxpl(ftype.get(), type.get(), dims[0]);
-    if (H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, dxpl ? dxpl.get() : H5P_DEFAULT, ptrs.data()) < 0)
+    if (H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, xfer(dxpl), ptrs.data()) < 0)
       return fail(h5::corrupt(fname, "cannot read dataset " + spath(path)));
     for (char* p : ptrs) out.emplace_back(p ? p : "");
     H5Dvlen_reclaim(type.get(), space.get(), H5P_DEFAULT, ptrs.data());
