@@ -14,7 +14,7 @@ namespace ferry {
 // The same for the heap of a ferry process (call it first thing in main, before any thread):
 // small and medium allocations (HDF5's per-file caches and conversion buffers, tables, plans)
 // come from one heap of `reserve` bytes in 2 MiB pages instead of fresh 4 KiB pages or fresh
-// mmaps each time (opening an image and its 10 bases in a new process: 46 -> ~15 ms). Blocks
+// mmaps each time (`ferry restart` opening an image and its 10 bases: 59-68 -> 23-27 ms). Blocks
 // below 32 MiB come from the heap, freed memory stays there for reuse (up to 128 MiB), and every
 // thread shares the heap (one arena). Best effort: without huge pages it changes nothing else.
 void use_huge_pages_for_heap(size_t reserve = size_t{30} << 20);
