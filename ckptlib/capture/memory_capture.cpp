@@ -514,10 +514,7 @@ Result<std::vector<int32_t>> stream_blobs(pid_t pid, const BlobTable& blobs, ima
   std::vector<int32_t> ids;
   HugeBuffer buf;  // allocated for the first blob: most processes have none
   for (const auto& b : blobs.blobs()) {
-    if (buf.empty()) {
-      buf = HugeBuffer(8u << 20);
-      if (buf.empty()) return fail_errno("allocate a blob buffer", ENOMEM);
-    }
+    if (!buf.ensure(8u << 20)) return fail_errno("allocate a blob buffer", ENOMEM);
     UniqueFd fd(::open(b.source.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return fail_errno("open " + b.name + " of process " + std::to_string(pid) + " for saving");
     FERRY_TRY(id, sink.begin_blob(b.size, b.name));

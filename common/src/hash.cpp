@@ -43,16 +43,12 @@ uint64_t Xxh3Stream::digest() const noexcept {
 }
 
 Result<std::string> fd_xxh3_128(int fd) {
-  XXH3_state_t* st = XXH3_createState();
-  XXH3_128bits_reset(st);
   // One buffer per thread, in huge pages: a checkpoint hashes several libraries, and a fresh
   // 1 MiB of 4 KiB pages each time cost 256 first-touch faults on the project VM.
   thread_local HugeBuffer buf;
-  if (buf.empty()) buf = HugeBuffer(2u << 20);
-  if (buf.empty()) {
-    XXH3_freeState(st);
-    return fail_errno("allocate a hash buffer", ENOMEM);
-  }
+  if (!buf.ensure(2u << 20)) return fail_errno("allocate a hash buffer", ENOMEM);
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_128bits_reset(st);
   off_t off = 0;
   for (;;) {
     ssize_t n = ::pread(fd, buf.data(), buf.size(), off);

@@ -68,6 +68,11 @@ HugeBuffer::HugeBuffer(size_t n) {
 
 HugeBuffer::~HugeBuffer() { release(); }
 
+bool HugeBuffer::ensure(size_t n) {
+  if (size_ < n || empty()) *this = HugeBuffer(n);
+  return !empty();
+}
+
 HugeBuffer::HugeBuffer(HugeBuffer&& o) noexcept
     : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)), mapped_(std::exchange(o.mapped_, 0)) {}
 

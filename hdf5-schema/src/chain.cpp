@@ -142,8 +142,7 @@ private:
     HugeBuffer buf;  // allocated for the first range to read: usually every one was read
     for (auto& s : segs_) {
       if (s.src < 0 || (only_unread && s.read)) continue;
-      if (buf.empty()) buf = HugeBuffer(4u << 20);
-      if (buf.empty()) return fail_errno("allocate a buffer to check generation chunks", ENOMEM);
+      if (!buf.ensure(4u << 20)) return fail_errno("allocate a buffer to check generation chunks", ENOMEM);
       for (uint64_t a = s.addr; a < s.end;) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), s.end - a));
         FERRY_TRY_VOID(base_read(s.src, a, std::span(buf.data(), n)));

@@ -237,13 +237,11 @@ size_t encode_as(ChunkCoding coding, std::span<const std::byte> in, HugeBuffer& 
   std::span<const std::byte> src = in;
   if (coding == ChunkCoding::shuffle_zstd) {
     HugeBuffer& planes = thread_plane_buffer();
-    if (planes.size() < in.size()) planes = HugeBuffer(in.size());
-    if (planes.empty()) return 0;
+    if (!planes.ensure(in.size())) return 0;
     byte_shuffle(in, {planes.data(), in.size()});
     src = {planes.data(), in.size()};
   }
-  if (const size_t bound = ZSTD_compressBound(in.size()); out.size() < bound) out = HugeBuffer(bound);
-  if (out.empty()) return 0;
+  if (!out.ensure(ZSTD_compressBound(in.size()))) return 0;
   size_t n = ZSTD_compressCCtx(c, out.data(), out.size(), src.data(), src.size(), kZstdLevel);
   return ZSTD_isError(n) ? 0 : n;
 }
@@ -261,8 +259,7 @@ bool decode_chunk(ChunkCoding coding, std::span<const std::byte> in, std::span<s
                   HugeBuffer& scratch) {
   if (coding == ChunkCoding::zstd) return zstd_decode(in, out);
   if (coding != ChunkCoding::shuffle_zstd || out.size() % kShuffleElementBytes != 0) return false;
-  if (scratch.size() < out.size()) scratch = HugeBuffer(out.size());
-  if (scratch.empty()) return false;
+  if (!scratch.ensure(out.size())) return false;
   std::span<std::byte> planes{scratch.data(), out.size()};
   if (!zstd_decode(in, planes)) return false;
   byte_unshuffle(planes, out);

@@ -33,6 +33,9 @@ public:
   std::byte* data() const noexcept { return data_; }
   size_t size() const noexcept { return size_; }
   bool empty() const noexcept { return data_ == nullptr; }
+  // At least n bytes: a new (zeroed) mapping if this one is smaller; the contents are not kept.
+  // False if the mapping failed (the buffer is then empty).
+  bool ensure(size_t n);
 
 private:
   void release() noexcept;
