@@ -124,7 +124,16 @@ Result<CoordinatorClient> CoordinatorClient::connect(const std::string& address)
 
 Result<proto::Auth> CoordinatorClient::sign_next(proto::MsgType type, const proto::Bytes& payload) {
   ++next_id_;
-  if (munge_) return proto::munge_sign(type, next_id_, payload);
+  if (munge_) {
+    auto auth = proto::munge_sign(type, next_id_, payload);
+    if (auth) return auth;
+    // munged answered when this command started and no longer does (restarted, stopped by
+    // an admin): the coordinator also accepts the user's own secret, so sign with it.
+    auto secret = proto::load_or_create_user_secret();
+    if (!secret) return fail(auth.error());
+    secret_ = *secret;
+    munge_ = false;
+  }
   return proto::sign(type, next_id_, payload, static_cast<std::uint32_t>(::getuid()), secret_);
 }
 

@@ -54,7 +54,8 @@ public:
 
 private:
   // Takes the next request id and signs payload for it: with MUNGE where munged runs
-  // (unless $FERRY_AUTH=hmac), else with the user's secret.
+  // (unless $FERRY_AUTH=hmac), else with the user's secret; if munged stops answering
+  // during the command, with the user's secret from then on.
   Result<proto::Auth> sign_next(proto::MsgType type, const proto::Bytes& payload);
   Result<void> write_all(const proto::Bytes& b);
   Result<proto::Bytes> read_frame();

@@ -305,7 +305,6 @@ TEST(ImageCompat, Schema10ImageStillReads) {
 }
 
 TEST(ImageRoundTrip, CompressibleChunksShrinkAndReadBack) {
-  TempFile tmp("compress");
   constexpr uint64_t kTotal = uint64_t{12} << 20;
   std::vector<std::byte> bytes(kTotal);
   for (uint64_t i = 0; i < kTotal / 8; ++i) {  // smooth doubles: compressible
@@ -315,21 +314,27 @@ TEST(ImageRoundTrip, CompressibleChunksShrinkAndReadBack) {
   std::vector<std::byte> noise(4 << 20);
   fill_pages(7, noise);
   std::memcpy(bytes.data() + (4 << 20), noise.data(), noise.size());  // chunk 1: random, raw
-  auto writer = ImageWriter::create(tmp.path);
-  ASSERT_TRUE(writer);
-  ASSERT_TRUE((*writer)->append_pages(0x7f0000000000, bytes));
   ProcessImage im;
   im.header.abi = "x86_64";
   im.header.page_size = static_cast<uint32_t>(kPage);
-  ASSERT_TRUE((*writer)->finish(im));
-  EXPECT_LT((*writer)->bytes_written(), kTotal * 3 / 4);   // chunks 0 and 2 compressed
-  EXPECT_GE((*writer)->bytes_written(), uint64_t{4} << 20);  // chunk 1 raw
-  auto reader = ImageReader::open(tmp.path);
-  ASSERT_TRUE(reader) << reader.error().message();
-  ASSERT_TRUE((*reader)->verify_all());
-  std::vector<std::byte> back(kTotal);
-  ASSERT_TRUE((*reader)->read_pages(0x7f0000000000, back));
-  EXPECT_TRUE(back == bytes);
+  // Whether a chunk is compressed rests on its sample's speed on the thread's CPU clock, which
+  // counts steal time on a loaded VM (CI once stored all three raw): three tries to compress.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    TempFile tmp("compress");
+    auto writer = ImageWriter::create(tmp.path);
+    ASSERT_TRUE(writer);
+    ASSERT_TRUE((*writer)->append_pages(0x7f0000000000, bytes));
+    ASSERT_TRUE((*writer)->finish(im));
+    EXPECT_GE((*writer)->bytes_written(), uint64_t{4} << 20);  // chunk 1 raw
+    auto reader = ImageReader::open(tmp.path);
+    ASSERT_TRUE(reader) << reader.error().message();
+    ASSERT_TRUE((*reader)->verify_all());
+    std::vector<std::byte> back(kTotal);
+    ASSERT_TRUE((*reader)->read_pages(0x7f0000000000, back));
+    EXPECT_TRUE(back == bytes);
+    if ((*writer)->bytes_written() < kTotal * 3 / 4) return;  // chunks 0 and 2 compressed
+  }
+  ADD_FAILURE() << "three images of 12 MiB, two chunks of smooth doubles each, none compressed";
 }
 
 // Capture's zero-copy path: page bytes written straight into the writer's chunk buffers
