@@ -178,9 +178,14 @@ TEST(ImageShuffle, SmoothDoublesRoundTripShuffled) {
   const char* old = std::getenv("FERRY_ENCODERS");
   std::string saved = old ? old : "";
   ::setenv("FERRY_ENCODERS", "8", 1);
-  write_stream(tmp.path, bytes);
+  // The sample's speed is timed on the thread CPU clock, which counts a loaded VM's steal
+  // time: three tries for a shuffled chunk (see ChunkEncoding.EachKindOfDataGetsItsCoding).
+  std::vector<unsigned> masks;
+  for (int i = 0; i < 3 && std::count(masks.begin(), masks.end(), kMaskShuffleZstd) == 0; ++i) {
+    write_stream(tmp.path, bytes);
+    masks = chunk_masks(tmp.path);
+  }
   if (old) ::setenv("FERRY_ENCODERS", saved.c_str(), 1); else ::unsetenv("FERRY_ENCODERS");
-  auto masks = chunk_masks(tmp.path);
   ASSERT_EQ(masks.size(), 3u);
   EXPECT_NE(std::count(masks.begin(), masks.end(), kMaskShuffleZstd), 0);
   for (size_t i = 0; i < 3; ++i)
