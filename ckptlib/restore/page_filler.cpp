@@ -19,6 +19,12 @@
 //      process_vm_writev for the rest) while the next batch is read; three batches circulate.
 //      When all three wait for the writer, this thread places the newest itself (take_free).
 //      HDF5 calls stay on this thread (Debian's HDF5 is not thread-safe).
+//      A chain's generations interleaved in the child (pieces under 1 MiB on average) are
+//      read in destination windows instead (fill_windows.hpp): each batch is laid out like a
+//      stretch of the child, every image's pieces of it read straight to their places
+//      (read_stored_v: one preadv per image and chunk, chunk checksums streamed across
+//      windows, the chunks still open finished at the end), and pieces adjacent in the child
+//      go in with one UFFDIO_COPY.
 //   4. Bytes the writer could not place (a short write) are written by this thread through the
 //      tracee (process_vm_writev, else /proc/PID/mem) when the batch comes back. Then the
 //      userfaultfd ranges are unregistered and the descriptor closed, before any other step.
@@ -51,6 +57,7 @@
 #include "ferry/common/unique_fd.hpp"
 #include "restore/address_plan.hpp"
 #include "restore/child_builder.hpp"
+#include "restore/fill_windows.hpp"
 #include "restore/lazy_internal.hpp"
 #include "restore/steps.hpp"
 
@@ -80,9 +87,12 @@ struct ChildUffd {
   UniqueFd fd;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;  // [start, end) child addresses, sorted
 
-  bool covers(uint64_t addr) const {
+  bool covers(uint64_t addr) const { return range_of(addr) >= 0; }
+  // Index of the registered range holding addr, -1 if none.
+  long range_of(uint64_t addr) const {
     auto it = std::upper_bound(ranges.begin(), ranges.end(), std::make_pair(addr, ~uint64_t{0}));
-    return it != ranges.begin() && addr < std::prev(it)->second;
+    if (it == ranges.begin() || addr >= std::prev(it)->second) return -1;
+    return static_cast<long>(std::prev(it) - ranges.begin());
   }
   void unregister(uint64_t start, uint64_t end) const {
     uffdio_range r{start, end - start};
@@ -160,12 +170,13 @@ public:
   // populate=false for a small fill (a lazy restore's few eager pages): touching 24 MiB of
   // buffers costs more than it saves then.
   Result<void> start(bool populate = true) {
+    constexpr size_t batch_bytes = kCopyBatch;
     for (auto& bt : batches_) {
       // Reused batch after batch, in huge pages where possible (HugeBuffer: a fresh 4 KiB page
       // costs a hypervisor fault on first touch here), touched once now if populate.
-      bt.buffer = HugeBuffer(kCopyBatch);
+      bt.buffer = HugeBuffer(batch_bytes);
       if (bt.buffer.empty()) return fail_errno("allocate a page batch", ENOMEM);
-      if (populate) std::memset(bt.buffer.data(), 0, kCopyBatch);
+      if (populate) std::memset(bt.buffer.data(), 0, batch_bytes);
       free_.push_back(&bt);
     }
     writer_ = std::thread([this] { writer_loop(); });
@@ -210,6 +221,40 @@ public:
     return {};
   }
 
+  // Queues a destination window (fill_windows.hpp) as one batch laid out like the child: its
+  // chunks are read straight to their child offsets, and pieces adjacent in the child (and in
+  // one registered region) are placed as one.
+  Result<void> add_window(const FillWindow& w) {
+    if (cur_ && !cur_->pieces.empty()) FERRY_TRY_VOID(submit());
+    if (!cur_) FERRY_TRY_VOID(take_free());
+    if (cur_->buffer.size() < w.size) return fail_errno("allocate a page window", ENOMEM);
+    std::byte* base = cur_->buffer.data();
+    for (const auto& p : w.pieces) {
+      const size_t at = static_cast<size_t>(p.child_addr - w.child_base);
+      stored_reads_.push_back({p.pos.store, p.pos.offset, p.image_addr, {base + at, static_cast<size_t>(p.len)}});
+      cur_->pieces.push_back({p.image_addr, p.child_addr, p.len, at, uffd_.covers(p.child_addr), 0});
+      total_ += p.len;
+    }
+    auto& ps = cur_->pieces;
+    std::sort(ps.begin(), ps.end(), [](const Batch::Piece& a, const Batch::Piece& b) { return a.child < b.child; });
+    size_t out = 0;
+    for (size_t k = 0; k < ps.size(); ++k) {
+      if (out > 0) {
+        Batch::Piece& last = ps[out - 1];
+        if (last.child + last.len == ps[k].child && last.uffd == ps[k].uffd &&
+            uffd_.range_of(last.child) == uffd_.range_of(ps[k].child)) {
+          last.len += ps[k].len;
+          continue;
+        }
+      }
+      ps[out++] = ps[k];
+    }
+    ps.resize(out);
+    cur_->used = static_cast<size_t>(w.size);
+    ++windows_;
+    return submit();
+  }
+
   // Hands over the last batch and waits until every batch is placed.
   Result<void> finish() {
     if (cur_ && !cur_->pieces.empty()) FERRY_TRY_VOID(submit());
@@ -231,6 +276,7 @@ public:
   const SideTime& placing() const noexcept { return placing_; }
   // Batches this thread placed itself (take_free), and the seconds it spent on them.
   unsigned helped_batches() const noexcept { return helped_batches_; }
+  unsigned windows() const noexcept { return windows_; }
   double helped() const noexcept { return helped_; }
 
 private:
@@ -270,14 +316,16 @@ private:
   // Reads the current batch's bytes (one read_pages_v: pieces that follow each other in
   // storage become whole-chunk reads) and hands it to the writer.
   Result<void> submit() {
-    if (!reads_.empty()) {
+    if (!reads_.empty() || !stored_reads_.empty()) {
       const auto t0 = std::chrono::steady_clock::now();
       const double c0 = thread_cpu_s();
-      auto r = src_.read_pages_v(reads_);
+      const bool stored = !stored_reads_.empty();
+      auto r = stored ? src_.read_stored_v(stored_reads_) : src_.read_pages_v(reads_);
       reading_.wall += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       reading_.cpu += thread_cpu_s() - c0;
-      uint64_t first = reads_.front().addr;
+      uint64_t first = stored ? stored_reads_.front().addr : reads_.front().addr;
       reads_.clear();
+      stored_reads_.clear();
       if (!r) return fail(r.error().wrap("read pages from " + hex(first)));
     }
     {
@@ -355,11 +403,21 @@ private:
       }
     }
     if (local.empty()) return;
-    ssize_t n;
-    do {
-      n = ::process_vm_writev(b_.pid(), local.data(), local.size(), remote.data(), remote.size(), 0);
-    } while (n < 0 && errno == EINTR);
-    uint64_t left = n > 0 ? static_cast<uint64_t>(n) : 0;
+    // At most IOV_MAX pieces per call (a window may hold more); after a short write the rest
+    // is left to settle().
+    uint64_t left = 0;
+    bool short_write = false;
+    for (size_t k = 0; k < local.size() && !short_write; k += kMaxIov) {
+      const size_t cnt = std::min(kMaxIov, local.size() - k);
+      uint64_t want = 0;
+      for (size_t j = k; j < k + cnt; ++j) want += local[j].iov_len;
+      ssize_t n;
+      do {
+        n = ::process_vm_writev(b_.pid(), local.data() + k, cnt, remote.data() + k, cnt, 0);
+      } while (n < 0 && errno == EINTR);
+      left += n > 0 ? static_cast<uint64_t>(n) : 0;
+      short_write = n < 0 || static_cast<uint64_t>(n) < want;
+    }
     for (auto& p : bt.pieces) {
       if (p.uffd) continue;
       p.done = std::min(left, p.len);
@@ -373,9 +431,11 @@ private:
   std::array<Batch, kBatches> batches_;
   Batch* cur_ = nullptr;
   std::vector<image::PageRead> reads_;  // of cur_, not read yet
+  std::vector<image::StoredRead> stored_reads_;  // of cur_ when it is a window
   uint64_t total_ = 0, uffd_bytes_ = 0;
   SideTime reading_, placing_;
   unsigned helped_batches_ = 0;  // this thread's
+  unsigned windows_ = 0;
   double helped_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -437,6 +497,23 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
     order.swap(eager);
   }
 
+  // A chain's generations interleaved in the child (pieces under 1 MiB on average): filled in
+  // destination windows of kCopyBatch (fill_windows.hpp).
+  // FERRY_RESTORE_WINDOWS=0 keeps storage order.
+  std::vector<FillWindow> windows;
+  {
+    uint64_t bytes = 0;
+    for (size_t i : order) bytes += writes[i].len;
+    const char* wenv = std::getenv("FERRY_RESTORE_WINDOWS");
+    if (!lazy && src.reads_scattered() && order.size() > 1 && order.size() * (uint64_t{1} << 20) > bytes &&
+        !(wenv && std::strcmp(wenv, "0") == 0)) {
+      std::vector<FillPiece> pieces;
+      pieces.reserve(order.size());
+      for (size_t i : order) pieces.push_back({writes[i].image_addr, writes[i].child_addr, writes[i].len, pos[i]});
+      windows = plan_fill_windows(pieces, kCopyBatch);
+    }
+  }
+
   const char* uenv = std::getenv("FERRY_RESTORE_UFFD");
   ChildUffd uffd;
   if (!lazy && !(uenv && std::strcmp(uenv, "0") == 0)) uffd = open_child_uffd(b, img, plan, huge_regions);
@@ -448,6 +525,11 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
       uint64_t eager_bytes = 0;
       for (size_t i : order) eager_bytes += writes[i].len;
       FERRY_TRY_VOID(filler.start(eager_bytes >= kCopyBatch));
+      if (!windows.empty()) {
+        for (const auto& w : windows) FERRY_TRY_VOID(filler.add_window(w));
+        FERRY_TRY_VOID(filler.finish());
+        return src.finish_stored_reads();  // the chunks still open: read to their ends, checked
+      }
       for (size_t i : order) FERRY_TRY_VOID(filler.add(writes[i].image_addr, writes[i].child_addr, writes[i].len, pos[i]));
       return filler.finish();
     }();
@@ -455,6 +537,7 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
     total = filler.total();
     by_uffd = filler.uffd_bytes();
     sides = "; reading " + filler.reading().text() + ", placing " + filler.placing().text();
+    if (filler.windows() > 0) sides += "; in " + std::to_string(filler.windows()) + " destination windows";
     if (filler.helped_batches() > 0) {
       char h[96];
       std::snprintf(h, sizeof h, " (and %u batches in %.3f s by the reading thread)", filler.helped_batches(),

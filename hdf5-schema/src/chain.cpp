@@ -79,6 +79,36 @@ public:
     return {};
   }
 
+  bool reads_scattered() const override { return true; }
+  // Each store's reads go to its image together (a base's errors name its generation).
+  Result<void> read_stored_v(std::span<const StoredRead> reads) override {
+    for (size_t i = 0; i < reads.size();) {
+      const uint32_t store = reads[i].store;
+      if (store > bases_.size())
+        return fail(errc::image_corrupt, top_->path() + ": no store " + std::to_string(store) + " in this chain");
+      size_t j = i;
+      for (; j < reads.size() && reads[j].store == store; ++j) {
+        FERRY_TRY(seg, segment(reads[j].addr, reads[j].out.size()));
+        if (seg->src + 1 != static_cast<int>(store))
+          return fail(errc::image_corrupt, top_->path() + ": the pages at " + hex(reads[j].addr) + " are not in store " +
+                                               std::to_string(store));
+        seg->read = true;
+        group_.push_back(reads[j]);
+        group_.back().store = 0;
+      }
+      auto r = store == 0 ? top_->read_stored_v(group_) : bases_[store - 1]->read_stored_v(group_);
+      group_.clear();
+      if (!r) return store == 0 ? r : fail(r.error().wrap(base_name(static_cast<int>(store) - 1)));
+      i = j;
+    }
+    return {};
+  }
+  Result<void> finish_stored_reads() override {
+    FERRY_TRY_VOID(top_->finish_stored_reads());
+    for (size_t b = 0; b < bases_.size(); ++b)
+      if (auto r = bases_[b]->finish_stored_reads(); !r) return fail(r.error().wrap(base_name(static_cast<int>(b))));
+    return {};
+  }
   // Stores: 0 the top image's pages, 1 + i base i's.
   StoragePos storage_pos(uint64_t addr) const override {
     auto it = std::upper_bound(segs_.begin(), segs_.end(), addr,
@@ -157,6 +187,7 @@ private:
   std::vector<std::unique_ptr<ImageReader>> bases_;
   ProcessImage merged_;
   std::vector<Segment> segs_;
+  std::vector<StoredRead> group_;  // read_stored_v's reads of one store
 };
 
 }  // namespace

@@ -11,6 +11,8 @@
 // decompress, unshuffle and hash the ones already read; then it joins them on the rest.
 #include "chunk_store.hpp"
 
+#include <limits.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -83,6 +85,10 @@ Result<std::unique_ptr<ChunkReader>> ChunkReader::open(hid_t file, std::string d
     return fail(errc::image_corrupt, "image " + f + ": missing dataset " + p);
   r->dset_ = h5::Id(H5Dopen2(file, p.c_str(), H5P_DEFAULT));
   if (!r->dset_) return fail(h5::corrupt(f, "cannot open dataset " + p));
+  if (h5::Id fapl(H5Fget_access_plist(file)); fapl && H5Pget_driver(fapl.get()) == H5FD_SEC2) {
+    void* handle = nullptr;
+    if (H5Fget_vfd_handle(file, fapl.get(), &handle) >= 0 && handle) r->fd_ = *static_cast<int*>(handle);
+  }
 
   h5::Id type(H5Dget_type(r->dset_.get()));
   h5::Id space(H5Dget_space(r->dset_.get()));
@@ -364,6 +370,141 @@ Result<void> ChunkReader::read(uint64_t offset, std::span<std::byte> out) {
   }
   return {};
 }
+
+namespace {
+
+// preadv of all of `iov` from `off`, across short reads and IOV_MAX (iov is consumed).
+Result<void> preadv_all(int fd, std::vector<iovec>& iov, off_t off, const std::string& what) {
+  size_t k = 0;
+  while (k < iov.size()) {
+    const int cnt = static_cast<int>(std::min<size_t>(iov.size() - k, IOV_MAX));
+    ssize_t n = ::preadv(fd, iov.data() + k, cnt, off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno("read " + what);
+    if (n == 0) return fail(errc::image_corrupt, "the file ends inside " + what + " (truncated image?)");
+    off += n;
+    for (size_t left = static_cast<size_t>(n); left > 0;) {
+      if (left >= iov[k].iov_len) {
+        left -= iov[k].iov_len;
+        ++k;
+      } else {
+        iov[k].iov_base = static_cast<std::byte*>(iov[k].iov_base) + left;
+        iov[k].iov_len -= left;
+        left = 0;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+// Opens chunk `index` for streaming: a raw chunk is read piece by piece from the file, its
+// checksum taken as it goes; any other is loaded whole into the reader's own buffer (checked
+// now) and copied from there.
+Result<void> ChunkReader::open_stream(uint64_t index) {
+  Stream& st = stream_;
+  st.index = index;
+  st.pos = index * chunk_;
+  hsize_t coord[1] = {index * chunk_};
+  unsigned mask = 0;
+  haddr_t addr = HADDR_UNDEF;
+  hsize_t stored = 0;
+  st.direct = fd_ >= 0 && H5Dget_chunk_info_by_coord(dset_.get(), coord, &mask, &addr, &stored) >= 0 &&
+              addr != HADDR_UNDEF && stored == chunk_ && coding_of(mask) == ChunkCoding::raw;
+  if (st.direct) {
+    st.addr = addr;
+    st.hash = std::make_unique<hash::Xxh3Stream>();
+    return {};
+  }
+  if (st.copy.size < chunk_) st.copy.allocate(chunk_);
+  ThreadReadBuffers& s = scratch();
+  FERRY_TRY(stored_as, read_stored(index, st.copy.data.data(), s.stored));
+  FERRY_TRY_VOID(finish_chunk(index, stored_as, s.stored, st.copy.data.data(), s.planes));
+  checked_[index] = true;
+  return {};
+}
+
+// Reads [st.pos, end) of the open raw chunk: into `iov` as given (pieces and gaps, in order,
+// covering exactly that range), hashing it.
+Result<void> ChunkReader::stream_read(std::vector<iovec>& iov, uint64_t end) {
+  Stream& st = stream_;
+  thread_local std::vector<iovec> hashed;
+  hashed = iov;  // preadv_all consumes iov
+  const std::string what = "image " + fname_ + " " + chunk_label(data_path_, st.index, chunk_, size_);
+  FERRY_TRY_VOID(preadv_all(fd_, iov, static_cast<off_t>(st.addr + (st.pos - st.index * chunk_)), what));
+  for (const iovec& v : hashed) st.hash->update({static_cast<const std::byte*>(v.iov_base), v.iov_len});
+  st.pos = end;
+  iov.clear();
+  return {};
+}
+
+// Reads what is left of the open chunk (a raw one: hashed, then its checksum compared).
+Result<void> ChunkReader::close_stream() {
+  Stream& st = stream_;
+  if (st.index == UINT64_MAX) return {};
+  const uint64_t index = st.index;
+  st.index = UINT64_MAX;
+  if (!st.direct) return {};
+  const uint64_t end = std::min<uint64_t>((index + 1) * chunk_, size_);
+  if (st.pos < end) {
+    if (st.copy.size < chunk_) st.copy.allocate(chunk_);
+    std::vector<iovec> iov{{st.copy.data.data(), static_cast<size_t>(end - st.pos)}};
+    st.index = index;
+    auto r = stream_read(iov, end);
+    st.index = UINT64_MAX;
+    FERRY_TRY_VOID(r);
+  }
+  if (st.hash->digest() != sums_[index])
+    return fail(errc::image_corrupt,
+                "image " + fname_ + ": checksum mismatch in " + chunk_label(data_path_, index, chunk_, size_));
+  checked_[index] = true;
+  return {};
+}
+
+Result<void> ChunkReader::read_scattered(std::span<const Piece> pieces) {
+  Stream& st = stream_;
+  thread_local std::vector<iovec> iov;
+  iov.clear();
+  uint64_t run_end = 0;  // the end of the stretch `iov` covers, from st.pos
+  for (const Piece& whole : pieces) {
+    if (whole.offset > size_ || whole.len > size_ - whole.offset)
+      return fail(errc::image_corrupt, "image " + fname_ + ": read of " + std::to_string(whole.len) + " bytes at " +
+                                           std::to_string(whole.offset) + " beyond " + data_path_);
+    uint64_t offset = whole.offset, len = whole.len;
+    std::byte* out = whole.out;
+    while (len > 0) {
+      const uint64_t index = offset / chunk_;
+      const uint64_t c_end = std::min<uint64_t>((index + 1) * chunk_, size_);
+      const uint64_t n = std::min(len, c_end - offset);
+      if (index != st.index) {
+        if (!iov.empty()) FERRY_TRY_VOID(stream_read(iov, run_end));
+        FERRY_TRY_VOID(close_stream());
+        FERRY_TRY_VOID(open_stream(index));
+      }
+      if (!st.direct) {
+        std::memcpy(out, st.copy.data.data() + (offset - index * chunk_), n);
+      } else {
+        const uint64_t at = iov.empty() ? st.pos : run_end;
+        if (offset < at)
+          return fail_errno("scattered read of " + data_path_ + ": pieces overlap or go backwards", EINVAL);
+        if (offset > at) {  // bytes no piece asks for: read (and hashed) into scratch
+          if (st.copy.size < chunk_) st.copy.allocate(chunk_);
+          iov.push_back({st.copy.data.data() + (at - index * chunk_), static_cast<size_t>(offset - at)});
+        }
+        iov.push_back({out, static_cast<size_t>(n)});
+        run_end = offset + n;
+      }
+      offset += n;
+      out += n;
+      len -= n;
+    }
+  }
+  if (!iov.empty()) FERRY_TRY_VOID(stream_read(iov, run_end));
+  return {};
+}
+
+Result<void> ChunkReader::finish_scattered() { return close_stream(); }
 
 Result<void> ChunkReader::verify_unread() {
   for (uint64_t i = 0; i < sums_.size(); ++i) {

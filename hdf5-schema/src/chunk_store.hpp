@@ -15,6 +15,8 @@
 // logical bytes, so they do not depend on the encoding.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "chunk_codec.hpp"
+#include "ferry/common/hash.hpp"
 #include "h5_support.hpp"
 
 namespace ferry::image {
@@ -68,6 +71,21 @@ public:
                                                    std::string fname);
   ~ChunkReader();
   Result<void> read(uint64_t offset, std::span<std::byte> out);
+  // Bytes [offset, offset + len) of the data into `out`, for read_scattered.
+  struct Piece {
+    uint64_t offset = 0;
+    std::byte* out = nullptr;
+    size_t len = 0;
+  };
+  // Streams the pieces (sorted by offset, not overlapping) to their `out`, anywhere in memory,
+  // continuing across calls: each call's first piece must lie at or after the last one of the
+  // call before. A raw chunk is read with one preadv per call straight into the pieces, bytes
+  // no piece asks for into scratch, its checksum taken over all of them in order; it is checked
+  // when the stream moves to another chunk or at finish_scattered(), which reads the rest of
+  // the chunk it is in. Any other chunk is loaded and checked whole, then copied from.
+  // Chunks the stream jumps over are not read (verify_unread reads them).
+  Result<void> read_scattered(std::span<const Piece> pieces);
+  Result<void> finish_scattered();
   // Loads and checks every chunk in order; memory stays one chunk.
   Result<void> verify_all();
   // Loads and checks the chunks no earlier read or verify has checked.
@@ -88,6 +106,19 @@ private:
   Result<void> fetch(uint64_t index, std::byte* dst);
   Result<void> fetch_many(uint64_t first, size_t n, std::byte* dst);
   Result<void> load(uint64_t index);
+  // read_scattered's position: the chunk it is in and how far it got.
+  struct Stream {
+    uint64_t index = UINT64_MAX;  // none open
+    uint64_t pos = 0;             // next stream offset in the chunk
+    uint64_t addr = 0;            // file address of the raw chunk
+    bool direct = false;          // raw, read from the file; else whole in `copy`
+    std::unique_ptr<hash::Xxh3Stream> hash;
+    ChunkBuffer copy;             // the whole chunk (not direct), or scratch for skipped bytes
+  };
+  Result<void> open_stream(uint64_t index);
+  Result<void> stream_read(std::vector<struct iovec>& iov, uint64_t end);
+  Result<void> close_stream();
+  Stream stream_;
   bool cached(uint64_t index) const;
   void forget();  // drop our chunk from the thread's cache
   uint64_t id_ = 0;
@@ -97,6 +128,7 @@ private:
   std::optional<ChunkCoding> coding_of(uint32_t mask) const;
   Pipeline pipeline_ = Pipeline::none;
   h5::Id dset_;
+  int fd_ = -1;  // the file's descriptor (HDF5's sec2 driver), for read_scattered; -1: none
   size_t chunk_ = 0;
   uint64_t size_ = 0;
   std::vector<uint64_t> sums_;

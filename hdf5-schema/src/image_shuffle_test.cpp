@@ -4,6 +4,7 @@
 // the encoder's choice per kind of data, round trips, mixed codings in one image, damage found
 // by the checksum of the logical bytes, stock h5dump reading the values, and a 1.4 image
 // (pipeline [zstd]) written by the previous writer still reading.
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <set>
@@ -115,6 +117,94 @@ void store_chunk_as(const std::string& path, uint64_t index, ChunkCoding coding,
   EXPECT_GE(H5Dwrite_chunk(d, H5P_DEFAULT, filter_mask(coding), offset, stored.size(), stored.data()), 0);
   H5Dclose(d);
   H5Fclose(f);
+}
+
+// File address of chunk `index` of /memory/pages.
+uint64_t chunk_file_address(const std::string& path, uint64_t index) {
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t d = H5Dopen2(f, "/memory/pages", H5P_DEFAULT);
+  hsize_t offset[1] = {index * kChunkBytes}, size = 0;
+  unsigned mask = 0;
+  haddr_t addr = HADDR_UNDEF;
+  EXPECT_GE(H5Dget_chunk_info_by_coord(d, offset, &mask, &addr, &size), 0);
+  H5Dclose(d);
+  H5Fclose(f);
+  return addr;
+}
+
+void flip_byte(const std::string& path, uint64_t offset) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  unsigned char c = 0;
+  ASSERT_EQ(::pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  c ^= 0x40;
+  ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  ::close(fd);
+}
+
+// The restore's destination-ordered reads (read_stored_v, then finish_stored_reads): pieces in
+// two calls land wherever the caller puts them, and every chunk the stream passes through is
+// checked whole, bytes no piece asked for included: chunk 0 when the stream leaves it, chunk 2
+// (the image's short last one) at the finish. Chunks 0 and 2 are raw (streamed from the file),
+// chunk 1 zstd (loaded whole, copied from).
+TEST(ImageScatteredReads, PiecesLandInPlaceAndEveryChunkPassedIsChecked) {
+  TempFile tmp("scatter");
+  const uint64_t total = 2 * kChunkBytes + kChunkBytes / 2;
+  std::vector<std::byte> want(total);
+  fill_pages(kAddr, want);
+  text(std::span(want).subspan(kChunkBytes, kChunkBytes));
+  write_stream(tmp.path, want);
+  store_chunk_as(tmp.path, 1, ChunkCoding::zstd, std::span(want).subspan(kChunkBytes, kChunkBytes));
+  ASSERT_EQ(chunk_masks(tmp.path)[1], kMaskZstd);
+  struct Piece {
+    uint64_t offset, len;  // in the pages stream (one page run at kAddr, offset 0)
+  };
+  const std::vector<std::vector<Piece>> calls{
+      {{kPage, 2 * kPage}, {kChunkBytes - 3 * kPage, 8 * kPage}},       // chunk 0, then 0 and 1
+      {{kChunkBytes + 9 * kPage, kPage}, {2 * kChunkBytes + 5 * kPage, 3 * kPage}}};  // 1, then 2
+  std::vector<std::byte> out(total);
+  auto read_all = [&](ImageSource& src) -> Result<void> {
+    uint64_t at = out.size();
+    for (const auto& call : calls) {
+      std::vector<StoredRead> rs;
+      for (const auto& p : call) {  // placed back to front in `out`
+        at -= p.len;
+        rs.push_back({0, p.offset, kAddr + p.offset, {out.data() + at, static_cast<size_t>(p.len)}});
+      }
+      FERRY_TRY_VOID(src.read_stored_v(rs));
+    }
+    return src.finish_stored_reads();
+  };
+  {
+    auto reader = ImageReader::open(tmp.path);
+    ASSERT_TRUE(reader) << reader.error().message();
+    ASSERT_TRUE((*reader)->reads_scattered());
+    auto r = read_all(**reader);
+    ASSERT_TRUE(r) << r.error().message();
+    uint64_t at = out.size();
+    for (const auto& call : calls)
+      for (const auto& p : call) {
+        at -= p.len;
+        EXPECT_TRUE(std::equal(out.begin() + static_cast<long>(at), out.begin() + static_cast<long>(at + p.len),
+                               want.begin() + static_cast<long>(p.offset)))
+            << "piece at " << p.offset;
+      }
+  }
+  // A flipped byte no piece asks for, in chunk 0 (found when the stream leaves it) and in
+  // chunk 2 after the last piece (found at the finish).
+  for (uint64_t chunk : {0u, 2u}) {
+    TempFile bad("scatter-bad");
+    std::filesystem::copy_file(tmp.path, bad.path, std::filesystem::copy_options::overwrite_existing);
+    flip_byte(bad.path, chunk_file_address(bad.path, chunk) + 20 * kPage + 5);
+    auto reader = ImageReader::open(bad.path);
+    ASSERT_TRUE(reader) << reader.error().message();
+    auto r = read_all(**reader);
+    ASSERT_FALSE(r) << "chunk " << chunk;
+    EXPECT_TRUE(r.error().is(errc::image_corrupt));
+    EXPECT_NE(r.error().message().find("checksum mismatch in /memory/pages chunk " + std::to_string(chunk)),
+              std::string::npos)
+        << r.error().message();
+  }
 }
 
 TEST(ByteShuffle, MatchesHdf5AlgorithmAndInverts) {

@@ -533,6 +533,19 @@ Result<void> ImageReader::read_pages_v(std::span<const PageRead> reads) {
   return {};
 }
 
+Result<void> ImageReader::read_stored_v(std::span<const StoredRead> reads) {
+  thread_local std::vector<ChunkReader::Piece> pieces;
+  pieces.clear();
+  for (const auto& r : reads) {
+    if (r.store != 0)
+      return fail(errc::image_corrupt, "image " + impl_->path + " has no store " + std::to_string(r.store));
+    pieces.push_back({r.offset, r.out.data(), r.out.size()});
+  }
+  return impl_->pages->read_scattered(pieces);
+}
+
+Result<void> ImageReader::finish_stored_reads() { return impl_->pages->finish_scattered(); }
+
 StoragePos ImageReader::storage_pos(uint64_t addr) const {
   const Impl& m = *impl_;
   const auto& runs = m.image.page_runs;

@@ -15,6 +15,8 @@
 //          in its pages: restore reads image by image in file order, so each base's chunks are
 //          loaded once and one after the other (not 11 readers' chunks in turn: per perf, that
 //          made every byte read and hashed ~3x dearer on this VM).
+//   read_stored_v: each store's reads go to its image, which reads raw chunks straight into
+//          the caller's scattered pieces (the restore's destination windows: no chunk cache).
 //   verify_all / verify_unread: the top image's chunks, and every chunk of a base that holds a
 //          referenced page (never a base's unrelated chunks).
 // An image without references is returned as its plain ImageReader.

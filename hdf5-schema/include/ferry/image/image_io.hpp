@@ -52,6 +52,15 @@ struct PageRead {
   std::span<std::byte> out;
 };
 
+// One read of ImageSource::read_stored_v: the bytes stored at `offset` of store `store`
+// (StoragePos terms), which are the pages at image address `addr`, into out.
+struct StoredRead {
+  uint32_t store = 0;
+  uint64_t offset = 0;
+  uint64_t addr = 0;
+  std::span<std::byte> out;
+};
+
 class ImageSource {
 public:
   virtual ~ImageSource() = default;
@@ -71,6 +80,19 @@ public:
     for (const auto& r : reads) FERRY_TRY_VOID(read_pages(r.addr, r.out));
     return {};
   }
+  // Whether read_stored_v streams raw chunks straight into scattered pieces (else it is
+  // read_pages, chunk by chunk through a cache, plus a copy).
+  virtual bool reads_scattered() const { return false; }
+  // Reads given by where their bytes are stored, each to its own place in memory (the
+  // restore's destination-ordered batches): sorted by (store, offset), not overlapping, and
+  // each store's reads continue, call after call, at or after where its previous call ended.
+  // A chunk is checked when the reads leave it or at finish_stored_reads(), which reads the
+  // rest of the chunks still open: call it after the last read_stored_v. Default: read_pages.
+  virtual Result<void> read_stored_v(std::span<const StoredRead> reads) {
+    for (const auto& r : reads) FERRY_TRY_VOID(read_pages(r.addr, r.out));
+    return {};
+  }
+  virtual Result<void> finish_stored_reads() { return {}; }
   // Reads blob bytes [offset, offset+out.size()).
   virtual Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) = 0;
   // Reads every chunk of pages and blobs and checks its checksum, without keeping them.

@@ -44,6 +44,9 @@ public:
   Result<void> read_pages(uint64_t addr, std::span<std::byte> out) override;
   StoragePos storage_pos(uint64_t addr) const override;
   Result<void> read_pages_v(std::span<const PageRead> reads) override;
+  bool reads_scattered() const override { return true; }
+  Result<void> read_stored_v(std::span<const StoredRead> reads) override;
+  Result<void> finish_stored_reads() override;
   Result<void> read_blob(uint32_t id, uint64_t offset, std::span<std::byte> out) override;
   Result<void> verify_all() override;
   Result<void> verify_unread() override;
