@@ -19,7 +19,7 @@
 // pages written since that generation, re-protected in the same walk), arm (register regions
 // new since), and when a previous generation is in step and the chain is shorter than
 // FERRY_INCREMENTAL_MAX_CHAIN (default 16) the basis is read from that generation's image:
-// its own page runs and its references (incremental_basis). Unchanged pages become references
+// its own page runs and its references (read_basis, before the freeze when it can). Unchanged pages become references
 // to the image holding them; the manifest lists the generations needed ("needs"). Any failure
 // (or a checkpoint abandoned after the harvest) puts the chain out of step: the next checkpoint
 // is full. A restart starts with no tracker: its first checkpoint is full. Process trees and
@@ -36,6 +36,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -102,10 +103,9 @@ unsigned max_chain() {
 
 // What generation `gen` (committed, one image `file`) holds: its own runs (a base named
 // relative to a sibling generation directory) and its references (whose relative paths hold
-// for the new sibling directory unchanged).
-Result<std::shared_ptr<capture::IncrementalBasis>> incremental_basis(const store::JobStore& store, const std::string& id,
-                                                                     uint64_t gen, const std::string& file,
-                                                                     capture::DirtySet dirty) {
+// for the new sibling directory unchanged). The dirty pages are added while frozen.
+Result<std::shared_ptr<capture::IncrementalBasis>> read_basis(const store::JobStore& store, const std::string& id,
+                                                              uint64_t gen, const std::string& file) {
   const std::string dir = store.generation_dir(id, gen);
   FERRY_TRY(reader, image::ImageReader::open(dir + "/" + file));
   const image::ProcessImage& prev = reader->image();
@@ -117,11 +117,23 @@ Result<std::shared_ptr<capture::IncrementalBasis>> incremental_basis(const store
   for (const auto& r : prev.page_runs) b->sources.push_back({r.addr, r.npages, self});
   std::sort(b->sources.begin(), b->sources.end(),
             [](const image::PageRef& x, const image::PageRef& y) { return x.addr < y.addr; });
-  b->tracked = std::move(dirty.tracked);
-  b->written = std::move(dirty.written);
-  std::sort(b->tracked.begin(), b->tracked.end(), [](auto& x, auto& y) { return x.start < y.start; });
-  std::sort(b->written.begin(), b->written.end(), [](auto& x, auto& y) { return x.start < y.start; });
   return b;
+}
+
+// Before the freeze: the basis of the incremental image this checkpoint will probably write
+// (an HDF5 open and a table read not spent frozen), or nullptr.
+struct EarlyBasis {
+  uint64_t gen = 0;
+  std::shared_ptr<capture::IncrementalBasis> basis;
+};
+EarlyBasis read_basis_early(const store::JobStore& store, const store::JobRecord& job, const CheckpointRequest& req) {
+  auto c = chains().find(job.id);
+  if (c == chains().end() || !c->second.tracker || c->second.in_step_with == 0 || !req.incremental || req.full ||
+      c->second.length + 1 > max_chain())
+    return {};
+  auto b = read_basis(store, job.id, c->second.in_step_with, "rank-0.h5");
+  if (!b) return {};  // read again while frozen, where a failure is reported
+  return {c->second.in_step_with, *b};
 }
 
 // While the job is frozen: advance the job's dirty tracking and return the basis of an
@@ -129,7 +141,7 @@ Result<std::shared_ptr<capture::IncrementalBasis>> incremental_basis(const store
 // makes this one full (and is reported on stderr).
 std::shared_ptr<const capture::IncrementalBasis> prepare_incremental(const store::JobStore& store,
                                                                      const store::JobRecord& job, FrozenJob& frozen,
-                                                                     const CheckpointRequest& req) {
+                                                                     const CheckpointRequest& req, EarlyBasis early) {
   auto& chain = chains()[job.id];
   const pid_t pid = frozen.tree.front().frozen.pid();
   if (chain.pid != pid) chain = IncrementalChain{pid, std::nullopt, 0, 0};
@@ -148,19 +160,28 @@ std::shared_ptr<const capture::IncrementalBasis> prepare_incremental(const store
     }
     chain.tracker.emplace(std::move(*t));
   }
+  const auto t0 = Clock::now();
   auto dirty = chain.tracker->harvest();
   auto armed = chain.tracker->arm();
+  if (const char* e = std::getenv("FERRY_WRITE_TRACE"); e && *e && std::strcmp(e, "0") != 0)
+    std::fprintf(stderr, "ferry dirty pages of pid %d: harvested and tracked again in %.1f ms (frozen)\n", pid,
+                 seconds_since(t0) * 1e3);
   if (!dirty || !armed) {
     warn(!dirty ? dirty.error() : armed.error());
     chain.tracker.reset();
     return nullptr;
   }
   if (!req.incremental || req.full || base == 0 || chain.length + 1 > max_chain()) return nullptr;
-  auto b = incremental_basis(store, job.id, base, "rank-0.h5", std::move(*dirty));
+  auto b = early.basis && early.gen == base ? Result<std::shared_ptr<capture::IncrementalBasis>>(early.basis)
+                                             : read_basis(store, job.id, base, "rank-0.h5");
   if (!b) {
     warn(b.error());
     return nullptr;
   }
+  (*b)->tracked = std::move(dirty->tracked);
+  (*b)->written = std::move(dirty->written);
+  std::sort((*b)->tracked.begin(), (*b)->tracked.end(), [](auto& x, auto& y) { return x.start < y.start; });
+  std::sort((*b)->written.begin(), (*b)->written.end(), [](auto& x, auto& y) { return x.start < y.start; });
   return *b;
 }
 
@@ -278,6 +299,7 @@ Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const st
     return fail(e.wrap("checkpoint job " + job.id + " generation " + std::to_string(gen)));
   };
 
+  EarlyBasis early = read_basis_early(store, job, req);
   auto frozen = freeze_job(pid);
   if (!frozen) return abandon(frozen.error());
   auto fail_frozen = [&](const Error& e) {
@@ -296,7 +318,7 @@ Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const st
   // ferry_checkpoint() call (the program waits for the whole checkpoint anyway, on a futex
   // that only a write while it is frozen wakes).
   spec.snapshot = req.snapshot && !req.stop && !req.self_flag_addr && snapshot_allowed();
-  spec.incremental = prepare_incremental(store, job, *frozen, req);
+  spec.incremental = prepare_incremental(store, job, *frozen, req, std::move(early));
   auto dumped = dump_frozen(*frozen, spec);
   if (!dumped) return fail_frozen(dumped.error());
   auto committed = store.commit_generation(job.id, gen);

@@ -31,8 +31,6 @@
 //   at the end of step 3; the signal queues are peeked right after.
 #include "capture.hpp"
 
-#include <optional>
-
 #include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -43,7 +41,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "arch/x86_64/regs.hpp"
 #include "arch/x86_64/syscall_restart.hpp"
@@ -97,6 +99,32 @@ uint64_t load_u64(const std::vector<std::byte>& b, uint64_t off) {
 }
 
 bool is_err(int64_t r) { return r < 0 && r > -4096; }
+
+// With FERRY_WRITE_TRACE: the milliseconds each step of capture_state took (the process is
+// frozen through all of them), printed as one line.
+class StepTrace {
+public:
+  StepTrace() {
+    const char* e = std::getenv("FERRY_WRITE_TRACE");
+    on_ = e && *e && std::strcmp(e, "0") != 0;
+  }
+  void lap(const char* step) {
+    if (!on_) return;
+    const auto now = std::chrono::steady_clock::now();
+    char b[64];
+    std::snprintf(b, sizeof b, " %s %.1f", step, std::chrono::duration<double, std::milli>(now - t_).count());
+    text_ += b;
+    t_ = now;
+  }
+  void print(pid_t pid) const {
+    if (on_) std::fprintf(stderr, "ferry capture pid %d, frozen (ms):%s\n", pid, text_.c_str());
+  }
+
+private:
+  bool on_ = false;
+  std::chrono::steady_clock::time_point t_ = std::chrono::steady_clock::now();
+  std::string text_;
+};
 
 // sigaltstack(NULL, slot) and prctl(PR_GET_TID_ADDRESS, slot+24) in one thread: both are
 // per-thread kernel state, so they run in that thread (the only injections not in the leader).
@@ -347,6 +375,7 @@ Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions
   if (frozen.threads().empty() || t.tid() < 0) return fail(errc::process_gone, "checkpoint " + who + ": not frozen");
   const uint64_t page_size = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
 
+  StepTrace trace;
   // 1. Refusals, no side effects.
   FERRY_TRY(status, proc::read_status(pid));
   if (status.tracer_pid != ::getpid())
@@ -391,6 +420,7 @@ Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions
   FERRY_TRY(event_fds, plan_event_fds(pid));
   FERRY_TRY(planned_timers, plan_timers(pid));
 
+  trace.lap("checks");
   // 2. Per-thread state, from the interrupt stops and before any injection.
   std::vector<image::Thread> saved;
   std::vector<uint64_t> rseq_aborts;  // per thread: abort_ip of the rseq section it is in, or 0
@@ -403,6 +433,7 @@ Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions
     saved.push_back(std::move(*s));
   }
 
+  trace.lap("threads");
   // 3. Remote syscalls (scratch area unmapped before maps is read).
   FERRY_TRY(inj, inject(threads, pid, page_size));
   // Returning from those calls cleared rseq_cs: a live thread that was inside a critical
@@ -422,10 +453,13 @@ Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions
   FERRY_TRY(timers, capture_timers(t, pid, page_size, std::move(planned_timers)));
   FERRY_TRY(pending, capture_pending_signals(threads, pid));
 
+  trace.lap("remote-calls");
   // 4. Memory plan.
   FERRY_TRY(maps, proc::read_maps(pid));
   FERRY_TRY(smaps, proc::read_smaps(pid));
+  trace.lap("maps+smaps");
   FERRY_TRY(plan, detail::plan_memory(pid, maps, smaps, blobs));
+  trace.lap("plan");
 
   // 5. Process attributes.
   FERRY_TRY(st, proc::read_stat(pid));
@@ -516,8 +550,13 @@ Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions
                                       state->inc.get(), &state->refs); !r)
       return fail(r.error().wrap("save shared memory of " + who));
     state->pause_pages_done = true;
+    trace.lap("attributes+metadata");
     if (auto snap = MemorySnapshot::take(frozen)) state->snap.emplace(std::move(*snap));
+    trace.lap("fork");
+  } else {
+    trace.lap("attributes+metadata");
   }
+  trace.print(pid);
   return PendingCapture(std::move(state));
 }
 
