@@ -78,6 +78,15 @@ constexpr uint64_t kSigactOff = 0;        // 65 x struct kernel sigaction (32 by
 constexpr uint64_t kKSigactionSize = 32;  // handler, flags, restorer, mask
 constexpr uint64_t kThreadsOff = 65 * kKSigactionSize;  // per-thread slots from here
 constexpr uint64_t kSlotSize = 32;        // stack_t (24 bytes) + clear_tid address (u64)
+
+// rt_sigaction(sig, NULL, rbx + 32 * sig, 8) for sig = r12 .. 64, then int3: the 64 queries
+// of step 3 in one ptrace stop instead of 128 (12-17 ms of the pause on the project VM).
+// Assembled from:  1: mov eax, 13; mov rdi, r12; xor esi, esi; mov rdx, r12; shl rdx, 5;
+// add rdx, rbx; mov r10d, 8; syscall; inc r12; cmp r12, 65; jne 1b; int3
+constexpr unsigned char kSigactionLoop[] = {
+    0xb8, 0x0d, 0x00, 0x00, 0x00, 0x4c, 0x89, 0xe7, 0x31, 0xf6, 0x4c, 0x89, 0xe2, 0x48, 0xc1, 0xe2, 0x05, 0x48, 0x01,
+    0xda, 0x41, 0xba, 0x08, 0x00, 0x00, 0x00, 0x0f, 0x05, 0x49, 0xff, 0xc4, 0x49, 0x83, 0xfc, 0x41, 0x75, 0xdb, 0xcc};
+static_assert(kKSigactionSize == 32, "the loop's shl 5");
 constexpr uint64_t kSlotTidAddr = 24;
 
 struct ThreadInjected {
@@ -148,22 +157,43 @@ Result<Injected> inject(std::vector<ptrace::Tracee>& threads, pid_t pid, uint64_
   auto remote_fail = [&](const char* call, int64_t r) {
     return Error::from_errno(std::string("remote ") + call + " in " + who, static_cast<int>(-r));
   };
-  const uint64_t need = kThreadsOff + threads.size() * kSlotSize;
+  const uint64_t code_off = (kThreadsOff + threads.size() * kSlotSize + 63) / 64 * 64;
+  const uint64_t need = code_off + sizeof kSigactionLoop;
   const uint64_t scratch_len = (need + page_size - 1) / page_size * page_size;
-  FERRY_TRY(scratch_r, rc.call(SYS_mmap, {0, scratch_len, PROT_READ | PROT_WRITE,
-                                          MAP_PRIVATE | MAP_ANONYMOUS, ~0ull, 0}));
-  if (is_err(scratch_r)) return fail(remote_fail("mmap", scratch_r));
-  const uint64_t scratch = static_cast<uint64_t>(scratch_r);
+  // Executable for the query loop; where W+X mappings are refused, plain, and one remote
+  // call per signal.
+  bool loop = true;
+  auto scratch_r = rc.call(SYS_mmap, {0, scratch_len, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+                                      ~0ull, 0});
+  if (scratch_r && is_err(*scratch_r)) {
+    loop = false;
+    scratch_r = rc.call(SYS_mmap, {0, scratch_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, ~0ull, 0});
+  }
+  if (!scratch_r) return fail(scratch_r.error());
+  if (is_err(*scratch_r)) return fail(remote_fail("mmap", *scratch_r));
+  const uint64_t scratch = static_cast<uint64_t>(*scratch_r);
 
   auto body = [&]() -> Result<Injected> {
     Injected out;
-    for (int sig = 1; sig <= 64; ++sig) {
-      if (sig == SIGKILL || sig == SIGSTOP) continue;
-      FERRY_TRY(r, rc.call(SYS_rt_sigaction, {static_cast<uint64_t>(sig), 0,
-                                              scratch + kSigactOff + static_cast<uint64_t>(sig) * kKSigactionSize, 8}));
-      if (is_err(r)) {
-        if (sig == 32 || sig == 33) continue;  // reserved by glibc; tolerated
-        return fail(remote_fail("rt_sigaction", r));
+    if (loop) {
+      FERRY_TRY_VOID(t.write_memory(scratch + code_off, std::as_bytes(std::span(kSigactionLoop))));
+      FERRY_TRY(regs, t.get_regs());
+      regs.rip = scratch + code_off;
+      regs.orig_rax = ~0ull;  // no restart logic for a syscall the thread was blocked in
+      regs.rbx = scratch + kSigactOff;
+      regs.r12 = 1;
+      FERRY_TRY(end, t.run_to_breakpoint(regs, scratch + code_off + sizeof kSigactionLoop));
+      // rax: the last call's result (signal 64); the others cannot fail with a NULL action.
+      if (is_err(static_cast<int64_t>(end.rax))) return fail(remote_fail("rt_sigaction", static_cast<int64_t>(end.rax)));
+    } else {
+      for (int sig = 1; sig <= 64; ++sig) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        FERRY_TRY(r, rc.call(SYS_rt_sigaction, {static_cast<uint64_t>(sig), 0,
+                                                scratch + kSigactOff + static_cast<uint64_t>(sig) * kKSigactionSize, 8}));
+        if (is_err(r)) {
+          if (sig == 32 || sig == 33) continue;  // reserved by glibc; tolerated
+          return fail(remote_fail("rt_sigaction", r));
+        }
       }
     }
     FERRY_TRY(brk, rc.call(SYS_brk, {0}));

@@ -236,6 +236,19 @@ TEST(Capture, PatternChildMemoryRegistersFilesAndBlobs) {
   EXPECT_NE(th.robust_list, 0u);
   EXPECT_EQ(th.altstack_flags, SS_DISABLE);
   EXPECT_EQ(img->signals.size(), 62u);
+  // Dispositions (queried by a loop run in the process): the target's SIGUSR1 handler with its
+  // flags and mask, SIGPIPE ignored, the rest default.
+  for (const auto& a : img->signals) {
+    if (a.signo == SIGUSR1) {
+      EXPECT_GT(a.handler, 1u);
+      EXPECT_EQ(a.flags & (SA_RESTART | SA_NODEFER), static_cast<uint64_t>(SA_RESTART | SA_NODEFER));
+      EXPECT_EQ(a.mask, uint64_t{1} << (SIGUSR2 - 1));
+    } else if (a.signo == SIGPIPE) {
+      EXPECT_EQ(a.handler, 1u);  // SIG_IGN
+    } else if (a.signo != 32 && a.signo != 33) {  // glibc's own
+      EXPECT_EQ(a.handler, 0u) << "signal " << a.signo;
+    }
+  }
 
   // Header and identities.
   const auto& h = img->header;

@@ -271,6 +271,37 @@ Result<int64_t> Tracee::syscall(uint64_t gadget, long nr, std::initializer_list<
   return static_cast<int64_t>(out.rax);
 }
 
+Result<user_regs_struct> Tracee::run_to_breakpoint(const user_regs_struct& regs, uint64_t trap_rip) {
+  FERRY_TRY_VOID(set_regs(regs));
+  const std::string what = "remote code in tid " + std::to_string(tid_);
+  FERRY_TRY_VOID(resume_for(false));
+  for (int i = 0; i < kMaxStopsPerWait; ++i) {
+    int status = 0;
+    pid_t r = ::waitpid(tid_, &status, __WALL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return fail_errno(ctx("waitpid", tid_));
+    }
+    if (WIFEXITED(status) || WIFSIGNALED(status)) {
+      pid_t tid = tid_;
+      tid_ = -1;
+      return fail(gone(tid));
+    }
+    if (!WIFSTOPPED(status)) continue;
+    const int sig = WSTOPSIG(status);
+    const int event = status >> 16;
+    if (event == 0 && sig == SIGTRAP) {  // the int3 (forced: it gets through the blocked mask)
+      FERRY_TRY(now, get_regs());
+      if (now.rip != trap_rip)
+        return fail(errc::protocol, what + ": trapped at an unexpected address (rip " + std::to_string(now.rip) + ")");
+      return now;
+    }
+    if (event == 0) deferred_signals_.push_back(sig);  // signal-delivery-stop: suppress
+    FERRY_TRY_VOID(resume_for(false));
+  }
+  return fail(errc::busy, what + ": too many other stops (signal storm?)");
+}
+
 Result<void> Tracee::read_memory(uint64_t addr, std::span<std::byte> out) const {
   size_t done = 0;
   while (done < out.size()) {

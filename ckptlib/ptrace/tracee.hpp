@@ -73,6 +73,12 @@ public:
   // that arrive meanwhile are held pending (the caller blocks them with set_sigmask(~0)).
   Result<int64_t> syscall(uint64_t gadget, long nr, std::initializer_list<uint64_t> args = {});
 
+  // Runs code the caller wrote into the tracee (executable memory) with `regs`, to the int3
+  // that ends it: returns the registers at that trap, whose rip must be `trap_rip` (just past
+  // the int3). One stop for a loop of system calls where syscall() makes two per call. Other
+  // stops on the way are handled as in syscall(). Registers are NOT restored (RemoteCalls).
+  Result<user_regs_struct> run_to_breakpoint(const user_regs_struct& regs, uint64_t trap_rip);
+
   // Memory of the tracee's process. read/write use process_vm_readv/writev; write_memory
   // falls back to /proc/PID/mem (which may write read-only pages) when that fails with EFAULT.
   Result<void> read_memory(uint64_t addr, std::span<std::byte> out) const;

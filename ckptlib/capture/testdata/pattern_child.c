@@ -13,8 +13,18 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+static void on_usr1(int sig) { (void)sig; }
+
 int main(int argc, char** argv) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // Dispositions the capture must read back: a handler with a mask and flags, an ignored one.
+  struct sigaction sa = {0};
+  sa.sa_handler = on_usr1;
+  sa.sa_flags = SA_RESTART | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGUSR2);
+  sigaction(SIGUSR1, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
   if (argc < 3) return 2;
   uint32_t* heap = malloc(64 * 1024);  // below the mmap threshold: lives in [heap]
   for (uint32_t i = 0; i < 64 * 1024 / 4; ++i) heap[i] = 0xC0DE0000u + i;
