@@ -11,7 +11,8 @@
 //      _fpx_sw_bytes), signal mask, rseq, robust list; a thread inside an rseq critical
 //      section is stored (and, after step 3, left) at the section's abort_ip (threads_fixups.hpp)
 //   3. remote syscalls (all signals blocked), in the leader: mmap a scratch area,
-//      rt_sigaction(sig, NULL, scratch) for 1..64, brk(0); in EACH thread (per-thread kernel
+//      rt_sigaction(sig, NULL, scratch) for 1..64 (a loop written into the scratch area and
+//      run to its int3: one ptrace stop), brk(0); in EACH thread (per-thread kernel
 //      state): sigaltstack(NULL, slot), prctl(PR_GET_TID_ADDRESS, slot); the leader reads the
 //      area, munmaps it; every thread gets its registers and mask back. This runs BEFORE
 //      /proc/PID/maps is read so the scratch area never appears in the image.
