@@ -139,8 +139,8 @@ Result<void> Tracee::resume_for(bool syscall_stop) {
   return {};
 }
 
-Result<void> Tracee::wait_stop(bool syscall_stop) {
-  for (int i = 0; i < kMaxStopsPerWait; ++i) {
+Result<int> Tracee::next_stop() {
+  for (;;) {
     int status = 0;
     pid_t r = ::waitpid(tid_, &status, __WALL);
     if (r < 0) {
@@ -152,7 +152,13 @@ Result<void> Tracee::wait_stop(bool syscall_stop) {
       tid_ = -1;
       return fail(gone(tid));
     }
-    if (!WIFSTOPPED(status)) continue;
+    if (WIFSTOPPED(status)) return status;
+  }
+}
+
+Result<void> Tracee::wait_stop(bool syscall_stop) {
+  for (int i = 0; i < kMaxStopsPerWait; ++i) {
+    FERRY_TRY(status, next_stop());
     int sig = WSTOPSIG(status);
     int event = status >> 16;
     if (event == PTRACE_EVENT_CLONE || event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK) {
@@ -276,18 +282,7 @@ Result<user_regs_struct> Tracee::run_to_breakpoint(const user_regs_struct& regs,
   const std::string what = "remote code in tid " + std::to_string(tid_);
   FERRY_TRY_VOID(resume_for(false));
   for (int i = 0; i < kMaxStopsPerWait; ++i) {
-    int status = 0;
-    pid_t r = ::waitpid(tid_, &status, __WALL);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return fail_errno(ctx("waitpid", tid_));
-    }
-    if (WIFEXITED(status) || WIFSIGNALED(status)) {
-      pid_t tid = tid_;
-      tid_ = -1;
-      return fail(gone(tid));
-    }
-    if (!WIFSTOPPED(status)) continue;
+    FERRY_TRY(status, next_stop());
     const int sig = WSTOPSIG(status);
     const int event = status >> 16;
     if (event == 0 && sig == SIGTRAP) {  // the int3 (forced: it gets through the blocked mask)

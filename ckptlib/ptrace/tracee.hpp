@@ -93,6 +93,8 @@ private:
   // Waits for the next syscall stop (syscall_stop) or PTRACE_EVENT_STOP (!syscall_stop),
   // deferring signal-delivery-stops met on the way.
   Result<void> wait_stop(bool syscall_stop);
+  // The thread's next ptrace-stop (its wait status); fails if it exited meanwhile.
+  Result<int> next_stop();
   Result<void> resume_for(bool syscall_stop);
   static pid_t tgid_of(pid_t tid);
   pid_t tid_ = -1;

@@ -23,6 +23,7 @@ namespace ferry::image {
 namespace {
 
 using testing::fill_pages;
+using testing::flip_byte;
 using testing::full_image;
 using testing::kPage;
 using testing::TempFile;
@@ -81,15 +82,6 @@ haddr_t contiguous_address(const std::string& path, std::string_view dset_path) 
   return a;
 }
 
-void flip_byte(const std::string& path, uint64_t offset) {
-  int fd = ::open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  unsigned char c = 0;
-  ASSERT_EQ(::pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  c ^= 0x40;
-  ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  ::close(fd);
-}
 
 void set_string_attr(hid_t obj, std::string_view name, const std::string& v) {
   std::string nm(name);

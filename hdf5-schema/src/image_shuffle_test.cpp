@@ -29,6 +29,7 @@ namespace ferry::image {
 namespace {
 
 using testing::fill_pages;
+using testing::flip_byte;
 using testing::kPage;
 using testing::TempFile;
 
@@ -132,15 +133,6 @@ uint64_t chunk_file_address(const std::string& path, uint64_t index) {
   return addr;
 }
 
-void flip_byte(const std::string& path, uint64_t offset) {
-  int fd = ::open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  unsigned char c = 0;
-  ASSERT_EQ(::pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  c ^= 0x40;
-  ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
-  ::close(fd);
-}
 
 // The restore's destination-ordered reads (read_stored_v, then finish_stored_reads): pieces in
 // two calls land wherever the caller puts them, and every chunk the stream passes through is

@@ -3,6 +3,7 @@
 // contents, and a helper that writes an image to a temporary file.
 #pragma once
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -153,6 +154,17 @@ inline ProcessImage full_image() {
 }
 
 // A unique path under /tmp, removed at destruction.
+// Flips one bit of the byte at `offset` of the file (a damaged image).
+inline void flip_byte(const std::string& path, uint64_t offset) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  unsigned char c = 0;
+  ASSERT_EQ(::pread(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  c ^= 0x40;
+  ASSERT_EQ(::pwrite(fd, &c, 1, static_cast<off_t>(offset)), 1);
+  ::close(fd);
+}
+
 struct TempFile {
   std::string path;
   explicit TempFile(const std::string& tag) {
