@@ -170,13 +170,12 @@ public:
   // populate=false for a small fill (a lazy restore's few eager pages): touching 24 MiB of
   // buffers costs more than it saves then.
   Result<void> start(bool populate = true) {
-    constexpr size_t batch_bytes = kCopyBatch;
     for (auto& bt : batches_) {
       // Reused batch after batch, in huge pages where possible (HugeBuffer: a fresh 4 KiB page
       // costs a hypervisor fault on first touch here), touched once now if populate.
-      bt.buffer = HugeBuffer(batch_bytes);
+      bt.buffer = HugeBuffer(kCopyBatch);
       if (bt.buffer.empty()) return fail_errno("allocate a page batch", ENOMEM);
-      if (populate) std::memset(bt.buffer.data(), 0, batch_bytes);
+      if (populate) std::memset(bt.buffer.data(), 0, kCopyBatch);
       free_.push_back(&bt);
     }
     writer_ = std::thread([this] { writer_loop(); });
@@ -227,7 +226,8 @@ public:
   Result<void> add_window(const FillWindow& w) {
     if (cur_ && !cur_->pieces.empty()) FERRY_TRY_VOID(submit());
     if (!cur_) FERRY_TRY_VOID(take_free());
-    if (cur_->buffer.size() < w.size) return fail_errno("allocate a page window", ENOMEM);
+    if (cur_->buffer.size() < w.size)  // plan_fill_windows cuts windows at kCopyBatch
+      return fail(errc::protocol, "a page window of " + std::to_string(w.size) + " bytes is larger than a batch");
     std::byte* base = cur_->buffer.data();
     for (const auto& p : w.pieces) {
       const size_t at = static_cast<size_t>(p.child_addr - w.child_base);
