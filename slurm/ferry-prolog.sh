@@ -40,6 +40,14 @@ if [ -n "${FERRY_AGENT_COORDINATOR:-}" ]; then
         --store "$FERRY_AGENT_STORE" ${FERRY_AGENT_SECRET:+--cluster-secret "$FERRY_AGENT_SECRET"} \
         ${FERRY_AGENT_OPTIONS:-} </dev/null >>"$LOG" 2>&1 9>&- &
       echo $! > "$pidf"
+      # slurmd kills what is left of the prolog's process group when the prolog ends: wait
+      # (at most 5 s) until the agent has left it (setsid and nohup done: comm is ferry-agent).
+      # Under load the prolog could otherwise end before setsid ran, and the agent died unseen.
+      for _ in $(seq 1 100); do
+        [ "$(cat /proc/$!/comm 2>/dev/null)" = ferry-agent ] && break
+        kill -0 $! 2>/dev/null || break
+        sleep 0.05
+      done
       log "started ferry-agent (pid $!) for coordinator $FERRY_AGENT_COORDINATOR"
     else
       log "ferry-agent not started: set FERRY_AGENT_PATH (or PATH) and FERRY_AGENT_STORE in $CONF"
