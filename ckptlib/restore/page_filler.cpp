@@ -41,6 +41,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -270,6 +271,8 @@ public:
 
   uint64_t total() const noexcept { return total_; }
   uint64_t uffd_bytes() const noexcept { return uffd_bytes_; }
+  // UFFDIO_COPY calls made (by both threads); read after finish().
+  uint64_t uffd_copies() const noexcept { return uffd_copies_.load(std::memory_order_relaxed); }
   // Time this thread spent reading and checking chunks, and the writer spent placing pages;
   // the writer's is read only after finish().
   const SideTime& reading() const noexcept { return reading_; }
@@ -396,6 +399,7 @@ private:
         // 35 ms per GiB of 64 KiB pieces (a chain of incremental images).
         c.mode = UFFDIO_COPY_MODE_DONTWAKE;
         int r = ::ioctl(uffd_.fd.get(), UFFDIO_COPY, &c);
+        uffd_copies_.fetch_add(1, std::memory_order_relaxed);
         if (c.copy > 0) p.done += static_cast<uint64_t>(c.copy);
         if (r == 0) continue;
         if (errno != EAGAIN) break;
@@ -433,6 +437,7 @@ private:
   std::vector<image::PageRead> reads_;  // of cur_, not read yet
   std::vector<image::StoredRead> stored_reads_;  // of cur_ when it is a window
   uint64_t total_ = 0, uffd_bytes_ = 0;
+  std::atomic<uint64_t> uffd_copies_{0};
   SideTime reading_, placing_;
   unsigned helped_batches_ = 0;  // this thread's
   unsigned windows_ = 0;
@@ -536,7 +541,7 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
     if (!filled) return filled;
     total = filler.total();
     by_uffd = filler.uffd_bytes();
-    sides = "; reading " + filler.reading().text() + ", placing " + filler.placing().text();
+    sides = "; " + std::to_string(filler.uffd_copies()) + " UFFDIO_COPY calls; reading " + filler.reading().text() + ", placing " + filler.placing().text();
     if (filler.windows() > 0) sides += "; in " + std::to_string(filler.windows()) + " destination windows";
     if (filler.helped_batches() > 0) {
       char h[96];

@@ -42,6 +42,7 @@ constexpr size_t kMinChunkBytes = 4096;
 // images read and hashed every byte ~1.5x dearer than one image did.
 struct ThreadReadBuffers {
   ChunkBuffer cache, stored;
+  ChunkBuffer sink;   // bytes of a streamed raw chunk no piece asks for: read, hashed, dropped
   HugeBuffer planes;  // a shuffled chunk between zstd and unshuffle
   uint64_t owner = 0;  // ChunkReader::id_ whose chunk `cache` holds (0: none)
   uint64_t index = UINT64_MAX;
@@ -448,8 +449,9 @@ Result<void> ChunkReader::close_stream() {
   if (!st.direct) return {};
   const uint64_t end = std::min<uint64_t>((index + 1) * chunk_, size_);
   if (st.pos < end) {
-    if (st.copy.size < chunk_) st.copy.allocate(chunk_);
-    std::vector<iovec> iov{{st.copy.data.data(), static_cast<size_t>(end - st.pos)}};
+    ChunkBuffer& sink = scratch().sink;
+    if (sink.size < chunk_) sink.allocate(chunk_);
+    std::vector<iovec> iov{{sink.data.data(), static_cast<size_t>(end - st.pos)}};
     st.index = index;
     auto r = stream_read(iov, end);
     st.index = UINT64_MAX;
@@ -488,9 +490,10 @@ Result<void> ChunkReader::read_scattered(std::span<const Piece> pieces) {
         const uint64_t at = iov.empty() ? st.pos : run_end;
         if (offset < at)
           return fail_errno("scattered read of " + data_path_ + ": pieces overlap or go backwards", EINVAL);
-        if (offset > at) {  // bytes no piece asks for: read (and hashed) into scratch
-          if (st.copy.size < chunk_) st.copy.allocate(chunk_);
-          iov.push_back({st.copy.data.data() + (at - index * chunk_), static_cast<size_t>(offset - at)});
+        if (offset > at) {  // bytes no piece asks for: read (and hashed) into the sink
+          ChunkBuffer& sink = scratch().sink;
+          if (sink.size < chunk_) sink.allocate(chunk_);
+          iov.push_back({sink.data.data() + (at - index * chunk_), static_cast<size_t>(offset - at)});
         }
         iov.push_back({out, static_cast<size_t>(n)});
         run_end = offset + n;

@@ -113,7 +113,7 @@ private:
     uint64_t addr = 0;            // file address of the raw chunk
     bool direct = false;          // raw, read from the file; else whole in `copy`
     std::unique_ptr<hash::Xxh3Stream> hash;
-    ChunkBuffer copy;             // the whole chunk (not direct), or scratch for skipped bytes
+    ChunkBuffer copy;             // the whole chunk (not direct)
   };
   Result<void> open_stream(uint64_t index);
   Result<void> stream_read(std::vector<struct iovec>& iov, uint64_t end);
