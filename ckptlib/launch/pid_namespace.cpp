@@ -16,7 +16,9 @@
 //     init's later children start in the job's time namespace (a failure is reported in the
 //     first reply, not fatal); with a program, clone a child (PID 2) that sets the program's
 //     signal mask, closes the fds it must not keep and execs (errno to exec_error_fd on
-//     failure); reply {0, pid, time errno}; close every fd but 0-2 and ctl; signalfd for every signal;
+//     failure); unmap the creator's heap (heap_to_drop: no copy-on-write sharing with the
+//     restorer or supervisor, whose writes would fault); reply {0, pid, time errno}; close
+//     every fd but 0-2 and ctl; signalfd for every signal;
 //     loop on poll(signalfd, ctl):
 //       SIGCHLD      reap every exited child (wait4 WNOHANG); the main one ends init with
 //                    its status (exit code, or 128+signal: PID 1 cannot re-raise a signal
@@ -46,10 +48,13 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "capture/ns_ids.hpp"
 #include "launch/user_namespace.hpp"
 #include "ferry/common/fs.hpp"
+#include "proc/maps.hpp"
 #include "proc/task.hpp"
 
 namespace ferry::launch {
@@ -92,7 +97,32 @@ struct InitPlan {
   bool wait_for_go = false;           // user namespace: wait for kGo before anything else
   const char* time_offsets = nullptr;  // make a time namespace with these offsets
   size_t time_offsets_len = 0;
+  // The creator's heap, which init unmaps once it has started the program (none: 0, 0).
+  uint64_t heap_start = 0, heap_end = 0;
 };
+
+// The [heap] of this process, for init to drop: the clone shares every page of it with us,
+// so each later write of ours to one (a restore's tables, a supervisor's checkpoints) would
+// pay a copy-on-write fault and a TLB shootdown, and a restore child cloned from init would
+// inherit it too. Init uses only its stack, its TLS and the plan (on our stack): {0, 0} when
+// any of those lies in the heap.
+std::pair<uint64_t, uint64_t> heap_to_drop(const InitPlan& plan) {
+  auto maps = proc::read_maps(::getpid());
+  if (!maps) return {0, 0};
+  uint64_t start = 0, end = 0;  // one or more mappings (madvise splits it)
+  for (const auto& m : *maps) {
+    if (m.special != proc::Special::heap) continue;
+    if (end == 0) start = m.start;
+    end = m.end;
+  }
+  int local = 0;
+  for (const void* p : {static_cast<const void*>(&plan), static_cast<const void*>(&local),
+                        static_cast<const void*>(__builtin_thread_pointer())}) {
+    const auto a = reinterpret_cast<uint64_t>(p);
+    if (a >= start && a < end) return {0, 0};
+  }
+  return {start, end};
+}
 
 long raw_clone3(CloneArgs& a) { return ::syscall(SYS_clone3, &a, sizeof a); }
 
@@ -209,6 +239,8 @@ int make_time_namespace(const InitPlan& p) {
     main_pid = static_cast<pid_t>(c);
     if (p.errfd >= 0) ::close(p.errfd);
   }
+  // Before the reply: a restorer reads init's layout once create() returned.
+  if (p.heap_end > p.heap_start) ::syscall(SYS_munmap, p.heap_start, p.heap_end - p.heap_start);
   send_reply(ctl, 0, main_pid, time_err);
   // Nothing of the creator's stays open in init but the std streams and ctl.
   if (ctl > 3) ::syscall(SYS_close_range, 3, static_cast<unsigned>(ctl) - 1, 0);
@@ -294,6 +326,7 @@ Result<std::unique_ptr<PidNamespace>> PidNamespace::create(const ExecSpec* progr
       plan.time_offsets_len = opts.time_offsets.size();
     }
   }
+  std::tie(plan.heap_start, plan.heap_end) = heap_to_drop(plan);
   CloneArgs a{};
   a.flags = CLONE_NEWPID | (user_ns ? CLONE_NEWUSER : 0);
   a.exit_signal = SIGCHLD;
