@@ -136,53 +136,62 @@ EarlyBasis read_basis_early(const store::JobStore& store, const store::JobRecord
   return {c->second.in_step_with, *b};
 }
 
-// While the job is frozen: advance the job's dirty tracking and return the basis of an
-// incremental image, or nullptr for a full one. Never fails the checkpoint: a problem only
-// makes this one full (and is reported on stderr).
+// While the job is frozen: the basis of an incremental image (nullptr: a full one), and in
+// *harvest what advances the job's dirty tracking: the root's capture calls it last, still
+// frozen (CaptureOptions::before_resume), and it fills the basis's tracked and written. Never
+// fails the checkpoint: a problem only makes this one full, or writes every page of an
+// incremental one when the harvest fails (reported on stderr either way).
 std::shared_ptr<const capture::IncrementalBasis> prepare_incremental(const store::JobStore& store,
                                                                      const store::JobRecord& job, FrozenJob& frozen,
-                                                                     const CheckpointRequest& req, EarlyBasis early) {
+                                                                     const CheckpointRequest& req, EarlyBasis early,
+                                                                     std::function<void()>* harvest) {
   auto& chain = chains()[job.id];
   const pid_t pid = frozen.tree.front().frozen.pid();
   if (chain.pid != pid) chain = IncrementalChain{pid, std::nullopt, 0, 0};
   const uint64_t base = chain.in_step_with;
   chain.in_step_with = 0;  // until this checkpoint commits
   if (frozen.tree.size() != 1 || (!chain.tracker && !req.incremental)) return nullptr;
-  auto warn = [&](const Error& e) {
-    std::cerr << "ferry: job " << job.id << ": incremental checkpoint not possible, writing a full one: " << e.message()
-              << "\n";
+  const std::string id = job.id;
+  auto warn = [id](const Error& e, const char* then) {
+    std::cerr << "ferry: job " << id << ": incremental checkpoint not possible, " << then << ": " << e.message() << "\n";
   };
   if (!chain.tracker) {
     auto t = capture::DirtyTracker::create(frozen.tree.front().frozen);
     if (!t) {
-      warn(t.error());
+      warn(t.error(), "writing a full one");
       return nullptr;
     }
     chain.tracker.emplace(std::move(*t));
   }
-  const auto t0 = Clock::now();
-  auto dirty = chain.tracker->harvest();
-  auto armed = chain.tracker->arm();
-  if (const char* e = std::getenv("FERRY_WRITE_TRACE"); e && *e && std::strcmp(e, "0") != 0)
-    std::fprintf(stderr, "ferry dirty pages of pid %d: harvested and tracked again in %.1f ms (frozen)\n", pid,
-                 seconds_since(t0) * 1e3);
-  if (!dirty || !armed) {
-    warn(!dirty ? dirty.error() : armed.error());
-    chain.tracker.reset();
-    return nullptr;
+  std::shared_ptr<capture::IncrementalBasis> basis;
+  if (req.incremental && !req.full && base != 0 && chain.length + 1 <= max_chain()) {
+    auto b = early.basis && early.gen == base ? Result<std::shared_ptr<capture::IncrementalBasis>>(early.basis)
+                                               : read_basis(store, job.id, base, "rank-0.h5");
+    if (b)
+      basis = *b;
+    else
+      warn(b.error(), "writing a full one");
   }
-  if (!req.incremental || req.full || base == 0 || chain.length + 1 > max_chain()) return nullptr;
-  auto b = early.basis && early.gen == base ? Result<std::shared_ptr<capture::IncrementalBasis>>(early.basis)
-                                             : read_basis(store, job.id, base, "rank-0.h5");
-  if (!b) {
-    warn(b.error());
-    return nullptr;
-  }
-  (*b)->tracked = std::move(dirty->tracked);
-  (*b)->written = std::move(dirty->written);
-  std::sort((*b)->tracked.begin(), (*b)->tracked.end(), [](auto& x, auto& y) { return x.start < y.start; });
-  std::sort((*b)->written.begin(), (*b)->written.end(), [](auto& x, auto& y) { return x.start < y.start; });
-  return *b;
+  *harvest = [&chain, basis, pid, warn] {
+    const auto t0 = Clock::now();
+    auto dirty = chain.tracker->harvest();
+    auto armed = chain.tracker->arm();
+    if (const char* e = std::getenv("FERRY_WRITE_TRACE"); e && *e && std::strcmp(e, "0") != 0)
+      std::fprintf(stderr, "ferry dirty pages of pid %d: harvested and tracked again in %.1f ms (frozen)\n", pid,
+                   seconds_since(t0) * 1e3);
+    if (!dirty || !armed) {
+      // The basis keeps no tracked region: every page is written.
+      warn(!dirty ? dirty.error() : armed.error(), "writing every page");
+      chain.tracker.reset();
+      return;
+    }
+    if (!basis) return;
+    basis->tracked = std::move(dirty->tracked);
+    basis->written = std::move(dirty->written);
+    std::sort(basis->tracked.begin(), basis->tracked.end(), [](auto& x, auto& y) { return x.start < y.start; });
+    std::sort(basis->written.begin(), basis->written.end(), [](auto& x, auto& y) { return x.start < y.start; });
+  };
+  return basis;
 }
 
 }  // namespace
@@ -216,7 +225,10 @@ Result<DumpOutcome> dump_frozen(FrozenJob& job, const DumpSpec& spec) {
     if (i == 0) opts.self_flag_addr = spec.self_flag_addr;
     opts.allow_children = is_tree;
     opts.snapshot = spec.snapshot;
-    if (i == 0 && !is_tree) opts.incremental = spec.incremental;
+    if (i == 0 && !is_tree) {
+      opts.incremental = spec.incremental;
+      opts.before_resume = spec.before_resume;
+    }
     auto p = capture::capture_state(member.frozen, opts, **writer);
     if (!p) return fail(p.error());
     pending.push_back(std::move(*p));
@@ -318,7 +330,7 @@ Result<CheckpointOutcome> take_checkpoint(const store::JobStore& store, const st
   // ferry_checkpoint() call (the program waits for the whole checkpoint anyway, on a futex
   // that only a write while it is frozen wakes).
   spec.snapshot = req.snapshot && !req.stop && !req.self_flag_addr && snapshot_allowed();
-  spec.incremental = prepare_incremental(store, job, *frozen, req, std::move(early));
+  spec.incremental = prepare_incremental(store, job, *frozen, req, std::move(early), &spec.before_resume);
   auto dumped = dump_frozen(*frozen, spec);
   if (!dumped) return fail_frozen(dumped.error());
   auto committed = store.commit_generation(job.id, gen);

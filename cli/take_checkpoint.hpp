@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <cstdint>
 #include <optional>
@@ -77,6 +78,8 @@ struct DumpSpec {
   bool snapshot = false;
   // Not null: the root's image is incremental on this basis (a single process only).
   std::shared_ptr<const capture::IncrementalBasis> incremental;
+  // Set: the root's capture calls it last while frozen (capture::CaptureOptions::before_resume).
+  std::function<void()> before_resume;
 };
 
 struct DumpOutcome {

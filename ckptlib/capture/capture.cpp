@@ -587,6 +587,10 @@ Result<PendingCapture> capture_state(FrozenProcess& frozen, const CaptureOptions
   } else {
     trace.lap("attributes+metadata");
   }
+  if (opts.before_resume) {
+    opts.before_resume();
+    trace.lap("before-resume");
+  }
   trace.print(pid);
   return PendingCapture(std::move(state));
 }

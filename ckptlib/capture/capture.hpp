@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -100,6 +101,12 @@ struct CaptureOptions {
   bool snapshot = false;
   // Not null: write an incremental image on top of this basis.
   std::shared_ptr<const IncrementalBasis> incremental;
+  // Called once at the end of capture_state(), the process still frozen and its snapshot
+  // taken: where the caller harvests dirty pages (into `incremental`'s tracked and written,
+  // read only by capture_pages) and write-protects them again. Changing the process's page
+  // tables before its remote calls made the first of them wait 10-15 ms here (the first
+  // switch to the process after a bulk page-table change is that slow on this VM).
+  std::function<void()> before_resume;
 };
 
 // Hashes the files process `pid` maps privately into the cache capture_state() uses (keyed by
