@@ -230,20 +230,21 @@ Result<std::vector<PageWrite>> plan_page_writes(const std::vector<image::PageRun
   std::vector<PageWrite> out;
   for (const auto& run : runs) {
     uint64_t addr = run.addr, end = run.addr + run.npages * page;
-    std::string what = "page run " + hex(run.addr) + "+" + std::to_string(run.npages) + " pages";
+    // Built for an error only: a chain's top image has one run per 64 KiB changed, 16k of them.
+    auto what = [&] { return "page run " + hex(run.addr) + "+" + std::to_string(run.npages) + " pages"; };
     if (addr % page != 0 || end < addr)
-      return fail(errc::image_corrupt, "check " + what + ": not page aligned");
+      return fail(errc::image_corrupt, "check " + what() + ": not page aligned");
     while (addr < end) {
       // regions are sorted; find the one holding addr
       auto it = std::upper_bound(regions.begin(), regions.end(), addr,
                                  [](uint64_t a, const image::Region& r) { return a < r.start; });
       if (it == regions.begin() || std::prev(it)->end <= addr)
-        return fail(errc::image_corrupt, "check " + what + ": address " + hex(addr) +
+        return fail(errc::image_corrupt, "check " + what() + ": address " + hex(addr) +
                                              " lies in no region");
       const auto& r = *std::prev(it);
       size_t idx = static_cast<size_t>(std::prev(it) - regions.begin());
       if (is_special(r.kind) || r.kind == image::RegionKind::file_shared)
-        return fail(errc::image_corrupt, "check " + what + ": region " + hex(r.start) + "-" +
+        return fail(errc::image_corrupt, "check " + what() + ": region " + hex(r.start) + "-" +
                                              hex(r.end) + " (" + r.name + ") stores no page bytes");
       uint64_t piece_end = std::min(end, r.end);
       uint64_t base = idx < build_addr.size() ? build_addr[idx] : r.start;

@@ -519,6 +519,9 @@ Result<void> write_pages(ChildBuilder& b, image::ImageSource& src, const Address
     }
   }
 
+  if (opt.log)
+    opt.log("restore: planned " + std::to_string(writes.size()) + " page pieces" +
+            (windows.empty() ? std::string() : " in " + std::to_string(windows.size()) + " destination windows"));
   const char* uenv = std::getenv("FERRY_RESTORE_UFFD");
   ChildUffd uffd;
   if (!lazy && !(uenv && std::strcmp(uenv, "0") == 0)) uffd = open_child_uffd(b, img, plan, huge_regions);

@@ -38,14 +38,17 @@ public:
   ChainSource(std::unique_ptr<ImageReader> top, std::vector<std::unique_ptr<ImageReader>> bases)
       : top_(std::move(top)), bases_(std::move(bases)), merged_(top_->image()) {
     const uint64_t ps = merged_.header.page_size;
+    const size_t own = merged_.page_runs.size();
+    segs_.reserve(own + merged_.page_refs.size());
+    merged_.page_runs.reserve(own + merged_.page_refs.size());
     for (const auto& r : merged_.page_runs) segs_.push_back({r.addr, r.addr + r.npages * ps, -1, false});
     for (const auto& r : merged_.page_refs) {
       segs_.push_back({r.addr, r.addr + r.npages * ps, static_cast<int>(r.base), false});
       merged_.page_runs.push_back({r.addr, r.npages, kRefOffset});
     }
-    std::sort(segs_.begin(), segs_.end(), [](const Segment& a, const Segment& b) { return a.addr < b.addr; });
-    std::sort(merged_.page_runs.begin(), merged_.page_runs.end(),
-              [](const PageRun& a, const PageRun& b) { return a.addr < b.addr; });
+    // Both lists are written in address order: merged in one pass (sorted if not).
+    by_addr(segs_, own, [](const Segment& a, const Segment& b) { return a.addr < b.addr; });
+    by_addr(merged_.page_runs, own, [](const PageRun& a, const PageRun& b) { return a.addr < b.addr; });
   }
 
   const ProcessImage& image() const override { return merged_; }
@@ -143,6 +146,16 @@ public:
   }
 
 private:
+  // Orders v, whose [0, mid) and [mid, end) are each usually sorted already.
+  template <typename T, typename Less>
+  static void by_addr(std::vector<T>& v, size_t mid, Less less) {
+    const auto m = v.begin() + static_cast<std::ptrdiff_t>(mid);
+    if (std::is_sorted(v.begin(), m, less) && std::is_sorted(m, v.end(), less))
+      std::inplace_merge(v.begin(), m, v.end(), less);
+    else
+      std::sort(v.begin(), v.end(), less);
+  }
+
   // The segment holding [addr, addr+size).
   Result<Segment*> segment(uint64_t addr, uint64_t size) {
     auto it = std::upper_bound(segs_.begin(), segs_.end(), addr,
