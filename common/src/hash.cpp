@@ -13,10 +13,18 @@
 
 #include "ferry/common/huge_buffer.hpp"
 #include "ferry/common/unique_fd.hpp"
+#include "hash_avx2.hpp"
 
 namespace ferry::hash {
 
+namespace {
+// The chunk checksums (restore reads and checks every byte it places) go through the AVX2
+// build when the CPU has it: ~1.6x faster here (hash_avx2.cpp).
+const bool kAvx2 = __builtin_cpu_supports("avx2");
+}  // namespace
+
 uint64_t xxh3_64(std::span<const std::byte> data) noexcept {
+  if (kAvx2) return avx2::xxh3_64(data.data(), data.size());
   return XXH3_64bits(data.data(), data.size());
 }
 
@@ -36,6 +44,10 @@ Xxh3Stream::Xxh3Stream() : state_(XXH3_createState()) {
 }
 Xxh3Stream::~Xxh3Stream() { XXH3_freeState(static_cast<XXH3_state_t*>(state_)); }
 void Xxh3Stream::update(std::span<const std::byte> data) noexcept {
+  if (kAvx2) {
+    avx2::xxh3_64_update(state_, data.data(), data.size());
+    return;
+  }
   XXH3_64bits_update(static_cast<XXH3_state_t*>(state_), data.data(), data.size());
 }
 uint64_t Xxh3Stream::digest() const noexcept {
