@@ -298,6 +298,14 @@ void Coordinator::on_rank_exited(const std::string& node, const proto::RankExite
 void Coordinator::on_round_reply(const std::string& node, const proto::RoundReply& m) {
   auto it = jobs_.find(m.job);
   if (it == jobs_.end() || !it->second.round) {
+    if (m.phase == proto::RoundPhase::abort) {
+      // The abort of a round a previous coordinator left (recovery.cpp): that node's ranks
+      // have stopped writing now, so what they wrote after recover() removed the partial
+      // generation (a dump still running then) goes too.
+      store_.discard(store_.partial_dir(m.job, m.generation));
+      log(Severity::debug, "coord.recovery", {m.job, node, {}, m.generation}, "abort done: partial generation removed");
+      return;
+    }
     log(Severity::debug, "coord.round", {m.job, node, {}, m.generation}, "reply to no round in flight: ignored");
     return;
   }

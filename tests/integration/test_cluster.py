@@ -114,7 +114,9 @@ class Cluster:
     def kill_node(self, node):
         """A node failure: kill -9 its agent and every process below it (rank supervisors, ranks)."""
         p = self.procs[node]
-        victims = descendants(p.pid) + [p.pid]
+        # The agent first: killed after its ranks, a busy agent could still report their
+        # deaths as ordinary exits (seen under load), which a lost node never does.
+        victims = [p.pid] + descendants(p.pid)
         for pid in victims:
             try:
                 os.kill(pid, signal.SIGKILL)
