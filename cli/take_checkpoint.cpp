@@ -15,11 +15,14 @@
 // (capture::capture_pages); the pause is freeze to resume, not the whole write.
 // Incremental (--incremental, single-process jobs): the supervisor keeps one IncrementalChain
 // per job: a capture::DirtyTracker (a userfaultfd made in the process, held by this process)
-// and the last committed generation it is in step with. While the job is frozen: harvest (the
-// pages written since that generation, re-protected in the same walk), arm (register regions
-// new since), and when a previous generation is in step and the chain is shorter than
-// FERRY_INCREMENTAL_MAX_CHAIN (default 16) the basis is read from that generation's image:
-// its own page runs and its references (read_basis, before the freeze when it can). Unchanged pages become references
+// and the last committed generation it is in step with. When a previous generation is in
+// step and the chain is shorter than FERRY_INCREMENTAL_MAX_CHAIN (default 16) the basis is
+// read from that generation's image: its own page runs and its references (read_basis, before
+// the freeze when it can). Last in the pause, after the snapshot fork (the root's
+// CaptureOptions::before_resume): harvest (the pages written since that generation,
+// re-protected in the same walk) into the basis, and arm (register regions new since); a
+// harvest that fails there leaves the basis without tracked regions (every page written) and
+// drops the tracker. Unchanged pages become references
 // to the image holding them; the manifest lists the generations needed ("needs"). Any failure
 // (or a checkpoint abandoned after the harvest) puts the chain out of step: the next checkpoint
 // is full. A restart starts with no tracker: its first checkpoint is full. Process trees and
