@@ -59,6 +59,13 @@ ThreadReadBuffers& scratch() {
   return *b;
 }
 
+// The thread's sink for bytes of a streamed chunk no piece asks for, at least `chunk` bytes.
+std::byte* sink(size_t chunk) {
+  ChunkBuffer& s = scratch().sink;
+  if (s.size < chunk) s.allocate(chunk);
+  return s.data.data();
+}
+
 std::atomic<uint64_t> next_reader_id{1};
 
 std::string chunk_label(const std::string& path, uint64_t index, size_t chunk, uint64_t size) {
@@ -449,9 +456,7 @@ Result<void> ChunkReader::close_stream() {
   if (!st.direct) return {};
   const uint64_t end = std::min<uint64_t>((index + 1) * chunk_, size_);
   if (st.pos < end) {
-    ChunkBuffer& sink = scratch().sink;
-    if (sink.size < chunk_) sink.allocate(chunk_);
-    std::vector<iovec> iov{{sink.data.data(), static_cast<size_t>(end - st.pos)}};
+    std::vector<iovec> iov{{sink(chunk_), static_cast<size_t>(end - st.pos)}};
     st.index = index;
     auto r = stream_read(iov, end);
     st.index = UINT64_MAX;
@@ -491,9 +496,7 @@ Result<void> ChunkReader::read_scattered(std::span<const Piece> pieces) {
         if (offset < at)
           return fail_errno("scattered read of " + data_path_ + ": pieces overlap or go backwards", EINVAL);
         if (offset > at) {  // bytes no piece asks for: read (and hashed) into the sink
-          ChunkBuffer& sink = scratch().sink;
-          if (sink.size < chunk_) sink.allocate(chunk_);
-          iov.push_back({sink.data.data() + (at - index * chunk_), static_cast<size_t>(offset - at)});
+          iov.push_back({sink(chunk_) + (at - index * chunk_), static_cast<size_t>(offset - at)});
         }
         iov.push_back({out, static_cast<size_t>(n)});
         run_end = offset + n;
